@@ -1,0 +1,264 @@
+"""Batches: run one block of members on a worker and return arrays and status.
+
+:class:`BatchRunner` is shipped to workers once per run. ``run_block`` calls the simulation
+for every member of a block, checks each result against the schema, and returns a
+:class:`BlockResult` of block-shaped arrays, so the cost of a task is paid per block,
+not per member.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import MemberError, OutputMismatchError
+from .members import Members
+from .simulation import Schema, Simulation
+
+__all__ = [
+    "FAILED",
+    "OK",
+    "PENDING",
+    "STATUS_ATTRS",
+    "BatchRunner",
+    "BlockResult",
+    "fill_value",
+]
+
+PENDING, OK, FAILED = 0, 1, 2
+STATUS_ATTRS = {
+    "flag_values": [PENDING, OK, FAILED],
+    "flag_meanings": "pending ok failed",
+    "long_name": "member status",
+}
+
+
+def fill_value(dtype: np.dtype) -> Any:
+    """The value that stands for a missing member in an output of ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind == "b":
+        return False
+    return 0
+
+
+@dataclass
+class BlockResult:
+    """What one block of members produced.
+
+    Attributes
+    ----------
+    block_id : tuple of int
+    outputs : dict of str to numpy.ndarray
+        Block-shaped output arrays (member block shape + output shape).
+    status : numpy.ndarray of int8
+        ``OK``, ``FAILED`` or ``PENDING`` (not run in this task) per member.
+    wall_time : numpy.ndarray of float32
+        Seconds spent per member (NaN where not run).
+    attempts : numpy.ndarray of uint8
+        Calls made per member in this task.
+    errors : list of (member, error type, message)
+        One entry per failed member.
+    """
+
+    block_id: tuple[int, ...]
+    outputs: dict[str, np.ndarray]
+    status: np.ndarray
+    wall_time: np.ndarray
+    attempts: np.ndarray
+    errors: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def n_ok(self) -> int:
+        return int(np.count_nonzero(self.status == OK))
+
+    @property
+    def n_failed(self) -> int:
+        return int(np.count_nonzero(self.status == FAILED))
+
+    @property
+    def n_run(self) -> int:
+        return int(np.count_nonzero(self.status != PENDING))
+
+
+_SETUP_CACHE: dict[str, Any] = {}
+_SETUP_LOCK = threading.Lock()
+
+
+@dataclass
+class BatchRunner:
+    """Everything a worker needs to run blocks of members.
+
+    Parameters
+    ----------
+    simulation : Simulation
+    members : Members
+    fixed : dict
+        Values passed unchanged to every member.
+    schema : Schema
+        Output schema every member must match.
+    on_error : {"raise", "record"}
+        Re-raise a member's exception (as :class:`MemberError` naming it), or record it
+        as a failed member and go on.
+    retries : int
+        Extra attempts for a member that raises, before it counts as failed.
+    precomputed : dict
+        Results already computed on the client (the probe member), reused, not rerun.
+    precomputed_errors : dict
+        Exceptions of members that failed while probing, recorded without a rerun.
+    setup : callable, optional
+        Builds shared state once per worker process; each member gets a private copy
+        as the keyword ``setup_name``.
+    setup_name : str
+        Keyword under which members receive the shared state.
+    token : str
+        Identifies the run (cache key of the shared state).
+    """
+
+    simulation: Simulation
+    members: Members
+    fixed: Mapping[str, Any]
+    schema: Schema
+    on_error: str = "raise"
+    retries: int = 0
+    precomputed: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    precomputed_errors: dict[int, BaseException] = field(default_factory=dict)
+    setup: Callable[[], Any] | None = None
+    setup_name: str = "setup"
+    token: str = ""
+
+    def shared_state(self) -> Any:
+        """The setup object, built once per process and cached."""
+        if self.setup is None:
+            return None
+        with _SETUP_LOCK:
+            if self.token not in _SETUP_CACHE:
+                _SETUP_CACHE[self.token] = self.setup()
+            return _SETUP_CACHE[self.token]
+
+    def member_params(self, member: int) -> dict[str, Any]:
+        """Parameters of one member: its design values, then fixed values."""
+        return {**self.members.params(member), **self.fixed}
+
+    def run_member(self, member: int) -> dict[str, np.ndarray]:
+        """Run one member (the simulation call and the schema check), raising on failure."""
+        if member in self.precomputed:
+            return self.precomputed[member]
+        if member in self.precomputed_errors:  # failed while probing: not run again
+            raise self.precomputed_errors[member]
+        params = self.member_params(member)
+        seed = self.members.seed(member)
+        kwargs = params
+        if self.setup is not None:
+            kwargs = {**params, self.setup_name: copy.deepcopy(self.shared_state())}
+        raw = self.simulation.call(kwargs, seed)
+        arrays, _, _ = self.simulation.normalize(raw, params)
+        return self.schema.check(arrays, self.members.describe(member))
+
+    def run_block(self, block_id: tuple[int, ...], todo: np.ndarray | None = None) -> BlockResult:
+        """Run the members of one block.
+
+        Parameters
+        ----------
+        block_id : tuple of int
+        todo : boolean numpy.ndarray, optional
+            Block-shaped mask of members to run; the others are left ``PENDING``
+            (used by resume). Default: all.
+        """
+        index = self.members.block_members(block_id)
+        bshape = index.shape
+        outputs = {
+            name: np.full(bshape + out.shape, fill_value(out.dtype), dtype=out.dtype)
+            for name, out in self.schema.outputs.items()
+        }
+        status = np.full(bshape, PENDING, dtype=np.int8)
+        wall = np.full(bshape, np.nan, dtype=np.float32)
+        attempts = np.zeros(bshape, dtype=np.uint8)
+        errors: list[tuple[int, str, str]] = []
+        todo_flat = None if todo is None else np.asarray(todo, bool).reshape(-1)
+        for pos, member in enumerate(index.reshape(-1)):
+            if todo_flat is not None and not todo_flat[pos]:
+                continue
+            where = np.unravel_index(pos, bshape)
+            start = time.perf_counter()
+            for attempt in range(self.retries + 1):
+                attempts[where] = attempt + 1
+                try:
+                    result = self.run_member(int(member))
+                except Exception as exc:
+                    if attempt < self.retries and not isinstance(exc, OutputMismatchError):
+                        continue
+                    if self.on_error == "raise":
+                        raise self._member_error(int(member), exc) from exc
+                    status[where] = FAILED
+                    errors.append((int(member), type(exc).__name__, _message(exc)))
+                    break
+                for name, value in result.items():
+                    outputs[name][where] = value
+                status[where] = OK
+                break
+            wall[where] = time.perf_counter() - start
+        return BlockResult(tuple(block_id), outputs, status, wall, attempts, errors)
+
+    def _member_error(self, member: int, exc: BaseException) -> MemberError:
+        desc = self.members.describe(member)
+        if isinstance(exc, OutputMismatchError):
+            msg = str(exc)
+        else:
+            msg = f"{desc} raised {type(exc).__name__}: {_message(exc)}"
+        return MemberError(msg, params=self.member_params(member), seed=self.members.seed(member))
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc) or repr(exc)
+    if len(text) > 2000:
+        text = text[:1000] + " ... " + text[-900:]
+    return text
+
+
+def format_errors(errors: list[tuple[int, str, str]], limit: int = 5) -> str:
+    """Group failures by error type and message for a end-of-run report."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for member, etype, message in errors:
+        first_line = message.strip().splitlines()[0] if message.strip() else ""
+        groups.setdefault((etype, first_line), []).append(member)
+    lines = []
+    for (etype, msg), members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:limit]:
+        shown = ", ".join(str(m) for m in members[:5]) + (", ..." if len(members) > 5 else "")
+        lines.append(f"  {len(members)} x {etype}: {msg} (members {shown})")
+    if len(groups) > limit:
+        lines.append(f"  ... and {len(groups) - limit} other kinds of error")
+    return "\n".join(lines)
+
+
+def traceback_text(exc: BaseException) -> str:  # pragma: no cover - debugging helper
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def batch_size_for(
+    member_seconds: float, n_members: int, n_workers: int, member_bytes: int
+) -> int:
+    """Members per task: about 0.25 s of work, at least 2 tasks per worker, chunks <= 64 MiB.
+
+    Examples
+    --------
+    >>> batch_size_for(1e-6, 100_000, 2, 8)   # tiny members: thousands per task
+    10000
+    >>> batch_size_for(0.5, 200, 2, 8000)     # slow members: one per task
+    1
+    """
+    target_seconds = 0.25
+    by_time = target_seconds / max(member_seconds, 1e-7)
+    by_spread = math.ceil(n_members / max(2 * n_workers, 1))
+    by_bytes = (64 * 2**20) / max(member_bytes, 1)
+    size = int(min(by_time, by_spread, by_bytes, 10_000))
+    return max(size, 1)

@@ -1,0 +1,161 @@
+"""The ``ensembles`` command line: run, resume, demo, info, summary, plot.
+
+Every command delegates to the Python API; errors print one line (``--debug`` for the
+traceback) and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _add_scheduler_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where to run")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler, e.g. tcp://host:8786")
+    g.add_argument("--scheduler-file", metavar="PATH", help="scheduler file of a dask cluster")
+    g.add_argument(
+        "--workers", type=int, metavar="N", help="workers of the embedded local cluster"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ensembles",
+        description="Run statistical ensembles and parameter sweeps of simulations.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="run a TOML/JSON spec into a Zarr store")
+    p.add_argument("spec", help="the run specification (.toml or .json)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.zarr", help="store path or URL")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--batch-size", type=int, metavar="N", help="members per task")
+    _add_scheduler_options(p)
+
+    p = sub.add_parser("demo", help="run the Ising temperature ensemble and plot its envelope")
+    p.add_argument("--out", default=".", metavar="DIR", help="directory for the store and PNG")
+    p.add_argument("--samples", type=int, default=50, help="temperatures drawn around T0")
+    p.add_argument("--seeds", type=int, default=4, help="seeds per temperature")
+    p.add_argument("--size", type=int, default=100, metavar="L", help="lattice size L")
+    p.add_argument("--n-sweeps", type=int, default=4000, help="Monte Carlo sweeps per member")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing demo store")
+    _add_scheduler_options(p)
+
+    p = sub.add_parser("info", help="describe a saved ensemble")
+    p.add_argument("store", metavar="OUT.zarr")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    return parser
+
+
+def _client_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            msg = f"--workers must be at least 1, got {args.workers}"
+            raise ValueError(msg)
+        kwargs["workers"] = args.workers
+    if getattr(args, "scheduler_file", None):
+        kwargs["scheduler"] = args.scheduler_file
+    elif getattr(args, "scheduler", None):
+        kwargs["scheduler"] = args.scheduler
+    return kwargs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .spec import ensemble_from_spec, load_spec, run_options
+
+    spec = load_spec(args.spec)
+    ensemble = ensemble_from_spec(spec)
+    options = run_options(spec)
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
+    ensemble.to_zarr(
+        args.output,
+        mode="w" if args.overwrite else "w-",
+        progress=not args.quiet,
+        **_client_kwargs(args),
+        **options,
+    )
+    print(f"wrote {len(ensemble)} members to {args.output}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    store, png = run_demo(
+        args.out,
+        samples=args.samples,
+        seeds=args.seeds,
+        L=args.size,
+        n_sweeps=args.n_sweeps,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        **_client_kwargs(args),
+    )
+    print(f"store: {store}\nplot:  {png}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .info import describe
+
+    info = describe(args.store)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(format_info(info))
+    return 0
+
+
+def format_info(info: dict[str, Any]) -> str:
+    lines = [f"ensemble store {info['path']}"]
+    lines.append(f"  simulation: {info['simulation']}")
+    lines.append(f"  design:     {info['design']}")
+    if info.get("fixed"):
+        lines.append(f"  fixed:      {info['fixed']}")
+    lines.append(f"  seeds:      {info['seeds']} per point, root_seed {info['root_seed']}")
+    dims = ", ".join(f"{k}: {v}" for k, v in info["dims"].items())
+    lines.append(f"  dims:       {dims}")
+    lines.append(f"  outputs:    {', '.join(info['outputs'])}")
+    c = info["members"]
+    lines.append(
+        f"  members:    {c['ok']} ok, {c['failed']} failed, {c['pending']} pending of {c['total']}"
+    )
+    if info.get("finished"):
+        lines.append(f"  finished:   {info['finished']}")
+    return "\n".join(lines)
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ensembles`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("ensembles: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug or os.environ.get("ENSEMBLES_DEBUG"):
+            raise
+        print(f"ensembles: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,588 @@
+"""The Ensemble: a simulation, a design, seeds and fixed values; run lazily or to a store."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import json
+import math
+import platform
+import socket
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from .batch import FAILED, OK, BatchRunner, BlockResult, batch_size_for, format_errors
+from .designs import Design, design_from_dict
+from .errors import DesignError, MemberError, RunnerError, SimulationError
+from .graph import assemble_dataset, lazy_arrays
+from .members import Members, block_shape_for
+from .runner import Progress, resolve_client, run_tasks, worker_count
+from .simulation import Schema, Simulation, as_simulation
+from .store import SPEC_ATTR, EnsembleStore
+
+__all__ = ["Ensemble"]
+
+_RESERVED = ("seed", "rng", "sample")
+_ON_ERROR = ("raise", "record")
+
+
+def _task_run(runner: BatchRunner, item: tuple[tuple[int, ...], Any]) -> BlockResult:
+    block_id, todo = item
+    return runner.run_block(block_id, todo)
+
+
+def _task_store(
+    shared: tuple[BatchRunner, EnsembleStore], item: tuple[tuple[int, ...], Any]
+) -> BlockResult:
+    runner, store = shared
+    block_id, todo = item
+    result = runner.run_block(block_id, todo)
+    store.write_block(result, runner.members.block_slices(block_id))
+    result.outputs = {}  # the data is in the store; send back only status and errors
+    return result
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class Ensemble:
+    """A statistical ensemble: a simulation run over a design times N seeds.
+
+    Parameters
+    ----------
+    simulation : callable, Simulation or str
+        ``f(*, seed, **params)`` or ``f(*, rng, **params)`` returning a mapping of output
+        name to scalar/array (or an xarray.Dataset); or ``"module:function"``.
+    design : Design or dict
+        The parameter design (``Grid``, ``Sample``, ``Points``, ...; or its ``to_dict()``).
+    seeds : int
+        Runs per design point; the ``seed`` dimension.
+    root_seed : int, optional
+        Root of every member's seed. Default: fresh entropy, recorded with the results.
+    fixed : dict, optional
+        Values passed unchanged to every member, recorded with the results.
+    batch_size : int, optional
+        Members per task. Default: chosen from the measured cost of a member (about
+        0.25 s of work per task, at least two tasks per worker).
+    setup : callable, optional
+        ``setup()`` builds an expensive shared object once per worker process; each member
+        receives its own copy as the keyword ``setup_name``.
+    setup_name : str
+        Keyword under which members receive the shared object.
+
+    Examples
+    --------
+    >>> import ensembles as ens
+    >>> def walk(*, rng, drift, n=5):
+    ...     return {"x": np.cumsum(drift + rng.standard_normal(n))}
+    >>> e = ens.Ensemble(walk, ens.Grid(drift=[0.0, 1.0]), seeds=3, root_seed=1)
+    >>> len(e)
+    6
+    >>> ds = e.to_dataset()          # lazy; nothing has run
+    >>> dict(ds.sizes)
+    {'drift': 2, 'seed': 3, 'x_dim_0': 5}
+    """
+
+    def __init__(
+        self,
+        simulation: Any,
+        design: Design | Mapping[str, Any],
+        *,
+        seeds: int = 1,
+        root_seed: int | None = None,
+        fixed: Mapping[str, Any] | None = None,
+        batch_size: int | None = None,
+        setup: Callable[[], Any] | None = None,
+        setup_name: str = "setup",
+    ) -> None:
+        self.simulation: Simulation = as_simulation(simulation)
+        if isinstance(design, Mapping):
+            design = design_from_dict(design)
+        if not isinstance(design, Design):
+            msg = (
+                f"design must be a Design such as Grid(T=[1.5, 2.0]) or Sample(...), got "
+                f"{design!r}"
+            )
+            raise DesignError(msg)
+        self.design = design
+        if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+            msg = f"seeds must be a positive integer (runs per design point), got {seeds!r}"
+            raise DesignError(msg)
+        self.seeds = int(seeds)
+        if root_seed is None:
+            root_seed = int(np.random.SeedSequence().entropy)  # recorded with the results
+        if (
+            isinstance(root_seed, bool)
+            or not isinstance(root_seed, (int, np.integer))
+            or not 0 <= int(root_seed) < 2**128
+        ):
+            msg = f"root_seed must be an integer in [0, 2**128), got {root_seed!r}"
+            raise DesignError(msg)
+        self.root_seed = int(root_seed)
+        self.fixed = {str(k): _json_value(v) for k, v in dict(fixed or {}).items()}
+        clash = sorted(set(self.fixed) & set(design.params))
+        if clash:
+            msg = f"parameter(s) {clash!r} are both in the design and in fixed=; keep one"
+            raise DesignError(msg)
+        reserved = sorted(set(self.fixed) & set(_RESERVED))
+        if reserved:
+            msg = (
+                f"fixed= cannot set {reserved!r}: seeds come from root_seed and the seed index; "
+                "use seeds= and root_seed="
+            )
+            raise DesignError(msg)
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            msg = f"batch_size must be a positive integer or None, got {batch_size!r}"
+            raise DesignError(msg)
+        self.batch_size = batch_size
+        self.setup = setup
+        self.setup_name = setup_name
+        names = [*design.params, *self.fixed]
+        if setup is not None:
+            names.append(setup_name)
+        self.simulation.check_parameters(names)
+
+    def __len__(self) -> int:
+        return len(self.design) * self.seeds
+
+    def __repr__(self) -> str:
+        return (
+            f"Ensemble({self.simulation.name}, {self.design!r}, seeds={self.seeds}, "
+            f"root_seed={self.root_seed}, fixed={self.fixed!r})"
+        )
+
+    # -- planning --------------------------------------------------------------------
+    def members(self, batch_size: int | None = None) -> Members:
+        """The member plan (design points x seeds, cut into blocks of ``batch_size``)."""
+        table = self.design.table()
+        shape = (*self.design.shape, self.seeds)
+        bs = batch_size or self.batch_size or 1000
+        return Members(
+            table,
+            tuple(self.design.dims),
+            tuple(self.design.shape),
+            self.seeds,
+            self.root_seed,
+            block_shape_for(shape, bs),
+        )
+
+    def _probe(
+        self, members: Members, on_error: str, timing: bool
+    ) -> tuple[Schema, dict[int, dict[str, np.ndarray]], dict[int, BaseException], float]:
+        """Run members from the first until one succeeds: learn the schema and its cost."""
+        precomputed: dict[int, dict[str, np.ndarray]] = {}
+        failures: dict[int, BaseException] = {}
+        probe_runner = BatchRunner(
+            self.simulation,
+            members,
+            self.fixed,
+            Schema({}),
+            setup=self.setup,
+            setup_name=self.setup_name,
+            token="probe",
+        )
+        limit = min(len(members), 20)
+        for member in range(limit):
+            params = probe_runner.member_params(member)
+            kwargs = params
+            if self.setup is not None:
+                kwargs = {**params, self.setup_name: probe_runner.shared_state()}
+            start = time.perf_counter()
+            try:
+                raw = self.simulation.call(kwargs, members.seed(member))
+                elapsed = time.perf_counter() - start
+                schema = self.simulation.schema_from_result(raw, params)
+                arrays, _, _ = self.simulation.normalize(raw, params)
+                arrays = schema.check(arrays, members.describe(member))
+            except Exception as exc:
+                if on_error == "raise" or isinstance(exc, SimulationError):
+                    raise probe_runner._member_error(member, exc) from exc
+                failures[member] = exc
+                continue
+            precomputed[member] = arrays
+            declared = self.simulation.declared_schema(params)
+            if declared is not None:
+                schema = declared
+                precomputed[member] = declared.check(arrays, members.describe(member))
+            cost = elapsed
+            if timing:
+                cost = self._time_member(kwargs, members.seed(member), elapsed)
+            return schema, precomputed, failures, cost
+        first = next(iter(failures.values()))
+        msg = (
+            f"the first {limit} members all failed, so the outputs could not be learned; "
+            f"the first error was {type(first).__name__}: {first}"
+        )
+        raise MemberError(msg, params=probe_runner.member_params(0), seed=members.seed(0))
+
+    def _time_member(self, kwargs: dict[str, Any], seed: int, first: float) -> float:
+        """Seconds per member: repeat cheap calls (or one slow one, to skip JIT warm-up)."""
+        if first > 2.0:
+            return first
+        times = [first]
+        budget = time.perf_counter() + 0.05
+        while len(times) < 50:
+            start = time.perf_counter()
+            self.simulation.call(kwargs, seed)
+            times.append(time.perf_counter() - start)
+            if time.perf_counter() > budget or times[-1] > 0.05:
+                break
+        return min(times)
+
+    def _plan(
+        self,
+        *,
+        running: bool,
+        batch_size: int | None,
+        n_workers: int,
+        on_error: str,
+        retries: int = 0,
+    ) -> BatchRunner:
+        members = self.members(batch_size or self.batch_size or 1000)
+        params0 = {**members.params(0), **self.fixed}
+        declared = self.simulation.declared_schema(params0)
+        explicit = batch_size or self.batch_size
+        precomputed: dict[int, dict[str, np.ndarray]] = {}
+        failures: dict[int, BaseException] = {}
+        cost = None
+        if declared is None or (running and explicit is None):
+            schema, precomputed, failures, cost = self._probe(
+                members, on_error, timing=running and explicit is None
+            )
+        else:
+            schema = declared
+        _check_output_names(schema, members, self.fixed)
+        if explicit is None:
+            member_bytes = sum(
+                math.prod(o.shape) * o.dtype.itemsize for o in schema.outputs.values()
+            )
+            if cost is None:  # lazy graph of a declared simulation: no timing available
+                size = batch_size_for(1e-3, len(members), n_workers, member_bytes)
+            else:
+                size = batch_size_for(cost, len(members), n_workers, member_bytes)
+            members = self.members(size)
+        runner = BatchRunner(
+            self.simulation,
+            members,
+            self.fixed,
+            schema,
+            on_error=on_error,
+            retries=retries,
+            precomputed=precomputed,
+            precomputed_errors=failures,
+            setup=self.setup,
+            setup_name=self.setup_name,
+        )
+        runner.token = self._token(members, schema)
+        return runner
+
+    def _token(self, members: Members, schema: Schema) -> str:
+        return tokenize(
+            self.simulation.name,
+            json.dumps(self.design.to_dict(), sort_keys=True),
+            json.dumps(self.fixed, sort_keys=True, default=repr),
+            self.seeds,
+            self.root_seed,
+            members.block,
+            json.dumps(schema.to_dict(), sort_keys=True),
+        )
+
+    # -- specification -----------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        """The run as a JSON-ready dict (the store keeps it; :meth:`from_spec` inverts it)."""
+        to_dict = getattr(self.simulation, "to_dict", None)
+        sim = to_dict() if callable(to_dict) else {"function": self.simulation.name}
+        return {
+            "simulation": sim,
+            "design": self.design.to_dict(),
+            "fixed": self.fixed,
+            "run": {"seeds": self.seeds, "root_seed": self.root_seed},
+        }
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], **kwargs: Any) -> Ensemble:
+        """Rebuild an ensemble from :meth:`spec` (or a TOML run file's tables)."""
+        from .spec import ensemble_from_spec
+
+        return ensemble_from_spec(spec, **kwargs)
+
+    def _attrs(self, runner: BatchRunner) -> dict[str, Any]:
+        spec = self.spec()
+        spec["block"] = list(runner.members.block)
+        spec["schema"] = runner.schema.to_dict()
+        spec["format"] = 1
+        text = json.dumps(spec, sort_keys=True, default=repr)
+        return {
+            SPEC_ATTR: text,
+            "ensembles_spec_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "ensembles_provenance": json.dumps(_provenance()),
+            "ensembles_root_seed": str(self.root_seed),
+        }
+
+    # -- running ---------------------------------------------------------------------
+    def to_dataset(self, *, batch_size: int | None = None) -> xr.Dataset:
+        """The ensemble as a lazy Dataset: nothing runs until it is computed.
+
+        Computing it follows plain dask semantics (the active scheduler or client). A
+        simulation whose outputs are not declared runs one probe member first, here,
+        whose result is reused.
+
+        Returns
+        -------
+        xarray.Dataset
+            Outputs over (design dims, ``seed``, output dims), with ``status`` and
+            ``member_seed`` coordinates over the member dims.
+        """
+        from .runner import _cpu_count
+
+        runner = self._plan(
+            running=False, batch_size=batch_size, n_workers=_cpu_count(), on_error="raise"
+        )
+        outputs, status = lazy_arrays(runner, runner.token)
+        return assemble_dataset(runner, self.design.coords(), outputs, status, self._attrs(runner))
+
+    def compute(
+        self,
+        *,
+        scheduler: Any = None,
+        progress: bool = True,
+        on_error: str = "raise",
+        retries: int = 0,
+        batch_size: int | None = None,
+        workers: int | None = None,
+    ) -> xr.Dataset:
+        """Run every member now and return the results in memory.
+
+        Parameters
+        ----------
+        scheduler : distributed.Client or str, optional
+            Where to run; default: the active client, else the embedded local cluster.
+        progress : bool
+            Show a progress line.
+        on_error : {"raise", "record"}
+            Stop at the first failing member, or record failures (status 2, NaN values).
+        retries : int
+            Extra attempts per failing member.
+        batch_size : int, optional
+            Members per task; default chosen from the measured cost of a member.
+        workers : int, optional
+            Workers of the embedded local cluster (default: every core); ignored when
+            a scheduler is given or a client is active.
+        """
+        _check_on_error(on_error, retries)
+        with resolve_client(
+            scheduler, processes=not self.simulation.releases_gil, n_workers=workers
+        ) as client:
+            runner = self._plan(
+                running=True,
+                batch_size=batch_size,
+                n_workers=worker_count(client),
+                on_error=on_error,
+                retries=retries,
+            )
+            members, schema = runner.members, runner.schema
+            outputs = {
+                name: np.empty((*members.shape, *o.shape), dtype=o.dtype)
+                for name, o in schema.outputs.items()
+            }
+            status = np.zeros(members.shape, dtype=np.int8)
+            errors: list[tuple[int, str, str]] = []
+            bar = Progress(len(members), enabled=progress)
+            items = [(bid, None) for bid in members.block_ids()]
+            for outcome in run_tasks(
+                client, _task_run, runner, items, key_prefix=f"ensemble-block-{runner.token}"
+            ):
+                if outcome.error is not None:
+                    raise _task_error(outcome.error)
+                res: BlockResult = outcome.result
+                region = members.block_slices(res.block_id)
+                for name, values in res.outputs.items():
+                    outputs[name][region] = values
+                status[region] = res.status
+                errors.extend(res.errors)
+                bar.update(res.n_run, res.n_failed)
+            bar.close()
+        _report_failures(errors, len(members), bar)
+        return assemble_dataset(runner, self.design.coords(), outputs, status, self._attrs(runner))
+
+    def to_zarr(
+        self,
+        path: Any,
+        *,
+        mode: str = "w-",
+        scheduler: Any = None,
+        storage_options: Mapping[str, Any] | None = None,
+        progress: bool = True,
+        on_error: str = "record",
+        retries: int = 0,
+        batch_size: int | None = None,
+        workers: int | None = None,
+    ) -> xr.Dataset:
+        """Run every member, streaming results into a Zarr v3 store as they finish.
+
+        Each task writes its own chunks (outputs, then status), so the driver never holds
+        results and memory stays flat however many members there are.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Local directory or fsspec URL (``s3://bucket/run.zarr``).
+        mode : {"w-", "w"}
+            ``"w-"`` (default) refuses an existing store, ``"w"`` replaces it.
+        scheduler, progress, retries, batch_size, workers
+            As in :meth:`compute`.
+        storage_options : dict, optional
+            fsspec options for URLs.
+        on_error : {"record", "raise"}
+            Record failing members (default) or stop at the first.
+
+        Returns
+        -------
+        xarray.Dataset
+            The lazy Dataset over the store (as :func:`open_ensemble` gives).
+        """
+        _check_on_error(on_error, retries)
+        store = EnsembleStore(str(path), storage_options)
+        if mode not in ("w-", "w"):
+            msg = f"mode must be 'w-' (new store) or 'w' (overwrite), got {mode!r}"
+            raise ValueError(msg)
+        if mode == "w-" and store.exists():
+            from .errors import StoreExistsError
+
+            msg = (
+                f"a store already exists at {store.path!r}; pass mode='w' (CLI: --overwrite) "
+                "to replace it"
+            )
+            raise StoreExistsError(msg)
+        with resolve_client(
+            scheduler, processes=not self.simulation.releases_gil, n_workers=workers
+        ) as client:
+            runner = self._plan(
+                running=True,
+                batch_size=batch_size,
+                n_workers=worker_count(client),
+                on_error=on_error,
+                retries=retries,
+            )
+            members = runner.members
+            outputs, status = lazy_arrays(runner, runner.token)
+            attrs = self._attrs(runner)
+            template = assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
+            store.create(template, members.block, mode=mode)
+            started = _now()
+            bar = Progress(len(members), enabled=progress)
+            errors: list[tuple[int, str, str]] = []
+            counts = {OK: 0, FAILED: 0}
+            items = [(bid, None) for bid in members.block_ids()]
+            for outcome in run_tasks(
+                client,
+                _task_store,
+                (runner, store),
+                items,
+                key_prefix=f"ensemble-store-{runner.token}",
+            ):
+                if outcome.error is not None:
+                    raise _task_error(outcome.error)
+                res = outcome.result
+                errors.extend(res.errors)
+                counts[OK] += res.n_ok
+                counts[FAILED] += res.n_failed
+                bar.update(res.n_run, res.n_failed)
+            bar.close()
+            store.update_attrs(
+                ensembles_started=started,
+                ensembles_finished=_now(),
+                ensembles_counts=json.dumps({"ok": counts[OK], "failed": counts[FAILED]}),
+            )
+        _report_failures(errors, len(members), bar, where=store.path)
+        return store.open_dataset()
+
+
+def _check_output_names(schema: Schema, members: Members, fixed: Mapping[str, Any]) -> None:
+    taken = {*members.table, *members.dims, "member_seed", "status", "wall_time"}
+    for name, out in schema.outputs.items():
+        if name in taken:
+            msg = (
+                f"the simulation returns an output named {name!r}, which is already a "
+                "parameter, dimension or bookkeeping variable of the ensemble; rename the output"
+            )
+            raise SimulationError(msg)
+        clash = sorted(set(out.dims) & set(members.dims))
+        if clash:
+            msg = (
+                f"output {name!r} has dimension(s) {clash!r}, which the ensemble uses for its "
+                "members; rename the output's dimension"
+            )
+            raise SimulationError(msg)
+
+
+def _check_on_error(on_error: str, retries: int) -> None:
+    if on_error not in _ON_ERROR:
+        msg = f"on_error must be 'raise' or 'record', got {on_error!r}"
+        raise ValueError(msg)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        msg = f"retries must be a non-negative integer, got {retries!r}"
+        raise ValueError(msg)
+
+
+def _task_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, MemberError):
+        return exc
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        msg = (
+            f"a task repeatedly killed its worker ({exc}); a member may be exhausting memory "
+            "or crashing the interpreter. Rerun with on_error='record' to isolate it"
+        )
+        return RunnerError(msg)
+    return exc
+
+
+def _report_failures(
+    errors: list[tuple[int, str, str]], total: int, bar: Progress, where: str | None = None
+) -> None:
+    if not errors:
+        return
+    store = f" (recorded in {where})" if where else ""
+    bar.message(
+        f"{len(errors)} of {total} members failed{store}, by error:\n{format_errors(errors)}"
+    )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _provenance() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("ensembles", "numpy", "dask", "distributed", "xarray", "zarr", "numba", "scipy"):
+        with contextlib.suppress(PackageNotFoundError):
+            versions[pkg] = version(pkg)
+    try:
+        user = getpass.getuser()
+    except Exception:  # pragma: no cover - no user database in some containers
+        user = None
+    return {
+        "created": _now(),
+        "host": socket.gethostname(),
+        "user": user,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }

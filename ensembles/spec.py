@@ -1,0 +1,147 @@
+"""Run specifications: TOML/JSON files that map one-to-one onto an :class:`Ensemble`.
+
+A spec has four tables::
+
+    [simulation]                # function = "module:function", or command = [...]
+    function = "ensembles.models.ising:simulate"
+    [design.grid]               # any Design.to_dict() form: grid, sample, points, ...
+    T = [1.5, 2.0, 2.5]
+    [fixed]                     # values every member receives
+    L = 32
+    [run]                       # seeds, root_seed and run options
+    seeds = 4
+    root_seed = 42
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import EnsembleError, SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["RUN_OPTIONS", "ensemble_from_spec", "load_spec", "run_options", "simulation_from_spec"]
+
+_TOP = ("simulation", "design", "fixed", "run")
+_RUN_KEYS = ("seeds", "root_seed", "batch_size", "on_error", "retries")
+RUN_OPTIONS = ("on_error", "retries", "batch_size")
+
+
+def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or JSON (``.json``) run specification.
+
+    Raises
+    ------
+    SpecError
+        When the file is missing, unparsable, or has unknown tables.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        msg = f"cannot read spec file {path!r}: {exc.strerror or exc}"
+        raise SpecError(msg) from None
+    try:
+        spec = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        msg = f"{path!r} is not valid {'JSON' if path.endswith('.json') else 'TOML'}: {exc}"
+        raise SpecError(msg) from None
+    validate_spec(spec, source=path)
+    return spec
+
+
+def validate_spec(spec: Mapping[str, Any], source: str = "spec") -> None:
+    """Check the tables of a spec; raise :class:`SpecError` naming what is wrong."""
+    if not isinstance(spec, Mapping):
+        msg = f"{source}: a spec must be a table/object, got {type(spec).__name__}"
+        raise SpecError(msg)
+    unknown = sorted(set(spec) - set(_TOP) - {"block", "schema", "format"})
+    if unknown:
+        msg = f"{source}: unknown table(s) {unknown!r}; a spec has {list(_TOP)!r}"
+        raise SpecError(msg)
+    for required in ("simulation", "design"):
+        if required not in spec:
+            msg = f"{source}: missing the [{required}] table"
+            raise SpecError(msg)
+    run = spec.get("run", {})
+    bad = sorted(set(run) - set(_RUN_KEYS))
+    if bad:
+        msg = f"{source}: unknown key(s) {bad!r} in [run]; valid keys are {list(_RUN_KEYS)!r}"
+        raise SpecError(msg)
+
+
+def simulation_from_spec(table: Mapping[str, Any]) -> Any:
+    """Build the simulation named by a ``[simulation]`` table."""
+    from .simulation import import_object
+
+    if "function" in table:
+        extra = sorted(set(table) - {"function"})
+        if extra:
+            msg = f"[simulation] with 'function' takes no other keys, got {extra!r}"
+            raise SpecError(msg)
+        return import_object(str(table["function"]))
+    if "command" in table:
+        from .command import Command
+
+        return Command.from_dict(dict(table))
+    msg = (
+        "[simulation] needs function = 'module:function' or command = [argv...]; "
+        f"got keys {sorted(table)!r}"
+    )
+    raise SpecError(msg)
+
+
+def ensemble_from_spec(spec: Mapping[str, Any], **overrides: Any) -> Any:
+    """Build an :class:`~ensembles.Ensemble` from a spec dict.
+
+    Examples
+    --------
+    >>> spec = {"simulation": {"function": "ensembles.models.ising:simulate"},
+    ...         "design": {"grid": {"T": [1.5, 2.0]}}, "fixed": {"L": 16},
+    ...         "run": {"seeds": 2, "root_seed": 42}}
+    >>> len(ensemble_from_spec(spec))
+    4
+    """
+    from .designs import design_from_dict
+    from .ensemble import Ensemble
+
+    validate_spec(spec)
+    run = dict(spec.get("run", {}))
+    kwargs = {
+        "seeds": run.get("seeds", 1),
+        "root_seed": _root_seed(run.get("root_seed")),
+        "fixed": dict(spec.get("fixed", {})),
+        "batch_size": run.get("batch_size"),
+    }
+    kwargs.update(overrides)
+    try:
+        design = design_from_dict(spec["design"])
+        return Ensemble(simulation_from_spec(spec["simulation"]), design, **kwargs)
+    except SpecError:
+        raise
+    except EnsembleError:
+        raise
+    except (TypeError, KeyError) as exc:
+        msg = f"invalid spec: {type(exc).__name__}: {exc}"
+        raise SpecError(msg) from None
+
+
+def _root_seed(value: Any) -> Any:
+    if isinstance(value, str) and value.isdigit():  # stores keep huge roots as strings
+        return int(value)
+    return value
+
+
+def run_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Options of the ``[run]`` table that go to ``to_zarr`` (on_error, retries)."""
+    run = spec.get("run", {})
+    return {k: run[k] for k in ("on_error", "retries") if k in run}

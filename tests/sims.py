@@ -1,0 +1,63 @@
+"""Small simulations used by the tests (importable by dask worker processes)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ensembles.simulation import Output, simulation
+
+
+def walk(*, rng, drift, n=5):
+    """A random walk: depends on the member's generator."""
+    return {"x": np.cumsum(drift + rng.standard_normal(n)), "final": float(drift)}
+
+
+def seeded(*, seed, a, b=1.0):
+    """Returns its inputs, so tests can check what each member received."""
+    return {"got_a": float(a), "got_b": float(b), "seed_lo": float(seed % 1_000_003), "y": a * b}
+
+
+def counting(*, seed, a, log):
+    """Appends one line per call to ``log`` (works across processes)."""
+    with open(log, "a") as f:
+        f.write(f"{a} {seed}\n")
+    return {"y": np.full(3, float(a))}
+
+
+@simulation(
+    outputs=lambda *, n=4, **_: {
+        "z": Output(dims=("step",), shape=(n,), dtype="float64", attrs={"units": "m"})
+    },
+    coords=lambda *, n=4, **_: {"step": np.arange(n) * 10},
+)
+def declared(*, seed, a, n=4, log=None):
+    """Outputs declared up front: building the graph runs nothing."""
+    if log is not None:
+        with open(log, "a") as f:
+            f.write("call\n")
+    rng = np.random.default_rng(seed)
+    return {"z": a + rng.standard_normal(n), "step": np.arange(n) * 10}
+
+
+def flaky(*, seed, a):
+    """Raises for negative ``a``."""
+    if a < 0:
+        msg = f"a must be non-negative, got {a}"
+        raise ValueError(msg)
+    return {"y": float(a)}
+
+
+def ragged(*, seed, a):
+    """Returns a shape that depends on ``a``: an output mismatch for a != first."""
+    return {"y": np.zeros(int(a))}
+
+
+def pid(*, seed, a):
+    return {"pid": float(os.getpid())}
+
+
+def echo_param(*, seed, a):
+    """Returns an output named like its parameter: refused with a clear message."""
+    return {"a": float(a)}
