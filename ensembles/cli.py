@@ -38,8 +38,26 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a TOML/JSON spec into a Zarr store")
     p.add_argument("spec", help="the run specification (.toml or .json)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.zarr", help="store path or URL")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    how.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish or extend an existing store (only missing and new members run)",
+    )
     p.add_argument("--batch-size", type=int, metavar="N", help="members per task")
+    p.add_argument("--force", action="store_true", help="break a dead writer's lease")
+    _add_scheduler_options(p)
+
+    p = sub.add_parser(
+        "resume", help="finish a stored run: rerun members that are not ok (spec from the store)"
+    )
+    p.add_argument("store", metavar="OUT.zarr", help="store path or URL")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--failed", action="store_true", help="rerun only failed members")
+    which.add_argument("--pending", action="store_true", help="run only pending members")
+    p.add_argument("--retries", type=int, default=0, help="extra attempts per failing member")
+    p.add_argument("--force", action="store_true", help="break a dead writer's lease")
     _add_scheduler_options(p)
 
     p = sub.add_parser("demo", help="run the Ising temperature ensemble and plot its envelope")
@@ -80,14 +98,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = run_options(spec)
     if args.batch_size:
         options["batch_size"] = args.batch_size
-    ensemble.to_zarr(
+    mode = "w" if args.overwrite else "resume" if args.resume else "w-"
+    ds = ensemble.to_zarr(
         args.output,
-        mode="w" if args.overwrite else "w-",
+        mode=mode,
+        force=args.force,
         progress=not args.quiet,
         **_client_kwargs(args),
         **options,
     )
-    print(f"wrote {len(ensemble)} members to {args.output}")
+    print(_done_line(ds, args.output))
+    return 0
+
+
+def _done_line(ds: Any, where: str) -> str:
+    status = ds["status"].values
+    ok, failed = int((status == 1).sum()), int((status == 2).sum())
+    failed_txt = f", {failed} failed (see `ensembles info {where}`)" if failed else ""
+    return f"{where}: {ok} of {status.size} members ok{failed_txt}"
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .ensemble import Ensemble
+    from .store import EnsembleStore
+
+    spec = EnsembleStore(args.store).spec()
+    ensemble = Ensemble.from_spec(spec)
+    only = "failed" if args.failed else "pending" if args.pending else None
+    ds = ensemble.to_zarr(
+        args.store,
+        mode="resume",
+        only=only,
+        force=args.force,
+        retries=args.retries,
+        progress=not args.quiet,
+        **_client_kwargs(args),
+    )
+    print(_done_line(ds, args.store))
     return 0
 
 
@@ -138,7 +185,7 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "info": cmd_info}
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "demo": cmd_demo, "info": cmd_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

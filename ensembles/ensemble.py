@@ -424,6 +424,8 @@ class Ensemble:
         path: Any,
         *,
         mode: str = "w-",
+        only: str | None = None,
+        force: bool = False,
         scheduler: Any = None,
         storage_options: Mapping[str, Any] | None = None,
         progress: bool = True,
@@ -435,14 +437,22 @@ class Ensemble:
         """Run every member, streaming results into a Zarr v3 store as they finish.
 
         Each task writes its own chunks (outputs, then status), so the driver never holds
-        results and memory stays flat however many members there are.
+        results, memory stays flat however many members there are, and a crash at any
+        moment leaves a consistent store that ``mode="resume"`` finishes.
 
         Parameters
         ----------
         path : str or path-like
             Local directory or fsspec URL (``s3://bucket/run.zarr``).
-        mode : {"w-", "w"}
-            ``"w-"`` (default) refuses an existing store, ``"w"`` replaces it.
+        mode : {"w-", "w", "resume"}
+            ``"w-"`` (default) refuses an existing store, ``"w"`` replaces it,
+            ``"resume"`` runs only what the store lacks: members not ok, and new members
+            when this ensemble extends the stored one (more seeds, more samples, appended
+            grid values). A missing store is created.
+        only : {None, "failed", "pending"}
+            With ``mode="resume"``: run only failed, or only pending, members.
+        force : bool
+            Break the writer lease of another process (only if it is surely dead).
         scheduler, progress, retries, batch_size, workers
             As in :meth:`compute`.
         storage_options : dict, optional
@@ -454,62 +464,133 @@ class Ensemble:
         -------
         xarray.Dataset
             The lazy Dataset over the store (as :func:`open_ensemble` gives).
-        """
-        _check_on_error(on_error, retries)
-        store = EnsembleStore(str(path), storage_options)
-        if mode not in ("w-", "w"):
-            msg = f"mode must be 'w-' (new store) or 'w' (overwrite), got {mode!r}"
-            raise ValueError(msg)
-        if mode == "w-" and store.exists():
-            from .errors import StoreExistsError
 
+        Raises
+        ------
+        StoreExistsError
+            ``mode="w-"`` and the store exists.
+        StoreMismatchError
+            ``mode="resume"`` with a run that differs from the store's; nothing is written.
+        StoreError
+            Another live process holds the store's writer lease.
+        """
+        from .errors import StoreExistsError
+        from .resume import plan_resume, todo_mask
+
+        _check_on_error(on_error, retries)
+        if mode not in ("w-", "w", "resume"):
+            msg = f"mode must be 'w-' (new store), 'w' (overwrite) or 'resume', got {mode!r}"
+            raise ValueError(msg)
+        if only is not None and mode != "resume":
+            msg = f"only={only!r} selects members of a store to rerun; it needs mode='resume'"
+            raise ValueError(msg)
+        store = EnsembleStore(str(path), storage_options)
+        exists = store.exists()
+        if mode == "w-" and exists:
             msg = (
                 f"a store already exists at {store.path!r}; pass mode='w' (CLI: --overwrite) "
-                "to replace it"
+                "to replace it, or mode='resume' to finish or extend it"
             )
             raise StoreExistsError(msg)
+        resuming = mode == "resume" and exists
+        plan = plan_resume(self, store) if resuming else None  # validates before any write
+        if exists:
+            store.lease("check", force=force).check()
         with resolve_client(
             scheduler, processes=not self.simulation.releases_gil, n_workers=workers
         ) as client:
-            runner = self._plan(
-                running=True,
-                batch_size=batch_size,
-                n_workers=worker_count(client),
-                on_error=on_error,
-                retries=retries,
-            )
+            if plan is not None:
+                runner = BatchRunner(
+                    self.simulation,
+                    plan.members,
+                    self.fixed,
+                    plan.schema,
+                    on_error=on_error,
+                    retries=retries,
+                    setup=self.setup,
+                    setup_name=self.setup_name,
+                )
+                runner.token = self._token(plan.members, plan.schema)
+            else:
+                runner = self._plan(
+                    running=True,
+                    batch_size=batch_size,
+                    n_workers=worker_count(client),
+                    on_error=on_error,
+                    retries=retries,
+                )
             members = runner.members
             outputs, status = lazy_arrays(runner, runner.token)
             attrs = self._attrs(runner)
             template = assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
-            store.create(template, members.block, mode=mode)
-            started = _now()
-            bar = Progress(len(members), enabled=progress)
-            errors: list[tuple[int, str, str]] = []
-            counts = {OK: 0, FAILED: 0}
-            items = [(bid, None) for bid in members.block_ids()]
-            for outcome in run_tasks(
-                client,
-                _task_store,
-                (runner, store),
-                items,
-                key_prefix=f"ensemble-store-{runner.token}",
-            ):
-                if outcome.error is not None:
-                    raise _task_error(outcome.error)
-                res = outcome.result
-                errors.extend(res.errors)
-                counts[OK] += res.n_ok
-                counts[FAILED] += res.n_failed
-                bar.update(res.n_run, res.n_failed)
-            bar.close()
-            store.update_attrs(
-                ensembles_started=started,
-                ensembles_finished=_now(),
-                ensembles_counts=json.dumps({"ok": counts[OK], "failed": counts[FAILED]}),
-            )
-        _report_failures(errors, len(members), bar, where=store.path)
+            if plan is None:
+                store.create(template, members.block, mode="w" if exists else "w-")
+            elif plan.grows:
+                store.grow(
+                    template, {k: v for k, v in attrs.items() if k != "ensembles_provenance"}
+                )
+            with store.lease(runner.token, force=force):
+                todo = None if plan is None else todo_mask(store.status(), only)
+                errors, counts = self._run_into(store, client, runner, todo, progress)
+                store.update_attrs(
+                    ensembles_finished=_now(),
+                    ensembles_counts=json.dumps(_status_counts(store.status())),
+                )
+        _report_failures(errors, counts["run"], _quiet_bar(progress), where=store.path)
         return store.open_dataset()
+
+    def _run_into(
+        self,
+        store: EnsembleStore,
+        client: Any,
+        runner: BatchRunner,
+        todo: np.ndarray | None,
+        progress: bool,
+    ) -> tuple[list[tuple[int, str, str]], dict[str, int]]:
+        """Run the selected members block by block; each task writes into the store."""
+        members = runner.members
+        items = []
+        for bid in members.block_ids():
+            if todo is None:
+                items.append((bid, None))
+                continue
+            mask = todo[members.block_slices(bid)]
+            if mask.all():
+                items.append((bid, None))
+            elif mask.any():
+                items.append((bid, mask))
+        total = len(members) if todo is None else int(np.count_nonzero(todo))
+        bar = Progress(total, enabled=progress)
+        if todo is not None and total < len(members):
+            bar.message(f"resuming: {total} of {len(members)} members to run")
+        errors: list[tuple[int, str, str]] = []
+        store.update_attrs(ensembles_started=_now())
+        for outcome in run_tasks(
+            client,
+            _task_store,
+            (runner, store),
+            items,
+            key_prefix=f"ensemble-store-{runner.token}",
+        ):
+            if outcome.error is not None:
+                raise _task_error(outcome.error)
+            res = outcome.result
+            errors.extend(res.errors)
+            bar.update(res.n_run, res.n_failed)
+        bar.close()
+        return errors, {"run": total}
+
+
+def _status_counts(status: np.ndarray) -> dict[str, int]:
+    return {
+        "ok": int(np.count_nonzero(status == OK)),
+        "failed": int(np.count_nonzero(status == FAILED)),
+        "pending": int(np.count_nonzero(status == 0)),
+    }
+
+
+def _quiet_bar(progress: bool) -> Progress:
+    return Progress(1, enabled=progress)
 
 
 def _check_output_names(schema: Schema, members: Members, fixed: Mapping[str, Any]) -> None:

@@ -127,8 +127,9 @@ class Members:
 
     def block_members(self, block_id: tuple[int, ...]) -> np.ndarray:
         """Flat member indices of a block, shaped like the block."""
-        grid = np.arange(len(self)).reshape(self.shape)
-        return grid[self.block_slices(block_id)]
+        strides = np.cumprod((*self.shape[1:], 1)[::-1])[::-1]
+        axes = np.ix_(*[np.arange(s.start, s.stop) for s in self.block_slices(block_id)])
+        return sum(a * int(st) for a, st in zip(axes, strides, strict=True)).astype(np.int64)
 
     # -- seeds -----------------------------------------------------------------------
     @cached_property

@@ -170,6 +170,27 @@ class EnsembleStore:
                 consolidated=False,
                 encoding=encoding,
             )
+            group = zarr.open_group(
+                self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
+            )
+            group.create_array(
+                "error",
+                shape=shape,
+                chunks=block,
+                dtype=str,
+                fill_value="",
+                dimension_names=mdims,
+                attributes={"long_name": "error of a failed member (type: message)"},
+            )
+            group.create_array(
+                "attempts",
+                shape=shape,
+                chunks=block,
+                dtype="u1",
+                fill_value=0,
+                dimension_names=mdims,
+                attributes={"long_name": "calls made for the member"},
+            )
         except Exception as exc:
             msg = f"cannot create the store at {self.path!r}: {exc}"
             raise StoreError(msg) from exc
@@ -199,7 +220,20 @@ class EnsembleStore:
                 current = arr[region]
                 current[ran] = values[ran]
                 arr[region] = current
-        for name, values in (("wall_time", result.wall_time), ("status", result.status)):
+        error = np.full(result.status.shape, "", dtype=object)
+        if result.errors:
+            shape = self._member_shape()
+            for member, etype, message in result.errors:
+                where = np.unravel_index(member, shape)
+                local = tuple(int(w) - (r.start or 0) for w, r in zip(where, region, strict=True))
+                error[local] = f"{etype}: {message}"
+        bookkeeping = (
+            ("wall_time", result.wall_time),
+            ("attempts", result.attempts),
+            ("error", error),
+            ("status", result.status),  # last: a member is ok only once its data is there
+        )
+        for name, values in bookkeeping:
             arr = self._array(name)
             if full:
                 arr[region] = values
@@ -208,10 +242,60 @@ class EnsembleStore:
                 current[ran] = values[ran]
                 arr[region] = current
 
+    def _member_shape(self) -> tuple[int, ...]:
+        if "status" not in self._arrays:
+            self._array("status")
+        return tuple(self._arrays["status"].shape)
+
+    # -- growth (extend) ---------------------------------------------------------------
+    def grow(self, template: xr.Dataset, attrs: Mapping[str, Any]) -> None:
+        """Grow the member dims to the template's sizes, keeping every written member.
+
+        Arrays over member dims are resized; coordinates are rewritten with the template's
+        values (old values are a prefix of the new ones, checked by the caller); the new
+        members read as pending. The spec attrs are written last.
+        """
+        group = zarr.open_group(
+            self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
+        )
+        mdims = tuple(template["status"].dims)
+        new_shape = tuple(template["status"].shape)
+        old_shape = tuple(group["status"].shape)
+        for name, arr in group.arrays():
+            dims = tuple(arr.metadata.dimension_names or ())
+            if dims[: len(mdims)] == mdims:
+                arr.resize(new_shape + tuple(arr.shape[len(mdims) :]))
+            elif dims and all(d in mdims for d in dims) and name in template.coords:
+                arr.resize(template[name].shape)
+        for name, var in template.coords.items():
+            dims = tuple(var.dims)
+            if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
+                continue
+            group[name][...] = np.asarray(var.values)
+        status = group["status"]
+        for i, (old, new) in enumerate(zip(old_shape, new_shape, strict=True)):
+            if new > old:  # members in grown edge chunks must read as pending
+                region = tuple(
+                    slice(old, new) if j == i else slice(0, new_shape[j])
+                    for j in range(len(mdims))
+                )
+                status[region] = 0
+        group.attrs.update(dict(attrs))
+        self._arrays.clear()
+        self.consolidate()
+
+    # -- writer lease ------------------------------------------------------------------
+    def lease(self, token: str, force: bool = False) -> Lease:
+        """A lease that marks this process as the store's only writer (a context manager)."""
+        return Lease(self, token, force=force)
+
     # -- reading ---------------------------------------------------------------------
     def group(self) -> Any:
+        """The root group, read without the consolidated copy (always current)."""
         self._check_exists()
-        return zarr.open_group(self.zarr_store(read_only=True), mode="r", zarr_format=3)
+        return zarr.open_group(
+            self.zarr_store(read_only=True), mode="r", zarr_format=3, use_consolidated=False
+        )
 
     def _check_exists(self) -> None:
         if not self.exists():
@@ -230,7 +314,9 @@ class EnsembleStore:
         return dict(self.group().attrs)
 
     def update_attrs(self, **attrs: Any) -> None:
-        group = zarr.open_group(self.zarr_store(), mode="r+", zarr_format=3)
+        group = zarr.open_group(
+            self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
+        )
         group.attrs.update(attrs)
         self.consolidate()
 
@@ -248,18 +334,49 @@ class EnsembleStore:
             warnings.simplefilter("ignore", category=UserWarning)
             zarr.consolidate_metadata(self.zarr_store(), zarr_format=3)
 
+    def coord(self, name: str) -> np.ndarray:
+        """A coordinate (or any small array) of the store as numpy."""
+        return np.asarray(zarr.open_array(self.zarr_store(read_only=True), path=name)[...])
+
     def status(self) -> np.ndarray:
         """Member status as a numpy array over the member dims."""
         return np.asarray(zarr.open_array(self.zarr_store(read_only=True), path="status")[...])
 
     def check_codecs(self) -> None:
-        """Refuse stores whose arrays use codecs that would unpickle data."""
-        group = self.group()
-        for name, arr in group.arrays():
-            meta = arr.metadata.to_dict()
-            for codec in meta.get("codecs", []):
-                cname = str(codec.get("name", "")).lower()
-                if any(bad in cname for bad in _FORBIDDEN_CODECS):
+        """Refuse stores whose arrays use codecs that would unpickle data.
+
+        Reads the raw ``zarr.json`` documents (root and each child), so nothing is decoded
+        before the check: not even zarr's own metadata parser runs on them.
+        """
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        zs = self.zarr_store(read_only=True)
+
+        async def documents() -> list[tuple[str, Any]]:
+            proto = default_buffer_prototype()
+            out = []
+            root = await zs.get("zarr.json", prototype=proto)
+            if root is not None:
+                out.append(("/", json.loads(root.to_bytes())))
+            async for name in zs.list_dir(""):
+                if name == "zarr.json":
+                    continue
+                buf = await zs.get(f"{name}/zarr.json", prototype=proto)
+                if buf is not None:
+                    out.append((name, json.loads(buf.to_bytes())))
+            return out
+
+        def codecs_of(meta: Mapping[str, Any]) -> list[str]:
+            names = [str(c.get("name", "")) for c in meta.get("codecs", []) or []]
+            nested = (meta.get("consolidated_metadata") or {}).get("metadata") or {}
+            for child in nested.values():
+                names += codecs_of(child)
+            return names
+
+        for name, meta in sync(documents()):
+            for cname in codecs_of(meta):
+                if any(bad in cname.lower() for bad in _FORBIDDEN_CODECS):
                     msg = (
                         f"array {name!r} in {self.path!r} uses codec {cname!r}, which can run "
                         "arbitrary code when decoded; ensembles refuses to open it"
@@ -276,7 +393,127 @@ class EnsembleStore:
             zarr_format=3,
             chunks=chunks if chunks is not None else {},
         )
+        extra = [n for n in ("error", "attempts") if n in ds.data_vars]
+        ds = ds.set_coords(extra)
+        ok = ds["status"] == 1
+        for name, var in ds.data_vars.items():
+            if var.dtype.kind in "iub":  # no NaN to mark missing members: mask by status
+                ds[name] = var.where(ok)
         return ds
+
+
+LEASE_GROUP = "_ensembles_lease"
+LEASE_TIMEOUT = 60.0
+
+
+class Lease:
+    """One writer at a time: a heartbeat record in the store that other writers respect.
+
+    The lease lives in the attributes of a small Zarr group (``_ensembles_lease``) so the
+    store stays a valid Zarr hierarchy. The holder refreshes it every few seconds; another
+    writer is refused while it is fresh. A lease left by a crashed process is broken at
+    once when its process is known dead (same host), or after ``LEASE_TIMEOUT`` seconds.
+    """
+
+    def __init__(self, store: EnsembleStore, token: str, force: bool = False) -> None:
+        import socket
+        import uuid
+
+        self.store = store
+        self.force = force
+        self.record = {
+            "id": uuid.uuid4().hex,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "token": token,
+        }
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _group(self) -> Any:
+        root = zarr.open_group(
+            self.store.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
+        )
+        try:
+            return root[LEASE_GROUP]
+        except KeyError:
+            return root.create_group(LEASE_GROUP)
+
+    def _holder(self) -> dict[str, Any] | None:
+        try:  # read-only: checking a lease never writes
+            root = zarr.open_group(
+                self.store.zarr_store(read_only=True),
+                mode="r",
+                zarr_format=3,
+                use_consolidated=False,
+            )
+            attrs = dict(root[LEASE_GROUP].attrs)
+        except Exception:
+            return None
+        return attrs.get("lease") or None
+
+    @staticmethod
+    def _alive(holder: Mapping[str, Any]) -> bool:
+        import socket
+        import time
+
+        if time.time() - float(holder.get("heartbeat", 0)) > LEASE_TIMEOUT:
+            return False
+        if holder.get("host") == socket.gethostname():
+            try:
+                os.kill(int(holder["pid"]), 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+        return True
+
+    def _write(self) -> None:
+        import time
+
+        self._group().attrs["lease"] = {**self.record, "heartbeat": time.time()}
+
+    def check(self) -> None:
+        """Raise :class:`StoreError` if another live process holds the lease."""
+        holder = self._holder()
+        if (
+            holder
+            and holder.get("id") != self.record["id"]
+            and self._alive(holder)
+            and not (self.force)
+        ):
+            msg = (
+                f"another process is writing to {self.store.path!r} (host {holder.get('host')!r},"
+                f" pid {holder.get('pid')}); two writers would corrupt it. Wait for it to finish, "
+                f"or, if it is dead, retry after {LEASE_TIMEOUT:.0f} s or pass force=True "
+                "(CLI: --force)"
+            )
+            raise StoreError(msg)
+
+    def __enter__(self) -> Lease:
+        self.check()
+        self._write()
+        self._thread = threading.Thread(target=self._beat, name="ensembles-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LEASE_TIMEOUT / 6):
+            try:
+                self._write()
+            except Exception:  # a transient storage error; the next beat retries
+                continue
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            group = self._group()
+            if (group.attrs.get("lease") or {}).get("id") == self.record["id"]:
+                group.attrs["lease"] = {}
+        except Exception:
+            pass
 
 
 def open_ensemble(
@@ -309,5 +546,7 @@ def open_ensemble(
     >>> ds["M"].ens.envelope(over=("sample", "seed"))  # doctest: +SKIP
     """
     store = EnsembleStore(os.fspath(path), storage_options)
+    store._check_exists()
+    store.check_codecs()
     store.spec()  # raises a clear error when this is not an ensemble store
     return store.open_dataset(chunks=chunks)

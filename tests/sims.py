@@ -61,3 +61,15 @@ def pid(*, seed, a):
 def echo_param(*, seed, a):
     """Returns an output named like its parameter: refused with a clear message."""
     return {"a": float(a)}
+
+
+@simulation(releases_gil=True)
+def slow(*, seed, a, log, delay=0.05):
+    """Sleeps (releasing the GIL), logs each call: for crash and resume tests."""
+    import time
+
+    time.sleep(delay)
+    with open(log, "a") as f:
+        f.write(f"{a} {seed}\n")
+    rng = np.random.default_rng(seed)
+    return {"y": a + rng.standard_normal(3)}
