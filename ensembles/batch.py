@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +89,16 @@ class BlockResult:
         return int(np.count_nonzero(self.status != PENDING))
 
 
-_SETUP_CACHE: dict[str, Any] = {}
-_SETUP_LOCK = threading.Lock()
+def protected_copy(obj: Any) -> Any:
+    """What a member receives of the shared state: it cannot change it for the others.
+
+    numpy arrays are passed as read-only views (no copy); anything else is deep-copied.
+    """
+    if isinstance(obj, np.ndarray):
+        view = obj.view()
+        view.flags.writeable = False
+        return view
+    return copy.deepcopy(obj)
 
 
 @dataclass
@@ -115,9 +122,10 @@ class BatchRunner:
         Results already computed on the client (the probe member), reused, not rerun.
     precomputed_errors : dict
         Exceptions of members that failed while probing, recorded without a rerun.
-    setup : callable, optional
-        Builds shared state once per worker process; each member gets a private copy
-        as the keyword ``setup_name``.
+    shared : object, optional
+        Shared initial state, built once on the client and shipped with the runner (so
+        once per worker); each member gets a protected copy as the keyword
+        ``setup_name`` (see :func:`protected_copy`).
     setup_name : str
         Keyword under which members receive the shared state.
     token : str
@@ -132,18 +140,10 @@ class BatchRunner:
     retries: int = 0
     precomputed: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     precomputed_errors: dict[int, BaseException] = field(default_factory=dict)
-    setup: Callable[[], Any] | None = None
+    shared: Any = None
+    has_shared: bool = False
     setup_name: str = "setup"
     token: str = ""
-
-    def shared_state(self) -> Any:
-        """The setup object, built once per process and cached."""
-        if self.setup is None:
-            return None
-        with _SETUP_LOCK:
-            if self.token not in _SETUP_CACHE:
-                _SETUP_CACHE[self.token] = self.setup()
-            return _SETUP_CACHE[self.token]
 
     def member_params(self, member: int) -> dict[str, Any]:
         """Parameters of one member: its design values, then fixed values."""
@@ -158,8 +158,8 @@ class BatchRunner:
         params = self.member_params(member)
         seed = self.members.seed(member)
         kwargs = params
-        if self.setup is not None:
-            kwargs = {**params, self.setup_name: copy.deepcopy(self.shared_state())}
+        if self.has_shared:
+            kwargs = {**params, self.setup_name: protected_copy(self.shared)}
         raw = self.simulation.call(kwargs, seed)
         arrays, _, _ = self.simulation.normalize(raw, params)
         return self.schema.check(arrays, self.members.describe(member))

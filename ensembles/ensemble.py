@@ -10,7 +10,7 @@ import math
 import platform
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +18,15 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .batch import FAILED, OK, BatchRunner, BlockResult, batch_size_for, format_errors
+from .batch import (
+    FAILED,
+    OK,
+    BatchRunner,
+    BlockResult,
+    batch_size_for,
+    format_errors,
+    protected_copy,
+)
 from .designs import Design, design_from_dict
 from .errors import DesignError, MemberError, RunnerError, SimulationError
 from .graph import assemble_dataset, lazy_arrays
@@ -76,9 +84,11 @@ class Ensemble:
     batch_size : int, optional
         Members per task. Default: chosen from the measured cost of a member (about
         0.25 s of work per task, at least two tasks per worker).
-    setup : callable, optional
-        ``setup()`` builds an expensive shared object once per worker process; each member
-        receives its own copy as the keyword ``setup_name``.
+    setup : callable or object, optional
+        Expensive shared initial state (an environment, a calibrated snapshot). A callable
+        is called once, on the client, when the ensemble first runs; the object is
+        shipped once to each worker, and each member receives a protected copy of it
+        (arrays read-only, anything else deep-copied) as the keyword ``setup_name``.
     setup_name : str
         Keyword under which members receive the shared object.
 
@@ -104,7 +114,7 @@ class Ensemble:
         root_seed: int | None = None,
         fixed: Mapping[str, Any] | None = None,
         batch_size: int | None = None,
-        setup: Callable[[], Any] | None = None,
+        setup: Any = None,
         setup_name: str = "setup",
     ) -> None:
         self.simulation: Simulation = as_simulation(simulation)
@@ -187,20 +197,14 @@ class Ensemble:
         precomputed: dict[int, dict[str, np.ndarray]] = {}
         failures: dict[int, BaseException] = {}
         probe_runner = BatchRunner(
-            self.simulation,
-            members,
-            self.fixed,
-            Schema({}),
-            setup=self.setup,
-            setup_name=self.setup_name,
-            token="probe",
+            self.simulation, members, self.fixed, Schema({}), **self._shared_kwargs()
         )
         limit = min(len(members), 20)
         for member in range(limit):
             params = probe_runner.member_params(member)
             kwargs = params
-            if self.setup is not None:
-                kwargs = {**params, self.setup_name: probe_runner.shared_state()}
+            if probe_runner.has_shared:
+                kwargs = {**params, self.setup_name: protected_copy(probe_runner.shared)}
             start = time.perf_counter()
             try:
                 raw = self.simulation.call(kwargs, members.seed(member))
@@ -284,8 +288,7 @@ class Ensemble:
             retries=retries,
             precomputed=precomputed,
             precomputed_errors=failures,
-            setup=self.setup,
-            setup_name=self.setup_name,
+            **self._shared_kwargs(),
         )
         runner.token = self._token(members, schema)
         return runner
@@ -300,6 +303,14 @@ class Ensemble:
             members.block,
             json.dumps(schema.to_dict(), sort_keys=True),
         )
+
+    def _shared_kwargs(self) -> dict[str, Any]:
+        """The shared state for runners: built once (on first use) and reused."""
+        if self.setup is None:
+            return {}
+        if not hasattr(self, "_shared"):
+            self._shared = self.setup() if callable(self.setup) else self.setup
+        return {"shared": self._shared, "has_shared": True, "setup_name": self.setup_name}
 
     # -- specification -----------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
@@ -507,8 +518,7 @@ class Ensemble:
                     plan.schema,
                     on_error=on_error,
                     retries=retries,
-                    setup=self.setup,
-                    setup_name=self.setup_name,
+                    **self._shared_kwargs(),
                 )
                 runner.token = self._token(plan.members, plan.schema)
             else:

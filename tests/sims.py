@@ -73,3 +73,29 @@ def slow(*, seed, a, log, delay=0.05):
         f.write(f"{a} {seed}\n")
     rng = np.random.default_rng(seed)
     return {"y": a + rng.standard_normal(3)}
+
+
+def make_env(log=None):
+    """An 'expensive' shared initial state; logs each time it is built."""
+    if log is not None:
+        with open(log, "a") as f:
+            f.write("setup\n")
+    return {"offsets": [10.0, 20.0], "grid": np.arange(4.0)}
+
+
+def uses_env(*, seed, a, env):
+    """Reads the shared state, then tries to corrupt it for later members."""
+    y = a + env["offsets"][0] + env["grid"].sum()
+    env["offsets"][0] = -1e9
+    env["grid"] = None
+    return {"y": float(y)}
+
+
+def uses_array_env(*, seed, a, env):
+    """A shared array arrives read-only."""
+    try:
+        env[0] = 99.0
+        wrote = 1.0
+    except ValueError:
+        wrote = 0.0
+    return {"y": float(a + env.sum()), "wrote": wrote}
