@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import MemberError, OutputMismatchError
 from .members import Members
-from .simulation import Schema, Simulation
+from .simulation import Schema, Simulation, _normalize_result
 
 __all__ = [
     "FAILED",
@@ -151,18 +151,30 @@ class BatchRunner:
 
     def run_member(self, member: int) -> dict[str, np.ndarray]:
         """Run one member (the simulation call and the schema check), raising on failure."""
+        return self._run_one(member, self.member_params(member), self.members.seed(member))
+
+    def _dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        hint = self.__dict__.get("_hint")
+        if hint is None:  # the same for every member: derive it once per runner
+            declared, _ = self.simulation.declared(params)
+            hint = {k: o.dims for k, o in declared.items()}
+            self.__dict__["_hint"] = hint
+        return hint
+
+    def _run_one(self, member: int, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
         if member in self.precomputed:
             return self.precomputed[member]
         if member in self.precomputed_errors:  # failed while probing: not run again
             raise self.precomputed_errors[member]
-        params = self.member_params(member)
-        seed = self.members.seed(member)
         kwargs = params
         if self.has_shared:
             kwargs = {**params, self.setup_name: protected_copy(self.shared)}
         raw = self.simulation.call(kwargs, seed)
-        arrays, _, _ = self.simulation.normalize(raw, params)
-        return self.schema.check(arrays, self.members.describe(member))
+        if isinstance(raw, dict) and type(self.simulation) is Simulation:
+            arrays, _, _ = _normalize_result(raw, self._dims_hint(params))
+        else:  # adapters (commands, model classes) normalize their own results
+            arrays, _, _ = self.simulation.normalize(raw, params)
+        return self.schema.check(arrays, lambda: self.members.describe(member))
 
     def run_block(self, block_id: tuple[int, ...], todo: np.ndarray | None = None) -> BlockResult:
         """Run the members of one block.
@@ -174,8 +186,14 @@ class BatchRunner:
             Block-shaped mask of members to run; the others are left ``PENDING``
             (used by resume). Default: all.
         """
-        index = self.members.block_members(block_id)
+        members = self.members
+        index = members.block_members(block_id)
         bshape = index.shape
+        flat = index.reshape(-1)
+        points = flat // members.n_seeds
+        seeds = members.seeds.reshape(-1)[flat].tolist()
+        names = list(members.table)
+        columns = [np.asarray(members.table[k])[points].tolist() for k in names]
         outputs = {
             name: np.full(bshape + out.shape, fill_value(out.dtype), dtype=out.dtype)
             for name, out in self.schema.outputs.items()
@@ -185,28 +203,32 @@ class BatchRunner:
         attempts = np.zeros(bshape, dtype=np.uint8)
         errors: list[tuple[int, str, str]] = []
         todo_flat = None if todo is None else np.asarray(todo, bool).reshape(-1)
-        for pos, member in enumerate(index.reshape(-1)):
+        clock = time.perf_counter
+        for pos, member in enumerate(flat.tolist()):
             if todo_flat is not None and not todo_flat[pos]:
                 continue
+            params = dict(zip(names, [c[pos] for c in columns], strict=True))
+            params.update(self.fixed)
             where = np.unravel_index(pos, bshape)
-            start = time.perf_counter()
+            start = clock()
             for attempt in range(self.retries + 1):
-                attempts[where] = attempt + 1
                 try:
-                    result = self.run_member(int(member))
+                    result = self._run_one(member, params, seeds[pos])
                 except Exception as exc:
                     if attempt < self.retries and not isinstance(exc, OutputMismatchError):
                         continue
+                    attempts[where] = attempt + 1
                     if self.on_error == "raise":
-                        raise self._member_error(int(member), exc) from exc
+                        raise self._member_error(member, exc) from exc
                     status[where] = FAILED
-                    errors.append((int(member), type(exc).__name__, _message(exc)))
+                    errors.append((member, type(exc).__name__, _message(exc)))
                     break
+                attempts[where] = attempt + 1
                 for name, value in result.items():
                     outputs[name][where] = value
                 status[where] = OK
                 break
-            wall[where] = time.perf_counter() - start
+            wall[where] = clock() - start
         return BlockResult(tuple(block_id), outputs, status, wall, attempts, errors)
 
     def _member_error(self, member: int, exc: BaseException) -> MemberError:

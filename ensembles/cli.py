@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=50, help="temperatures drawn around T0")
     p.add_argument("--seeds", type=int, default=4, help="seeds per temperature")
     p.add_argument("--size", type=int, default=100, metavar="L", help="lattice size L")
-    p.add_argument("--n-sweeps", type=int, default=4000, help="Monte Carlo sweeps per member")
+    p.add_argument("--n-sweeps", type=int, default=10_000, help="Monte Carlo sweeps per member")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo store")
     _add_scheduler_options(p)
 

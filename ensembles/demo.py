@@ -15,7 +15,7 @@ T0 = 3.0
 
 
 def demo_ensemble(
-    samples: int = 50, seeds: int = 4, L: int = 100, n_sweeps: int = 4000, root_seed: int = 42
+    samples: int = 50, seeds: int = 4, L: int = 100, n_sweeps: int = 10_000, root_seed: int = 42
 ) -> Any:
     """The demo's :class:`~ensembles.Ensemble` (nothing runs).
 
@@ -42,7 +42,7 @@ def run_demo(
     samples: int = 50,
     seeds: int = 4,
     L: int = 100,
-    n_sweeps: int = 4000,
+    n_sweeps: int = 10_000,
     overwrite: bool = False,
     progress: bool = True,
     scheduler: Any = None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from .errors import OutputMismatchError, SimulationError
 
@@ -114,14 +115,37 @@ class Schema:
             out.update(zip(o.dims, o.shape, strict=True))
         return out
 
-    def check(self, result: Mapping[str, np.ndarray], member: str) -> dict[str, np.ndarray]:
+    def check(
+        self, result: Mapping[str, np.ndarray], member: str | Callable[[], str]
+    ) -> dict[str, np.ndarray]:
         """Check one member's normalized result against the schema; return it cast.
+
+        Parameters
+        ----------
+        result : mapping
+            Normalized output arrays.
+        member : str or callable
+            The member's description for error messages (a callable is only called when
+            there is an error to report).
 
         Raises
         ------
         OutputMismatchError
             When names, shapes or dtype kinds disagree; the message names ``member``.
         """
+        outputs = self.outputs
+        if len(result) >= len(outputs):  # the fast path: names, shapes and kinds agree
+            try:
+                fast = {k: result[k] for k in outputs}
+            except KeyError:
+                fast = None
+            if fast is not None and all(
+                fast[k].shape == o.shape and _castable(fast[k].dtype, o.dtype)
+                for k, o in outputs.items()
+            ):
+                return fast
+        if callable(member):
+            member = member()
         missing = [k for k in self.outputs if k not in result]
         if missing:
             msg = f"{member} did not return output(s) {missing!r}; it returned {sorted(result)!r}"
@@ -136,7 +160,7 @@ class Schema:
                     "same shape"
                 )
                 raise OutputMismatchError(msg)
-            if not np.can_cast(value.dtype, out.dtype, casting="same_kind"):
+            if not _castable(value.dtype, out.dtype):
                 msg = (
                     f"{member} returned {name!r} with dtype {value.dtype}, which cannot be stored "
                     f"as the ensemble's {out.dtype}"
@@ -153,15 +177,16 @@ class Schema:
         }
 
 
+@functools.lru_cache(maxsize=256)
+def _castable(src: np.dtype, dst: np.dtype) -> bool:
+    return bool(np.can_cast(src, dst, casting="same_kind"))
+
+
 def _normalize_result(
     result: Any, dims_hint: Mapping[str, tuple[str, ...]]
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
     """Turn a simulation's return value into (arrays, dims, coords)."""
-    try:
-        import xarray as xr
-    except ImportError:  # pragma: no cover - xarray is a dependency
-        xr = None
-    if xr is not None and isinstance(result, xr.Dataset):
+    if not isinstance(result, Mapping) and isinstance(result, xr.Dataset):
         arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
         dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}
         coords = {
@@ -235,6 +260,7 @@ class Simulation:
         except (TypeError, ValueError):  # builtins, some C callables
             sig = None
         self._signature = sig
+        self._seed_argument = self._find_seed_argument()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -278,6 +304,9 @@ class Simulation:
     @property
     def seed_argument(self) -> str | None:
         """``"rng"`` if the function asks for a Generator, ``"seed"`` for an int, else None."""
+        return self._seed_argument
+
+    def _find_seed_argument(self) -> str | None:
         if self._signature is None:
             return "seed"
         params = self._signature.parameters
@@ -314,7 +343,7 @@ class Simulation:
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
         """Call the simulation for one member, passing ``seed`` or ``rng`` as it asks."""
         kwargs = dict(params)
-        arg = self.seed_argument
+        arg = self._seed_argument
         if arg == "rng":
             kwargs["rng"] = np.random.default_rng(seed)
         elif arg == "seed":

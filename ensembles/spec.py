@@ -93,9 +93,17 @@ def simulation_from_spec(table: Mapping[str, Any]) -> Any:
         from .command import Command
 
         return Command.from_dict(dict(table))
+    if "model" in table:
+        from .adapters import ModelClass
+
+        return ModelClass.from_dict(dict(table))
+    if "mesa_model" in table:
+        from .adapters import MesaModel
+
+        return MesaModel.from_dict(dict(table))
     msg = (
-        "[simulation] needs function = 'module:function' or command = [argv...]; "
-        f"got keys {sorted(table)!r}"
+        "[simulation] needs function = 'module:function', command = [argv...], "
+        f"model = 'module:Class' or mesa_model = 'module:Class'; got keys {sorted(table)!r}"
     )
     raise SpecError(msg)
 
