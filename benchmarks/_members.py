@@ -24,10 +24,16 @@ def _trace_outputs(*, steps=1000, dtype="float64", **_):
     return {"y": Output(dims=("step",), shape=(steps,), dtype=dtype)}
 
 
+_NOISE = np.random.default_rng(0).standard_normal(1 << 16)
+
+
 @simulation(outputs=_trace_outputs)
 def trace(*, seed, x, steps=1000, dtype="float64"):
-    """A cheap time series of ``steps`` values: measures storage, not compute."""
-    out = np.empty(steps, dtype=dtype)
-    out[:] = x + (seed % 1000) * 1e-3
-    out[::7] += 1.0
+    """A time series of ``steps`` noisy values, nearly free to make: measures storage.
+
+    The values come from a fixed table of normal noise, shifted per member, so they
+    compress like real simulation output (barely), not like constants.
+    """
+    start = seed % (_NOISE.size - steps)
+    out = (_NOISE[start : start + steps] + x).astype(dtype)
     return {"y": out}

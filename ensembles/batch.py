@@ -170,6 +170,11 @@ class BatchRunner:
         if self.has_shared:
             kwargs = {**params, self.setup_name: protected_copy(self.shared)}
         raw = self.simulation.call(kwargs, seed)
+        if type(raw) is dict and raw.keys() == self.schema.outputs.keys():  # the common case
+            return self.schema.check(
+                {k: np.asarray(v) for k, v in raw.items()},
+                lambda: self.members.describe(member),
+            )
         if isinstance(raw, dict) and type(self.simulation) is Simulation:
             arrays, _, _ = _normalize_result(raw, self._dims_hint(params))
         else:  # adapters (commands, model classes) normalize their own results
@@ -203,13 +208,19 @@ class BatchRunner:
         attempts = np.zeros(bshape, dtype=np.uint8)
         errors: list[tuple[int, str, str]] = []
         todo_flat = None if todo is None else np.asarray(todo, bool).reshape(-1)
+        # flat views: one member per row, no index arithmetic per member
+        n = flat.size
+        flat_out = {k: v.reshape((n, *v.shape[len(bshape) :])) for k, v in outputs.items()}
+        flat_status, flat_wall = status.reshape(-1), wall.reshape(-1)
+        flat_attempts = attempts.reshape(-1)
         clock = time.perf_counter
+        fixed = self.fixed
         for pos, member in enumerate(flat.tolist()):
             if todo_flat is not None and not todo_flat[pos]:
                 continue
             params = dict(zip(names, [c[pos] for c in columns], strict=True))
-            params.update(self.fixed)
-            where = np.unravel_index(pos, bshape)
+            if fixed:
+                params.update(fixed)
             start = clock()
             for attempt in range(self.retries + 1):
                 try:
@@ -217,18 +228,18 @@ class BatchRunner:
                 except Exception as exc:
                     if attempt < self.retries and not isinstance(exc, OutputMismatchError):
                         continue
-                    attempts[where] = attempt + 1
+                    flat_attempts[pos] = attempt + 1
                     if self.on_error == "raise":
                         raise self._member_error(member, exc) from exc
-                    status[where] = FAILED
+                    flat_status[pos] = FAILED
                     errors.append((member, type(exc).__name__, _message(exc)))
                     break
-                attempts[where] = attempt + 1
+                flat_attempts[pos] = attempt + 1
                 for name, value in result.items():
-                    outputs[name][where] = value
-                status[where] = OK
+                    flat_out[name][pos] = value
+                flat_status[pos] = OK
                 break
-            wall[where] = clock() - start
+            flat_wall[pos] = clock() - start
         return BlockResult(tuple(block_id), outputs, status, wall, attempts, errors)
 
     def _member_error(self, member: int, exc: BaseException) -> MemberError:

@@ -193,59 +193,58 @@ class Ensemble:
     def _probe(
         self, members: Members, on_error: str, timing: bool
     ) -> tuple[Schema, dict[int, dict[str, np.ndarray]], dict[int, BaseException], float]:
-        """Run members from the first until one succeeds: learn the schema and its cost."""
+        """Run the first members on the client: learn the schema and the cost of a member.
+
+        Members run in order until one succeeds (its result gives the schema). With
+        ``timing``, a few more members run to measure the cost without the first call's
+        warm-up (imports, JIT compilation): cheap members until about 10 ms have passed,
+        a slow member once more. Every result is kept and reused; nothing runs twice.
+        """
         precomputed: dict[int, dict[str, np.ndarray]] = {}
         failures: dict[int, BaseException] = {}
-        probe_runner = BatchRunner(
+        runner = BatchRunner(
             self.simulation, members, self.fixed, Schema({}), **self._shared_kwargs()
         )
         limit = min(len(members), 20)
-        for member in range(limit):
-            params = probe_runner.member_params(member)
+        schema: Schema | None = None
+        times: list[float] = []
+        for member in range(len(members)):
+            params = runner.member_params(member)
             kwargs = params
-            if probe_runner.has_shared:
-                kwargs = {**params, self.setup_name: protected_copy(probe_runner.shared)}
+            if runner.has_shared:
+                kwargs = {**params, self.setup_name: protected_copy(runner.shared)}
             start = time.perf_counter()
             try:
                 raw = self.simulation.call(kwargs, members.seed(member))
                 elapsed = time.perf_counter() - start
-                schema = self.simulation.schema_from_result(raw, params)
+                if schema is None:
+                    schema = self.simulation.declared_schema(params)
+                    if schema is None:
+                        schema = self.simulation.schema_from_result(raw, params)
                 arrays, _, _ = self.simulation.normalize(raw, params)
                 arrays = schema.check(arrays, members.describe(member))
             except Exception as exc:
                 if on_error == "raise" or isinstance(exc, SimulationError):
-                    raise probe_runner._member_error(member, exc) from exc
+                    raise runner._member_error(member, exc) from exc
                 failures[member] = exc
+                if schema is None and member + 1 >= limit:
+                    break
                 continue
             precomputed[member] = arrays
-            declared = self.simulation.declared_schema(params)
-            if declared is not None:
-                schema = declared
-                precomputed[member] = declared.check(arrays, members.describe(member))
-            cost = elapsed
-            if timing:
-                cost = self._time_member(kwargs, members.seed(member), elapsed)
-            return schema, precomputed, failures, cost
-        first = next(iter(failures.values()))
-        msg = (
-            f"the first {limit} members all failed, so the outputs could not be learned; "
-            f"the first error was {type(first).__name__}: {first}"
-        )
-        raise MemberError(msg, params=probe_runner.member_params(0), seed=members.seed(0))
-
-    def _time_member(self, kwargs: dict[str, Any], seed: int, first: float) -> float:
-        """Seconds per member: repeat cheap calls (or one slow one, to skip JIT warm-up)."""
-        if first > 2.0:
-            return first
-        times = [first]
-        budget = time.perf_counter() + 0.05
-        while len(times) < 50:
-            start = time.perf_counter()
-            self.simulation.call(kwargs, seed)
-            times.append(time.perf_counter() - start)
-            if time.perf_counter() > budget or times[-1] > 0.05:
+            times.append(elapsed)
+            if not timing or len(times) >= 20 or elapsed > 2.0:
                 break
-        return min(times)
+            if len(times) >= 2 and (elapsed > 1e-3 or sum(times[1:]) > 0.01):
+                break
+        if schema is None:
+            first = next(iter(failures.values()))
+            msg = (
+                f"the first {len(failures)} members all failed, so the outputs could not be "
+                f"learned; the first error was {type(first).__name__}: {first}"
+            )
+            raise MemberError(msg, params=runner.member_params(0), seed=members.seed(0))
+        cost = min(times[1:]) if len(times) > 1 else times[0]
+        return schema, precomputed, failures, cost
 
     def _plan(
         self,
