@@ -176,9 +176,19 @@ class BatchRunner:
                 lambda: self.members.describe(member),
             )
         if isinstance(raw, dict) and type(self.simulation) is Simulation:
-            arrays, _, _ = _normalize_result(raw, self._dims_hint(params))
+            arrays, _, coords = _normalize_result(raw, self._dims_hint(params))
         else:  # adapters (commands, model classes) normalize their own results
-            arrays, _, _ = self.simulation.normalize(raw, params)
+            arrays, _, coords = self.simulation.normalize(raw, params)
+        for dim, values in coords.items():
+            expected = self.schema.coords.get(dim)
+            if expected is not None and not np.array_equal(values, expected):
+                msg = (
+                    f"{self.members.describe(member)} returned coordinate {dim!r} = "
+                    f"{_short(values)}, but the ensemble's is {_short(expected)}: an output "
+                    "dimension's coordinate must be the same for every member (return a "
+                    "varying value as an output instead)"
+                )
+                raise OutputMismatchError(msg)
         return self.schema.check(arrays, lambda: self.members.describe(member))
 
     def run_block(self, block_id: tuple[int, ...], todo: np.ndarray | None = None) -> BlockResult:
@@ -249,6 +259,11 @@ class BatchRunner:
         else:
             msg = f"{desc} raised {type(exc).__name__}: {_message(exc)}"
         return MemberError(msg, params=self.member_params(member), seed=self.members.seed(member))
+
+
+def _short(values: Any) -> str:
+    text = np.array2string(np.asarray(values), threshold=6, separator=", ")
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _message(exc: BaseException) -> str:

@@ -186,7 +186,7 @@ def _normalize_result(
     result: Any, dims_hint: Mapping[str, tuple[str, ...]]
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
     """Turn a simulation's return value into (arrays, dims, coords)."""
-    if not isinstance(result, Mapping) and isinstance(result, xr.Dataset):
+    if isinstance(result, xr.Dataset):  # (a Dataset is also a Mapping: test it first)
         arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
         dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}
         coords = {
@@ -269,6 +269,12 @@ class Simulation:
         return f"<Simulation {self.name}>"
 
     def __reduce__(self):
+        # a decorated function's module attribute is this object: pickle it by reference
+        try:
+            if import_object(self.name) is self:
+                return (import_object, (self.name,))
+        except Exception:  # not importable (a notebook, a closure): by value below
+            pass
         return (
             _rebuild_simulation,
             (self.func, self.outputs, self.coords, self.releases_gil, self.name),

@@ -99,3 +99,85 @@ def uses_array_env(*, seed, a, env):
     except ValueError:
         wrote = 0.0
     return {"y": float(a + env.sum()), "wrote": wrote}
+
+
+# -- added for the runner and cluster tests (tests/test_runner.py, tests/test_distributed.py)
+
+
+def _in_worker() -> bool:
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def slow_walk(*, rng, drift, n=5, delay=0.02):
+    """``walk`` that takes ``delay`` seconds: long enough to kill a worker mid-run."""
+    import time
+
+    time.sleep(delay)
+    return {"x": np.cumsum(drift + rng.standard_normal(n)), "final": float(drift)}
+
+
+def kills_worker(*, seed, a, bad=13.0):
+    """SIGKILLs the dask worker process running it when ``a == bad`` (never the client)."""
+    import signal
+
+    if a == bad and _in_worker():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"y": float(a)}
+
+
+def square_range(shared, item):
+    """A ``run_tasks`` task: squares of ``range(*item)`` (plus ``shared``)."""
+    lo, hi = item
+    return [i * i + shared for i in range(lo, hi)]
+
+
+def fail_on_three(shared, item):
+    """A ``run_tasks`` task that raises a ValueError for the item 3."""
+    if item == 3:
+        msg = f"item {item} is bad"
+        raise ValueError(msg)
+    return item
+
+
+def killer_range(log_dir, item):
+    """A ``run_tasks`` task over ``range(*item)`` that SIGKILLs its worker at 13.
+
+    Writes ``start end`` times per item to ``log_dir`` so tests can check that the
+    parts of a split item never ran at the same time.
+    """
+    import signal
+    import time
+
+    lo, hi = item
+    start = time.time()
+    for i in range(lo, hi):
+        if i == 13 and _in_worker():
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.01)
+    with open(os.path.join(log_dir, f"{lo}-{hi}-{os.getpid()}-{start}"), "w") as f:
+        f.write(f"{start} {time.time()}\n")
+    return list(range(lo, hi))
+
+
+def as_dataset(*, seed, a, n=3):
+    """Returns an xarray.Dataset: its dims and coordinates are kept."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    return xr.Dataset(
+        {"v": (("t",), a + rng.standard_normal(n), {"units": "m/s"})},
+        coords={"t": np.arange(n) * 0.5},
+    )
+
+
+def moving_coord(*, seed, a):
+    """Its output coordinate depends on the parameter: refused, naming the member."""
+    import xarray as xr
+
+    return xr.Dataset({"v": (("t",), np.zeros(2))}, coords={"t": [a, a + 1]})

@@ -106,6 +106,22 @@ def test_product_of_sample_and_grid():
     np.testing.assert_allclose(out["y"].sel(b=2.0), 2.0 * out["a"].values[:, None] * [1, 1])
 
 
+def test_dataset_results_keep_dims_and_coords():
+    e = ens.Ensemble(sims.as_dataset, ens.Grid(a=[0.0, 1.0]), seeds=2, root_seed=0)
+    ds = e.to_dataset()
+    assert ds["v"].dims == ("a", "seed", "t")
+    assert ds["t"].values.tolist() == [0.0, 0.5, 1.0]
+    out = ds.compute(scheduler="synchronous")
+    seed = int(out["member_seed"].values[1, 1])
+    np.testing.assert_array_equal(out["v"].values[1, 1], sims.as_dataset(seed=seed, a=1.0)["v"])
+
+
+def test_output_coordinates_must_agree_across_members():
+    e = ens.Ensemble(sims.moving_coord, ens.Grid(a=[0.0, 1.0]), seeds=1, root_seed=0)
+    with pytest.raises(MemberError, match=r"a=1\.0.*coordinate 't'.*same for every member"):
+        e.to_dataset().compute(scheduler="synchronous")
+
+
 # -- seeds -------------------------------------------------------------------------------
 
 
@@ -279,3 +295,12 @@ def test_bad_on_error():
     e = ens.Ensemble(sims.flaky, ens.Grid(a=[1.0]), root_seed=0)
     with pytest.raises(ValueError, match="on_error must be"):
         e.compute(on_error="ignore")
+
+
+def test_decorated_simulations_pickle_by_reference():
+    import pickle
+
+    assert pickle.loads(pickle.dumps(sims.declared)) is sims.declared
+    plain = ens.Simulation(sims.walk)
+    again = pickle.loads(pickle.dumps(plain))
+    assert again.func is sims.walk

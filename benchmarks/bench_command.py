@@ -1,0 +1,153 @@
+"""Per-member overhead of ``Command`` against a plain ``subprocess.run`` loop, same run.
+
+Both run the same tiny program once per member, on one process, one member at a time:
+
+* plain loop: ``subprocess.run(argv, check=True)`` writing into one fixed directory, then
+  ``numpy.loadtxt`` of the CSV it wrote (the least a by-hand loop does);
+* ``Command.call``: placeholders filled, a fresh scratch directory, the program run in its
+  own session with stdout/stderr captured to files, the CSV parsed into an
+  ``xarray.Dataset``, the scratch directory removed.
+
+Rounds of the two alternate, so drifting machine load hits both alike; the table reports
+the median over rounds of the mean time per member. Programs: a tiny Python script
+(``python -S``, the realistic case for an interpreter-driven model) and ``cp`` of a
+ready-made CSV (almost no work: the ratio there is the pure overhead bound).
+
+Run ``python benchmarks/bench_command.py`` (``--help`` for options); it writes
+``docs/benchmarks_command.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ensembles.command import Command
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = "import sys; open(sys.argv[1], 'w').write('step,x\\n0,' + sys.argv[2] + '\\n1,2.5\\n')"
+TARGET = 1.3
+
+
+def programs(workdir: Path) -> dict[str, list[str]]:
+    """The tiny programs, as argv templates (``{output}`` and ``{a}`` placeholders)."""
+    found = {"python -S (tiny script)": [sys.executable, "-S", "-c", SCRIPT, "{output}", "{a}"]}
+    cp = shutil.which("cp")
+    if cp is not None:
+        source = workdir / "ready.csv"
+        source.write_text("step,x\n0,1.5\n1,2.5\n")
+        found["cp (no work: overhead bound)"] = [cp, str(source), "{output}"]
+    return found
+
+
+def plain_loop(argv: list[str], n: int, workdir: Path) -> float:
+    """Seconds per member of the by-hand loop."""
+    out = workdir / "plain.csv"
+    filled = [a.replace("{output}", str(out)).replace("{a}", "1.5") for a in argv]
+    start = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(filled, check=True)
+        np.loadtxt(out, delimiter=",", skiprows=1)
+    return (time.perf_counter() - start) / n
+
+
+def command_loop(sim: Command, n: int, params: dict) -> float:
+    """Seconds per member of ``Command.call``."""
+    start = time.perf_counter()
+    for seed in range(n):
+        sim.call(params, seed)
+    return (time.perf_counter() - start) / n
+
+
+def measure(members: int, rounds: int) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-command-") as tmp:
+        workdir = Path(tmp)
+        for label, argv in programs(workdir).items():
+            sim = Command(argv, output="out.csv", index="step", scratch_dir=workdir / "scratch")
+            params = {"a": 1.5} if "{a}" in argv else {}
+            plain_loop(argv, 3, workdir)  # warm both paths (imports, page cache)
+            command_loop(sim, 3, params)
+            plain, cmd = [], []
+            for _ in range(rounds):
+                plain.append(plain_loop(argv, members, workdir))
+                cmd.append(command_loop(sim, members, params))
+            p, c = statistics.median(plain), statistics.median(cmd)
+            rows.append(
+                {
+                    "program": label,
+                    "plain_ms": p * 1e3,
+                    "command_ms": c * 1e3,
+                    "overhead_ms": (c - p) * 1e3,
+                    "ratio": c / p,
+                    "members": members * rounds,
+                }
+            )
+            assert not any((workdir / "scratch").iterdir()), "scratch directories left behind"
+    return rows
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = [
+        "# Benchmark: `Command` per-member overhead",
+        "",
+        "`Command.call` (placeholders, fresh scratch directory, no shell, stdout/stderr to",
+        "files, CSV parsed into an `xarray.Dataset`, scratch directory removed) against a",
+        "plain `subprocess.run` + `numpy.loadtxt` loop over the same program, one member at a",
+        f"time on one process. Target: ratio < {TARGET}x for a program that does real work",
+        "(any interpreter-driven model starts slower than the `python -S` script here).",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {today}  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.system()}; load average at start "
+        f"{load:.1f}",
+        "",
+        "| program | members | plain loop (ms/member) | Command (ms/member) "
+        "| overhead (ms/member) | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['program']} | {r['members']} | {r['plain_ms']:.2f} | {r['command_ms']:.2f} "
+            f"| {r['overhead_ms']:.2f} | {r['ratio']:.2f}x |"
+        )
+    lines += [
+        "",
+        "The 2-worker ensemble comparison (`Ensemble.compute` with `Command` against the same",
+        "loop) is added with the engine benchmarks.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=40, help="members per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks_command.md"))
+    args = parser.parse_args(argv)
+    rows = measure(args.members, args.rounds)
+    command = "python benchmarks/bench_command.py " + " ".join(argv or sys.argv[1:])
+    text = markdown(rows, command.strip())
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

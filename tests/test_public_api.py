@@ -1,0 +1,39 @@
+"""The public API: a small, explicit, sorted export list."""
+
+import ensembles
+
+EXPECTED = {
+    # designs and distributions
+    "Choice", "Concat", "Design", "Distribution", "Grid", "LatinHypercube", "LogUniform",
+    "Normal", "Points", "Product", "Sample", "ScipyDistribution", "Sobol", "Uniform",
+    # simulations
+    "Command", "MesaModel", "ModelClass", "Output", "Simulation", "read_output", "simulation",
+    # running and storing
+    "Ensemble", "open_ensemble",
+    # errors
+    "CommandError", "DesignError", "EnsembleError", "MemberError", "OutputFileError",
+    "OutputMismatchError", "RunnerError", "SimulationError", "SpecError", "StoreError",
+    "StoreExistsError", "StoreMismatchError",
+    "__version__",
+}
+
+
+def test_all_is_sorted_and_complete():
+    assert ensembles.__all__ == sorted(ensembles.__all__)
+    assert set(ensembles.__all__) == EXPECTED
+    for name in ensembles.__all__:
+        assert hasattr(ensembles, name), name
+
+
+def test_errors_share_one_base_and_a_builtin():
+    for name in ensembles.__all__:
+        obj = getattr(ensembles, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, ensembles.EnsembleError), name
+            assert issubclass(obj, (ValueError, RuntimeError)), name
+
+
+def test_accessor_is_registered():
+    import xarray as xr
+
+    assert hasattr(xr.Dataset([]), "ens") or hasattr(xr.DataArray([1.0]), "ens")
