@@ -180,6 +180,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append(
         f"  members:    {c['ok']} ok, {c['failed']} failed, {c['pending']} pending of {c['total']}"
     )
+    for text, count in list(info.get("errors", {}).items())[:10]:
+        lines.append(f"    {count} x {text}")
     if info.get("finished"):
         lines.append(f"  finished:   {info['finished']}")
     return "\n".join(lines)

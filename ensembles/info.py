@@ -25,7 +25,8 @@ def describe(
     dict
         ``path``, ``simulation``, ``design`` (its dict form), ``fixed``, ``seeds``,
         ``root_seed``, ``dims`` (name -> size), ``outputs``, ``members`` (counts of
-        ok/failed/pending/total), ``created``/``finished`` times and package versions.
+        ok/failed/pending/total), ``errors`` (failed members counted by the first line of
+        their error), ``created``/``finished`` times and package versions.
 
     Examples
     --------
@@ -37,6 +38,12 @@ def describe(
     attrs = store.attrs()
     ds = store.open_dataset()
     status = store.status()
+    errors: dict[str, int] = {}
+    if (status == FAILED).any():
+        texts = np.asarray(ds["error"].values)[status == FAILED]
+        for text in texts.tolist():
+            first = str(text).splitlines()[0] if str(text) else "(no message)"
+            errors[first] = errors.get(first, 0) + 1
     provenance = json.loads(attrs.get("ensembles_provenance", "{}"))
     return {
         "path": store.path,
@@ -54,6 +61,7 @@ def describe(
             "pending": int(np.count_nonzero(status == PENDING)),
             "total": int(status.size),
         },
+        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
         "created": provenance.get("created"),
         "finished": attrs.get("ensembles_finished"),
         "versions": provenance.get("versions", {}),

@@ -124,6 +124,7 @@ def test_failures_are_recorded_as_data(tmp_path, capsys):
 
     info = describe(tmp_path / "f.zarr")
     assert info["members"] == {"ok": 4, "failed": 2, "pending": 0, "total": 6}
+    assert info["errors"] == {"ValueError: a must be non-negative, got -2.0": 2}
 
 
 def test_retries_and_raise(tmp_path):
