@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-# ACCESSOR-PENDING from . import accessor as _accessor  # registers the .ens accessor
+from . import accessor as _accessor  # registers the .ens accessor
 from .adapters import MesaModel, ModelClass
 from .command import Command, CommandError
 from .designs import Concat, Design, Grid, LatinHypercube, Points, Product, Sample, Sobol
@@ -33,6 +33,7 @@ from .distributions import (
 )
 from .ensemble import Ensemble
 from .errors import (
+    AnalysisError,
     DesignError,
     EnsembleError,
     MemberError,
@@ -53,9 +54,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - not installed
     __version__ = "0+unknown"
 
-del PackageNotFoundError, version
+del _accessor, PackageNotFoundError, version
 
 __all__ = [
+    "AnalysisError",
     "Choice",
     "Command",
     "CommandError",

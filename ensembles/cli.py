@@ -73,6 +73,55 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("store", metavar="OUT.zarr")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    p = sub.add_parser("summary", help="per design point: mean, std, n and quantiles")
+    p.add_argument("store", metavar="OUT.zarr")
+    p.add_argument(
+        "--over",
+        nargs="+",
+        default=["seed"],
+        metavar="DIM",
+        help="member dims to summarize over (default: seed)",
+    )
+    p.add_argument(
+        "-q",
+        "--quantiles",
+        nargs="*",
+        type=float,
+        default=[0.025, 0.5, 0.975],
+        metavar="Q",
+        help="quantiles in [0, 1]",
+    )
+    p.add_argument("--var", nargs="+", metavar="NAME", help="outputs (default: all)")
+    p.add_argument(
+        "--aggregate",
+        metavar="HOW",
+        help="reduce each member's time series first: mean, median, last, ...",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)"
+    )
+
+    p = sub.add_parser("plot", help="plot the mean and quantile envelope of an output")
+    p.add_argument("store", metavar="OUT.zarr")
+    p.add_argument("--var", required=True, metavar="NAME", help="the output to plot")
+    p.add_argument(
+        "--over",
+        nargs="+",
+        default=None,
+        metavar="DIM",
+        help="member dims the envelope spans (default: all member dims)",
+    )
+    p.add_argument(
+        "-q",
+        "--quantiles",
+        nargs=2,
+        type=float,
+        default=[0.025, 0.975],
+        metavar=("LO", "HI"),
+        help="the band's quantiles",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image file")
+
     return parser
 
 
@@ -187,7 +236,57 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"run": cmd_run, "resume": cmd_resume, "demo": cmd_demo, "info": cmd_info}
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .store import open_ensemble
+    from .tables import summary, write_table
+
+    ds = open_ensemble(args.store)
+    over = args.over[0] if len(args.over) == 1 else tuple(args.over)
+    table = summary(
+        ds, over=over, q=tuple(args.quantiles), vars=args.var, aggregate=args.aggregate
+    )
+    if args.output:
+        path = write_table(table, args.output)
+        print(f"wrote {len(table)} rows to {path}")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.width", 160):
+            print(table.to_string(index=False))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plot import plot_envelope
+    from .store import open_ensemble
+
+    ds = open_ensemble(args.store)
+    if args.var not in ds.data_vars:
+        msg = (
+            f"no output {args.var!r} in {args.store}; outputs are {sorted(map(str, ds.data_vars))}"
+        )
+        raise ValueError(msg)
+    over = None if args.over is None else tuple(args.over)
+    ax = plot_envelope(ds[args.var], over=over, q=tuple(args.quantiles))
+    ax.figure.savefig(args.output, dpi=120, bbox_inches="tight")
+    plt.close(ax.figure)
+    print(f"wrote {args.output}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "demo": cmd_demo,
+    "info": cmd_info,
+    "summary": cmd_summary,
+    "plot": cmd_plot,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

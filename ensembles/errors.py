@@ -13,12 +13,14 @@ do not know about ensembles::
     ├── StoreError(RuntimeError)       a Zarr store cannot be created, opened or resumed
     │   ├── StoreExistsError(FileExistsError)
     │   └── StoreMismatchError(ValueError) resume/extend with a different run than the store's
-    └── RunnerError(RuntimeError)      the run could not be scheduled or executed
+    ├── RunnerError(RuntimeError)      the run could not be scheduled or executed
+    └── AnalysisError(ValueError)      an analysis asked what the data cannot answer
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AnalysisError",
     "DesignError",
     "EnsembleError",
     "MemberError",
@@ -90,3 +92,11 @@ class StoreMismatchError(StoreError, ValueError):
 
 class RunnerError(EnsembleError, RuntimeError):
     """The run could not be scheduled or executed (cluster unreachable, ...)."""
+
+
+class AnalysisError(EnsembleError, ValueError):
+    """An ensemble analysis was asked something the data cannot answer.
+
+    Raised for unknown or uninferable ``over`` dims, invalid quantiles or levels, unknown
+    statistics and unsupported table formats; the message names the value and the fix.
+    """

@@ -5,8 +5,8 @@ Layout of a store (readable by plain ``xarray.open_zarr``)::
     OUT.zarr/
       zarr.json            root attrs: "ensembles" (the run spec, JSON), provenance
       M, E, ...            outputs, dims (design dims..., seed, output dims...),
-                           chunked one block per chunk along member dims, whole along
-                           output dims, blosc-lz4 + shuffle, fill NaN (missing = NaN)
+                           chunked one block per chunk along member dims, in about 10
+                           slabs along output dims, blosc-lz4 + shuffle, fill NaN
       status               int8 per member: 0 pending, 1 ok, 2 failed (CF flag attrs)
       wall_time            float32 seconds per member
       member_seed          int64 seed each member received
@@ -34,11 +34,37 @@ from zarr.codecs import BloscCodec
 from .batch import BlockResult, fill_value
 from .errors import StoreError, StoreExistsError
 
-__all__ = ["SPEC_ATTR", "EnsembleStore", "open_ensemble"]
+__all__ = ["SPEC_ATTR", "EnsembleStore", "open_ensemble", "output_chunks"]
 
 SPEC_ATTR = "ensembles"
 _BOOKKEEPING = ("status", "wall_time")
 _FORBIDDEN_CODECS = ("pickle", "object", "vlen-bytes-pickle")
+
+
+def output_chunks(
+    block: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int
+) -> tuple[int, ...]:
+    """Chunk shape along an output's own dims: its first dim cut into about 10 slabs.
+
+    A block's chunks then hold whole members for a slab of steps, so a reduction over
+    members (a quantile) reads one slab of every member at a time: memory proportional to
+    members x slab, not to the whole array. Slabs stay at least 256 KiB per chunk.
+
+    Examples
+    --------
+    >>> output_chunks((1000,), (1000,), 8)     # 10,000 x 1,000 float64: 800 KB chunks
+    (100,)
+    >>> output_chunks((1,), (900,), 8)         # one slow member per block: whole
+    (900,)
+    """
+    if not out_shape:
+        return ()
+    members = max(int(np.prod(block)), 1)
+    rest = int(np.prod(out_shape[1:])) if len(out_shape) > 1 else 1
+    first = out_shape[0]
+    by_slabs = -(-first // 10)
+    by_bytes = -(-(256 * 1024) // (members * rest * itemsize))
+    return (min(max(by_slabs, by_bytes, 1), max(first, 1)), *out_shape[1:])
 
 
 def _is_url(path: str) -> bool:
@@ -142,7 +168,7 @@ class EnsembleStore:
         ds = template.copy()
         for name, var in template.data_vars.items():
             out_shape = var.shape[nmember:]
-            chunks = tuple(block) + tuple(out_shape)
+            chunks = tuple(block) + output_chunks(block, out_shape, var.dtype.itemsize)
             ds[name] = var.copy(data=da.zeros(var.shape, dtype=var.dtype, chunks=chunks))
             encoding[str(name)] = {
                 "chunks": chunks,

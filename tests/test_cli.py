@@ -159,3 +159,47 @@ def test_entry_point_and_demo(tmp_path):
     ds = ens.open_ensemble(tmp_path / "ising-demo.zarr")
     assert ds.sizes["sample"] == 4
     assert float(ds["T"][0]) == 3.0
+
+
+def test_summary_and_plot(spec, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(spec), "-o", str(out), "-q"]) == 0
+    csv = tmp_path / "summary.csv"
+    assert (
+        main(
+            [
+                "summary",
+                str(out),
+                "--over",
+                "seed",
+                "-q",
+                "0.025",
+                "0.5",
+                "0.975",
+                "--var",
+                "M",
+                "--aggregate",
+                "mean",
+                "-o",
+                str(csv),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(csv)
+    assert table["T"].tolist() == [1.5, 2.0, 2.5]
+    ds = ens.open_ensemble(out)
+    want = ds["M"].mean("sweep").mean("seed").values
+    np.testing.assert_allclose(table["mean"].to_numpy(), want, rtol=1e-12)
+    assert set(table.columns) >= {"n", "mean", "std", "q0.025", "q0.5", "q0.975"}
+    assert main(["summary", str(out), "--var", "M", "--aggregate", "last"]) == 0
+    assert "q0.975" in capsys.readouterr().out
+    png = tmp_path / "env.png"
+    assert main(["plot", str(out), "--var", "M", "--over", "T", "seed", "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", str(out), "--var", "nope", "-o", str(png)]) == 1
+    assert "no output 'nope'" in capsys.readouterr().err
+    assert main(["summary", str(out), "-o", str(tmp_path / "s.xlsx")]) == 1
+    assert ".parquet" in capsys.readouterr().err

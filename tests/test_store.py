@@ -72,8 +72,11 @@ def test_store_layout_and_plain_xarray(tmp_path):
     assert prov["created"]
     assert plain.attrs["ensembles_finished"] >= prov["created"]
     assert plain["status"].attrs["flag_meanings"] == "pending ok failed"
-    # one chunk per block along member dims, whole along output dims
+    # one chunk per block along member dims; small outputs stay whole along their dims
     assert plain["z"].encoding["chunks"][-1] == 5
+    assert plain["z"].encoding["chunks"][:2] == tuple(
+        json.loads(plain.attrs["ensembles"])["block"]
+    )
 
 
 def test_existing_store_is_refused_then_overwritten(tmp_path):
