@@ -30,6 +30,7 @@ EXPECTED = {
     "Ensemble",
     "open_ensemble",
     # errors
+    "AnalysisError",
     "CommandError",
     "DesignError",
     "EnsembleError",
