@@ -240,7 +240,7 @@ class BatchRunner:
                         continue
                     flat_attempts[pos] = attempt + 1
                     if self.on_error == "raise":
-                        raise self._member_error(member, exc) from exc
+                        raise self.member_error(member, exc) from exc
                     flat_status[pos] = FAILED
                     errors.append((member, type(exc).__name__, _message(exc)))
                     break
@@ -252,7 +252,7 @@ class BatchRunner:
             flat_wall[pos] = clock() - start
         return BlockResult(tuple(block_id), outputs, status, wall, attempts, errors)
 
-    def _member_error(self, member: int, exc: BaseException) -> MemberError:
+    def member_error(self, member: int, exc: BaseException) -> MemberError:
         desc = self.members.describe(member)
         if isinstance(exc, OutputMismatchError):
             msg = str(exc)

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import hashlib
 import json
-import math
-import platform
-import socket
-import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import xarray as xr
-from dask.base import tokenize
 
 from .batch import (
     FAILED,
     OK,
     BatchRunner,
     BlockResult,
-    batch_size_for,
     format_errors,
-    protected_copy,
 )
 from .designs import Design, design_from_dict
-from .errors import DesignError, MemberError, RunnerError, SimulationError
+from .errors import DesignError, MemberError, RunnerError
 from .graph import assemble_dataset, lazy_arrays
 from .members import Members, block_shape_for
+from .planning import plan_run, run_token
+from .provenance import now, provenance
 from .runner import Progress, resolve_client, run_tasks, worker_count
 from .simulation import Schema, Simulation, as_simulation
 from .store import SPEC_ATTR, EnsembleStore
@@ -190,62 +182,6 @@ class Ensemble:
             block_shape_for(shape, bs),
         )
 
-    def _probe(
-        self, members: Members, on_error: str, timing: bool
-    ) -> tuple[Schema, dict[int, dict[str, np.ndarray]], dict[int, BaseException], float]:
-        """Run the first members on the client: learn the schema and the cost of a member.
-
-        Members run in order until one succeeds (its result gives the schema). With
-        ``timing``, a few more members run to measure the cost without the first call's
-        warm-up (imports, JIT compilation): cheap members until about 10 ms have passed,
-        a slow member once more. Every result is kept and reused; nothing runs twice.
-        """
-        precomputed: dict[int, dict[str, np.ndarray]] = {}
-        failures: dict[int, BaseException] = {}
-        runner = BatchRunner(
-            self.simulation, members, self.fixed, Schema({}), **self._shared_kwargs()
-        )
-        limit = min(len(members), 20)
-        schema: Schema | None = None
-        times: list[float] = []
-        for member in range(len(members)):
-            params = runner.member_params(member)
-            kwargs = params
-            if runner.has_shared:
-                kwargs = {**params, self.setup_name: protected_copy(runner.shared)}
-            start = time.perf_counter()
-            try:
-                raw = self.simulation.call(kwargs, members.seed(member))
-                elapsed = time.perf_counter() - start
-                if schema is None:
-                    schema = self.simulation.declared_schema(params)
-                    if schema is None:
-                        schema = self.simulation.schema_from_result(raw, params)
-                arrays, _, _ = self.simulation.normalize(raw, params)
-                arrays = schema.check(arrays, members.describe(member))
-            except Exception as exc:
-                if on_error == "raise" or isinstance(exc, SimulationError):
-                    raise runner._member_error(member, exc) from exc
-                failures[member] = exc
-                if schema is None and member + 1 >= limit:
-                    break
-                continue
-            precomputed[member] = arrays
-            times.append(elapsed)
-            if not timing or len(times) >= 20 or elapsed > 2.0:
-                break
-            if len(times) >= 2 and (elapsed > 1e-3 or sum(times[1:]) > 0.01):
-                break
-        if schema is None:
-            first = next(iter(failures.values()))
-            msg = (
-                f"the first {len(failures)} members all failed, so the outputs could not be "
-                f"learned; the first error was {type(first).__name__}: {first}"
-            )
-            raise MemberError(msg, params=runner.member_params(0), seed=members.seed(0))
-        cost = min(times[1:]) if len(times) > 1 else times[0]
-        return schema, precomputed, failures, cost
-
     def _plan(
         self,
         *,
@@ -255,53 +191,17 @@ class Ensemble:
         on_error: str,
         retries: int = 0,
     ) -> BatchRunner:
-        members = self.members(batch_size or self.batch_size or 1000)
-        params0 = {**members.params(0), **self.fixed}
-        declared = self.simulation.declared_schema(params0)
-        explicit = batch_size or self.batch_size
-        precomputed: dict[int, dict[str, np.ndarray]] = {}
-        failures: dict[int, BaseException] = {}
-        cost = None
-        if declared is None or (running and explicit is None):
-            schema, precomputed, failures, cost = self._probe(
-                members, on_error, timing=running and explicit is None
-            )
-        else:
-            schema = declared
-        _check_output_names(schema, members, self.fixed)
-        if explicit is None:
-            member_bytes = sum(
-                math.prod(o.shape) * o.dtype.itemsize for o in schema.outputs.values()
-            )
-            if cost is None:  # lazy graph of a declared simulation: no timing available
-                size = batch_size_for(1e-3, len(members), n_workers, member_bytes)
-            else:
-                size = batch_size_for(cost, len(members), n_workers, member_bytes)
-            members = self.members(size)
-        runner = BatchRunner(
-            self.simulation,
-            members,
-            self.fixed,
-            schema,
+        return plan_run(
+            self,
+            running=running,
+            batch_size=batch_size,
+            n_workers=n_workers,
             on_error=on_error,
             retries=retries,
-            precomputed=precomputed,
-            precomputed_errors=failures,
-            **self._shared_kwargs(),
         )
-        runner.token = self._token(members, schema)
-        return runner
 
     def _token(self, members: Members, schema: Schema) -> str:
-        return tokenize(
-            self.simulation.name,
-            json.dumps(self.design.to_dict(), sort_keys=True),
-            json.dumps(self.fixed, sort_keys=True, default=repr),
-            self.seeds,
-            self.root_seed,
-            members.block,
-            json.dumps(schema.to_dict(), sort_keys=True),
-        )
+        return run_token(self, members, schema)
 
     def _shared_kwargs(self) -> dict[str, Any]:
         """The shared state for runners: built once (on first use) and reused."""
@@ -339,11 +239,17 @@ class Ensemble:
         return {
             SPEC_ATTR: text,
             "ensembles_spec_sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "ensembles_provenance": json.dumps(_provenance()),
+            "ensembles_provenance": json.dumps(provenance()),
             "ensembles_root_seed": str(self.root_seed),
         }
 
     # -- running ---------------------------------------------------------------------
+    def _client(self, scheduler: Any, workers: int | None) -> Any:
+        """The client a run uses (see :func:`ensembles.runner.resolve_client`)."""
+        return resolve_client(
+            scheduler, processes=not self.simulation.releases_gil, n_workers=workers
+        )
+
     def to_dataset(self, *, batch_size: int | None = None) -> xr.Dataset:
         """The ensemble as a lazy Dataset: nothing runs until it is computed.
 
@@ -394,9 +300,7 @@ class Ensemble:
             a scheduler is given or a client is active.
         """
         _check_on_error(on_error, retries)
-        with resolve_client(
-            scheduler, processes=not self.simulation.releases_gil, n_workers=workers
-        ) as client:
+        with self._client(scheduler, workers) as client:
             runner = self._plan(
                 running=True,
                 batch_size=batch_size,
@@ -506,9 +410,7 @@ class Ensemble:
         plan = plan_resume(self, store) if resuming else None  # validates before any write
         if exists:
             store.lease("check", force=force).check()
-        with resolve_client(
-            scheduler, processes=not self.simulation.releases_gil, n_workers=workers
-        ) as client:
+        with self._client(scheduler, workers) as client:
             if plan is not None:
                 runner = BatchRunner(
                     self.simulation,
@@ -542,7 +444,7 @@ class Ensemble:
                 todo = None if plan is None else todo_mask(store.status(), only)
                 errors, counts = self._run_into(store, client, runner, todo, progress)
                 store.update_attrs(
-                    ensembles_finished=_now(),
+                    ensembles_finished=now(),
                     ensembles_counts=json.dumps(_status_counts(store.status())),
                 )
         _report_failures(errors, counts["run"], _quiet_bar(progress), where=store.path)
@@ -573,7 +475,7 @@ class Ensemble:
         if todo is not None and total < len(members):
             bar.message(f"resuming: {total} of {len(members)} members to run")
         errors: list[tuple[int, str, str]] = []
-        store.update_attrs(ensembles_started=_now())
+        store.update_attrs(ensembles_started=now())
         for outcome in run_tasks(
             client,
             _task_store,
@@ -600,24 +502,6 @@ def _status_counts(status: np.ndarray) -> dict[str, int]:
 
 def _quiet_bar(progress: bool) -> Progress:
     return Progress(1, enabled=progress)
-
-
-def _check_output_names(schema: Schema, members: Members, fixed: Mapping[str, Any]) -> None:
-    taken = {*members.table, *members.dims, "member_seed", "status", "wall_time"}
-    for name, out in schema.outputs.items():
-        if name in taken:
-            msg = (
-                f"the simulation returns an output named {name!r}, which is already a "
-                "parameter, dimension or bookkeeping variable of the ensemble; rename the output"
-            )
-            raise SimulationError(msg)
-        clash = sorted(set(out.dims) & set(members.dims))
-        if clash:
-            msg = (
-                f"output {name!r} has dimension(s) {clash!r}, which the ensemble uses for its "
-                "members; rename the output's dimension"
-            )
-            raise SimulationError(msg)
 
 
 def _check_on_error(on_error: str, retries: int) -> None:
@@ -651,28 +535,3 @@ def _report_failures(
     bar.message(
         f"{len(errors)} of {total} members failed{store}, by error:\n{format_errors(errors)}"
     )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _provenance() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for pkg in ("ensembles", "numpy", "dask", "distributed", "xarray", "zarr", "numba", "scipy"):
-        with contextlib.suppress(PackageNotFoundError):
-            versions[pkg] = version(pkg)
-    try:
-        user = getpass.getuser()
-    except Exception:  # pragma: no cover - no user database in some containers
-        user = None
-    return {
-        "created": _now(),
-        "host": socket.gethostname(),
-        "user": user,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-    }
