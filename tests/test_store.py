@@ -39,6 +39,18 @@ def _tree_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _run_and_kill(script: Path, log: Path, after_calls: int) -> None:
+    """Run a script in its own process group; SIGKILL the group after some member calls."""
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(_calls(log)) < after_calls and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
 def _slow(log: Path, a=(1.0, 2.0, 3.0, 4.0, 5.0), seeds=8, delay=0.0):
     return ens.Ensemble(
         sims.slow,
@@ -160,13 +172,7 @@ def test_sigkill_then_resume_runs_only_missing_members(tmp_path):
     script.write_text(CRASH_SCRIPT.format(root=str(ROOT), log=str(log), path=str(path)))
     # members sleep 0.05 s each; kill the driver (and its in-process workers) mid-run
     script.write_text(script.read_text().replace('"delay": 0.0', '"delay": 0.05'))
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
-    deadline = time.monotonic() + 60
-    while len(_calls(log)) < 12 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    _run_and_kill(script, log, after_calls=12)
     # the store is readable and consistent: ok members have their data
     ds = ens.open_ensemble(path)
     status = ds["status"].values
@@ -343,12 +349,7 @@ def test_s3_run_kill_resume_open(s3, tmp_path):
             e.to_zarr({url!r}, storage_options={options!r}, progress=False, workers=2)
     """)
     )
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
-    deadline = time.monotonic() + 60
-    while len(_calls(log)) < 12 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _run_and_kill(script, log, after_calls=12)
     ds = ens.open_ensemble(url, storage_options=options)
     n_ok = int((ds["status"].values == 1).sum())
     assert 0 < n_ok < 40
