@@ -15,6 +15,7 @@ from .batch import (
     OK,
     BatchRunner,
     BlockResult,
+    fill_value,
     format_errors,
 )
 from .designs import Design, design_from_dict
@@ -23,7 +24,14 @@ from .graph import assemble_dataset, lazy_arrays
 from .members import Members, block_shape_for
 from .planning import plan_run, run_token
 from .provenance import now, provenance
-from .runner import Progress, resolve_client, run_tasks, worker_count
+from .runner import (
+    Progress,
+    is_killed_worker,
+    resolve_client,
+    run_tasks,
+    split_into_members,
+    worker_count,
+)
 from .simulation import Schema, Simulation, as_simulation
 from .store import SPEC_ATTR, EnsembleStore
 
@@ -310,23 +318,27 @@ class Ensemble:
             )
             members, schema = runner.members, runner.schema
             outputs = {
-                name: np.empty((*members.shape, *o.shape), dtype=o.dtype)
+                name: np.full((*members.shape, *o.shape), fill_value(o.dtype), dtype=o.dtype)
                 for name, o in schema.outputs.items()
             }
             status = np.zeros(members.shape, dtype=np.int8)
             errors: list[tuple[int, str, str]] = []
-            bar = Progress(len(members), enabled=progress)
+            bar = Progress(len(members), enabled=progress, client=client)
             items = [(bid, None) for bid in members.block_ids()]
             for outcome in run_tasks(
-                client, _task_run, runner, items, key_prefix=f"ensemble-block-{runner.token}"
+                client,
+                _task_run,
+                runner,
+                items,
+                key_prefix=f"ensemble-block-{runner.token}",
+                split=_member_split(members),
             ):
-                if outcome.error is not None:
-                    raise _task_error(outcome.error)
-                res: BlockResult = outcome.result
+                res = _outcome_result(outcome, runner)
                 region = members.block_slices(res.block_id)
+                ran = res.status != 0  # a split part holds only some of its block's members
                 for name, values in res.outputs.items():
-                    outputs[name][region] = values
-                status[region] = res.status
+                    outputs[name][region][ran] = values[ran]
+                status[region][ran] = res.status[ran]
                 errors.extend(res.errors)
                 bar.update(res.n_run, res.n_failed)
             bar.close()
@@ -471,7 +483,7 @@ class Ensemble:
             elif mask.any():
                 items.append((bid, mask))
         total = len(members) if todo is None else int(np.count_nonzero(todo))
-        bar = Progress(total, enabled=progress)
+        bar = Progress(total, enabled=progress, client=client)
         if todo is not None and total < len(members):
             bar.message(f"resuming: {total} of {len(members)} members to run")
         errors: list[tuple[int, str, str]] = []
@@ -482,14 +494,58 @@ class Ensemble:
             (runner, store),
             items,
             key_prefix=f"ensemble-store-{runner.token}",
+            split=_member_split(members),
         ):
-            if outcome.error is not None:
-                raise _task_error(outcome.error)
-            res = outcome.result
+            res = _outcome_result(outcome, runner)
+            if outcome.error is not None:  # a member that killed its worker: record it here
+                store.write_block(res, members.block_slices(res.block_id))
             errors.extend(res.errors)
             bar.update(res.n_run, res.n_failed)
         bar.close()
         return errors, {"run": total}
+
+
+def _member_split(members: Members) -> Any:
+    """How run_tasks splits a block whose task killed its worker: one member per part."""
+    return split_into_members(
+        lambda bid: tuple(s.stop - s.start for s in members.block_slices(bid))
+    )
+
+
+def _outcome_result(outcome: Any, runner: BatchRunner) -> BlockResult:
+    """A task's BlockResult; a member that repeatedly killed its worker becomes a failure.
+
+    Other task errors are raised. A lone member whose task ended in dask's KilledWorker
+    is recorded as failed (``on_error="record"``) or raised as a :class:`MemberError`.
+    """
+    if outcome.error is None:
+        return outcome.result
+    block_id, todo = outcome.item
+    alone = todo is not None and np.count_nonzero(todo) == 1
+    if not is_killed_worker(outcome.error) or not alone:
+        raise _task_error(outcome.error)
+    index = runner.members.block_members(block_id)
+    mask = np.asarray(todo, bool)
+    member = int(index[mask][0])
+    message = (
+        f"the member repeatedly killed the dask worker running it ({outcome.error}); it may "
+        "exhaust memory or crash the interpreter"
+    )
+    if runner.on_error == "raise":
+        raise runner.member_error(member, RunnerError(message))
+    shape = index.shape
+    outputs = {
+        n: np.full(shape + o.shape, fill_value(o.dtype), dtype=o.dtype)
+        for n, o in runner.schema.outputs.items()
+    }
+    return BlockResult(
+        tuple(block_id),
+        outputs,
+        np.where(mask, FAILED, 0).astype(np.int8),
+        np.full(shape, np.nan, np.float32),
+        mask.astype(np.uint8),
+        [(member, "KilledWorker", message)],
+    )
 
 
 def _status_counts(status: np.ndarray) -> dict[str, int]:

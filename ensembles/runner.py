@@ -5,27 +5,63 @@ bounded number at a time (so a million members never make a million live tasks),
 results are consumed as they complete. With no client given or active, an embedded
 ``LocalCluster`` on 127.0.0.1 is started once per process: worker processes for
 simulations that hold the GIL, threads for those that release it.
+
+Connecting to a dask cluster means trusting it: its scheduler and workers run the code
+the client sends, and distributed's protocol can carry pickled objects back. Safe mode
+(``resolve_client(..., safe=True)``) narrows what the client accepts (results travel as
+plain msgpack data that ensembles decodes itself); it is defense in depth, not a sandbox.
+See ``docs/clusters.md``.
 """
 
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextlib
+import importlib.util
+import itertools
+import json
 import logging
 import os
+import re
+import secrets
 import sys
 import threading
 import time
+import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TextIO
 
-from .errors import RunnerError
+import numpy as np
 
-__all__ = ["Progress", "default_client", "resolve_client", "run_tasks"]
+from .batch import BlockResult
+from .errors import MemberError, RunnerError
 
-_DEFAULT_CLIENTS: dict[tuple[bool, int], Any] = {}
+__all__ = [
+    "SAFE_DESERIALIZERS",
+    "Progress",
+    "TaskOutcome",
+    "close_default_clients",
+    "dashboard_link",
+    "default_client",
+    "is_killed_worker",
+    "resolve_client",
+    "run_tasks",
+    "split_into_members",
+    "worker_count",
+]
+
+#: What a safe-mode client deserializes: msgpack only, never pickle.
+SAFE_DESERIALIZERS: tuple[str, ...] = ("msgpack",)
+
+_DEFAULT_CLIENTS: dict[tuple[bool, int, bool], Any] = {}
 _DEFAULT_LOCK = threading.Lock()
+_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.\-]+):\d{1,5}$")
+
+logger = logging.getLogger("ensembles")
 
 
 def _cpu_count() -> int:
@@ -35,8 +71,15 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def default_client(processes: bool = True, n_workers: int | None = None) -> Any:
+# -- connecting --------------------------------------------------------------------------
+
+
+def default_client(
+    processes: bool = True, n_workers: int | None = None, *, safe: bool = False
+) -> Any:
     """The embedded local cluster's client, started on first use and reused.
+
+    Everything it starts listens on 127.0.0.1 only (scheduler, workers, dashboard).
 
     Parameters
     ----------
@@ -45,34 +88,40 @@ def default_client(processes: bool = True, n_workers: int | None = None) -> Any:
         GIL), or one in-process worker with a thread per core (for those that release it).
     n_workers : int, optional
         Workers (processes) or threads; default: every core.
+    safe : bool
+        Create the client with ``deserializers=SAFE_DESERIALIZERS`` (see
+        :func:`resolve_client`).
+
+    Examples
+    --------
+    >>> client = default_client(processes=False, n_workers=2)  # doctest: +SKIP
+    >>> worker_count(client)  # doctest: +SKIP
+    2
     """
     from distributed import Client, LocalCluster
 
     n = int(n_workers or _cpu_count())
-    key = (bool(processes), n)
+    if n < 1:
+        msg = f"n_workers must be at least 1, got {n_workers!r}"
+        raise RunnerError(msg)
+    key = (bool(processes), n, bool(safe))
     with _DEFAULT_LOCK:
         client = _DEFAULT_CLIENTS.get(key)
         if client is not None and client.status == "running":
             return client
+        common = {
+            "host": "127.0.0.1",
+            "dashboard_address": "127.0.0.1:0",
+            "silence_logs": logging.ERROR,
+        }
         if processes:
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, **common)
         else:
+            # in-process workers: tcp on 127.0.0.1 (inproc:// cannot take a host)
             cluster = LocalCluster(
-                n_workers=1,
-                threads_per_worker=n,
-                processes=False,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
+                n_workers=1, threads_per_worker=n, processes=False, protocol="tcp://", **common
             )
-        client = Client(cluster, set_as_default=False)
+        client = Client(cluster, set_as_default=False, **_client_kwargs(safe))
         _DEFAULT_CLIENTS[key] = client
         return client
 
@@ -91,73 +140,269 @@ def close_default_clients() -> None:
             cluster.close()
 
 
+def _client_kwargs(safe: bool) -> dict[str, Any]:
+    return {"deserializers": list(SAFE_DESERIALIZERS)} if safe else {}
+
+
+def _refuses_pickle(client: Any) -> bool:
+    """True when ``client`` was created with deserializers that exclude pickle."""
+    deserializers = getattr(client, "_deserializers", None)
+    return deserializers is not None and "pickle" not in deserializers
+
+
+def _seconds(timeout: float | str | None) -> float:
+    import dask
+    from dask.utils import parse_timedelta
+
+    if timeout is None:
+        timeout = dask.config.get("distributed.comm.timeouts.connect")
+    try:
+        seconds = parse_timedelta(timeout, default="seconds")
+    except (ValueError, KeyError, TypeError):
+        seconds = None
+    if seconds is None or seconds <= 0:
+        msg = (
+            f"timeout must be a positive number of seconds or a string like '5s', not {timeout!r}"
+        )
+        raise RunnerError(msg)
+    return float(seconds)
+
+
+def _address_from_file(path: str) -> str:
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except FileNotFoundError:
+        msg = (
+            f"scheduler file {path!r} does not exist; start the scheduler with "
+            f"`dask scheduler --scheduler-file {path}` or check the path"
+        )
+        raise RunnerError(msg) from None
+    except (OSError, ValueError) as exc:
+        msg = f"cannot read scheduler file {path!r}: {exc}"
+        raise RunnerError(msg) from None
+    address = info.get("address") if isinstance(info, dict) else None
+    if not isinstance(address, str):
+        msg = (
+            f"scheduler file {path!r} has no 'address'; it should be the JSON file written by "
+            "`dask scheduler --scheduler-file PATH`"
+        )
+        raise RunnerError(msg)
+    return address
+
+
+def _normalize_address(scheduler: str) -> str | None:
+    """``tcp://host:port`` for an address, None when ``scheduler`` is not one."""
+    if scheduler.startswith(_SCHEMES):
+        return scheduler
+    if _HOST_PORT.match(scheduler):
+        return "tcp://" + scheduler
+    return None
+
+
+def _connection_args(address: str, security: Any) -> dict[str, Any]:
+    from distributed.security import Security
+
+    sec = security if security is not None else Security()
+    args = sec.get_connection_args("client")
+    if address.startswith(("tls://", "wss://")) and args.get("ssl_context") is None:
+        msg = (
+            f"{address!r} is a TLS address but no TLS settings were given; pass "
+            "security=distributed.security.Security(tls_ca_file=..., tls_client_cert=..., "
+            "tls_client_key=..., require_encryption=True), or set the dask config "
+            "distributed.comm.tls.{ca-file,client.cert,client.key}"
+        )
+        raise RunnerError(msg)
+    return args
+
+
+def _probe(address: str, connection_args: dict[str, Any], timeout: float) -> None:
+    """Open and close one comm to ``address`` (in a private event loop thread).
+
+    Raises the connection error. Failing here, before a ``Client`` exists, avoids a
+    half-built client whose finalizer stalls and logs at interpreter exit.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def attempt() -> None:
+        comm = await connect(address, timeout=timeout, **connection_args)
+        comm.abort()
+
+    outcome: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(attempt())
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, name="ensembles-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 10.0)
+    if outcome:
+        raise outcome[0]
+    if thread.is_alive():  # pragma: no cover - connect() honours its own timeout
+        msg = f"timed out after {timeout} s"
+        raise TimeoutError(msg)
+
+
+def _connect(address: str, security: Any, timeout: float, safe: bool, where: str) -> Any:
+    from distributed import Client
+
+    args = _connection_args(address, security)
+    try:
+        if not address.startswith("inproc://"):
+            _probe(address, args, timeout)
+    except (OSError, TimeoutError) as exc:
+        hint = (
+            "TLS certificates (security=) match the cluster's"
+            if address.startswith(("tls://", "wss://"))
+            else "the cluster does not require TLS (a tls:// cluster refuses tcp:// clients)"
+        )
+        msg = (
+            f"cannot connect to the dask scheduler at {where!r}: {exc}. Check the address, "
+            f"that `dask scheduler` is running and reachable from here, and that {hint}. "
+            f"Connecting gives up after {timeout:g} s (timeout=, or the dask config "
+            "distributed.comm.timeouts.connect)"
+        )
+        raise RunnerError(msg) from None
+    try:
+        return Client(
+            address,
+            security=security,
+            timeout=timeout,
+            set_as_default=False,
+            **_client_kwargs(safe),
+        )
+    except (OSError, TimeoutError) as exc:  # pragma: no cover - reachable a moment ago
+        msg = f"cannot connect to the dask scheduler at {where!r}: {exc}"
+        raise RunnerError(msg) from None
+
+
+def _check_safe(client: Any, safe: bool) -> None:
+    if safe and not _refuses_pickle(client):
+        msg = (
+            f"safe=True but the client {client!r} deserializes pickle; create it with "
+            "distributed.Client(address, deserializers=list(ensembles.runner.SAFE_DESERIALIZERS)) "
+            "or pass the address instead of the client"
+        )
+        raise RunnerError(msg)
+
+
 @contextlib.contextmanager
 def resolve_client(
     scheduler: Any = None,
     *,
-    scheduler_file: str | None = None,
+    scheduler_file: str | os.PathLike[str] | None = None,
     processes: bool = True,
     n_workers: int | None = None,
     security: Any = None,
+    timeout: float | str | None = None,
+    safe: bool = False,
 ) -> Iterator[Any]:
     """Yield the dask client a run uses, closing it afterwards only if we opened it.
 
+    In order: ``scheduler`` (a client, a cluster object, an address or a scheduler file),
+    ``scheduler_file``, the active client (``distributed.get_client()``), else the
+    embedded default (:func:`default_client`).
+
     Parameters
     ----------
-    scheduler : distributed.Client, str or None
-        A client; an address such as ``"tcp://10.0.0.5:8786"``; a scheduler file path
-        (``*.json``); or None for the active client, else the embedded default.
-    scheduler_file : str, optional
+    scheduler : distributed.Client, Cluster, str, path-like or None
+        A client (used as is); a cluster object such as ``LocalCluster`` or a
+        dask-jobqueue cluster; an address such as ``"tcp://10.0.0.5:8786"``,
+        ``"tls://host:8786"`` or ``"host:8786"``; or the path of a scheduler file.
+    scheduler_file : str or path-like, optional
         A scheduler file written by ``dask scheduler --scheduler-file``.
     processes, n_workers
         Shape of the embedded default (see :func:`default_client`).
     security : distributed.Security, optional
-        TLS settings for ``tls://`` addresses.
+        TLS settings for ``tls://`` addresses; default: the dask config
+        (``distributed.comm.tls.*``).
+    timeout : float or str, optional
+        Seconds to wait for the scheduler before giving up with :class:`RunnerError`;
+        default: the dask config ``distributed.comm.timeouts.connect``.
+    safe : bool
+        Only deserialize msgpack data from the cluster (``deserializers=["msgpack"]``):
+        :func:`run_tasks` then ships results as plain data that ensembles decodes itself,
+        never pickles. A client passed in (or active) must have been created that way.
+
+    Raises
+    ------
+    RunnerError
+        The scheduler is unreachable, refuses the connection (TLS), the scheduler file
+        is missing or invalid, or ``scheduler`` is of the wrong kind.
+
+    Examples
+    --------
+    >>> with resolve_client("tcp://127.0.0.1:8786", timeout=5) as client:  # doctest: +SKIP
+    ...     print(worker_count(client))
     """
     from distributed import Client
 
     if isinstance(scheduler, Client):
+        _check_safe(scheduler, safe)
         yield scheduler
         return
-    if scheduler_file is None and isinstance(scheduler, str) and scheduler.endswith(".json"):
-        scheduler_file, scheduler = scheduler, None
-    if scheduler is not None or scheduler_file is not None:
-        if scheduler is not None and not isinstance(scheduler, str):
-            msg = (
-                f"scheduler must be a distributed.Client, an address like 'tcp://host:8786' or "
-                f"a scheduler file path, got {scheduler!r}"
-            )
-            raise RunnerError(msg)
-        if scheduler_file is not None and not os.path.exists(scheduler_file):
-            msg = f"scheduler file {scheduler_file!r} does not exist"
-            raise RunnerError(msg)
-        try:
-            client = Client(
-                scheduler,
-                scheduler_file=scheduler_file,
-                security=security,
-                timeout="20s",
-                set_as_default=False,
-            )
-        except (OSError, TimeoutError) as exc:
-            where = scheduler or scheduler_file
-            msg = (
-                f"cannot connect to the dask scheduler at {where!r}: {exc}. Check the address "
-                "and that `dask scheduler` is running and reachable (and TLS settings for tls://)"
-            )
-            raise RunnerError(msg) from None
+    if scheduler is not None and hasattr(scheduler, "scheduler_address"):  # a Cluster
+        seconds = _seconds(timeout)
+        client = Client(scheduler, set_as_default=False, timeout=seconds, **_client_kwargs(safe))
         try:
             yield client
         finally:
             client.close()
         return
-    try:
-        from distributed import get_client
+    if scheduler is not None and scheduler_file is not None:
+        msg = (
+            f"pass either scheduler= or scheduler_file=, not both (got {scheduler!r} and "
+            f"{scheduler_file!r})"
+        )
+        raise RunnerError(msg)
+    address = None
+    if isinstance(scheduler, os.PathLike):
+        scheduler_file = os.fspath(scheduler)
+    elif isinstance(scheduler, str):
+        address = _normalize_address(scheduler)
+        if address is None:
+            if os.path.isfile(scheduler) or scheduler.endswith(".json"):
+                scheduler_file = scheduler
+            else:
+                msg = (
+                    f"scheduler {scheduler!r} is neither an address like 'tcp://host:8786' "
+                    "(or 'tls://host:8786', 'host:8786') nor an existing scheduler file"
+                )
+                raise RunnerError(msg)
+    elif scheduler is not None:
+        msg = (
+            f"scheduler must be a distributed.Client, a cluster object, an address like "
+            f"'tcp://host:8786' or a scheduler file path, got {scheduler!r}"
+        )
+        raise RunnerError(msg)
+    if scheduler_file is not None:
+        scheduler_file = os.fspath(scheduler_file)
+        address = _address_from_file(scheduler_file)
+    if address is not None:
+        seconds = _seconds(timeout)
+        where = scheduler_file or address
+        client = _connect(address, security, seconds, safe, where)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    from distributed import get_client
 
-        client = get_client()
-    except ValueError:
-        client = None
-    yield client if client is not None else default_client(processes, n_workers)
+    try:
+        active: Any = get_client()
+    except ValueError:  # no client in this session
+        active = None
+    if active is not None:
+        _check_safe(active, safe)
+        yield active
+        return
+    yield default_client(processes, n_workers, safe=safe)
 
 
 def worker_count(client: Any) -> int:
@@ -169,8 +414,53 @@ def worker_count(client: Any) -> int:
     return max(sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()), 1)
 
 
+def dashboard_link(client: Any) -> str | None:
+    """The dashboard URL of the client's scheduler, or None when it serves none.
+
+    For an in-process cluster (``LocalCluster``, the embedded default) the link is given
+    only when ``bokeh``, which draws the dashboard, is installed.
+    """
+    try:
+        info = client.scheduler_info(n_workers=0)
+    except TypeError:  # older distributed
+        info = client.scheduler_info()
+    except Exception:
+        return None
+    if "dashboard" not in info.get("services", {}):
+        return None
+    if getattr(client, "cluster", None) is not None and importlib.util.find_spec("bokeh") is None:
+        return None
+    try:
+        link = client.dashboard_link
+    except Exception:
+        return None
+    return str(link) if link else None
+
+
+# -- progress --------------------------------------------------------------------------
+
+
+def _notebook_display() -> Callable[..., Any] | None:
+    """IPython's ``display`` when running inside a Jupyter kernel, else None."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return None
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    return display
+
+
 class Progress:
     """A progress line: members done / total, rate, ETA; for terminals and notebooks.
+
+    In a terminal the line is redrawn in place (``\\r``); when the stream is not a
+    terminal (logs, CI) a line is written every 5 s. In a Jupyter notebook the line is a
+    display that updates in place. The dashboard link of ``client`` is shown once.
 
     Parameters
     ----------
@@ -180,7 +470,17 @@ class Progress:
     enabled : bool
         False turns all output off (``--quiet``).
     stream : file, optional
-        Default ``sys.stderr``.
+        Default ``sys.stderr`` (or the notebook's output area).
+    client : distributed.Client, optional
+        The run's client: its dashboard link is printed when it has one.
+
+    Examples
+    --------
+    >>> import io
+    >>> bar = Progress(10, stream=io.StringIO())
+    >>> bar.update(4)
+    >>> bar.line().startswith("members: 4/10 ( 40.0%)")
+    True
     """
 
     def __init__(
@@ -189,6 +489,7 @@ class Progress:
         label: str = "members",
         enabled: bool = True,
         stream: TextIO | None = None,
+        client: Any = None,
     ) -> None:
         self.total = int(total)
         self.done = 0
@@ -198,11 +499,18 @@ class Progress:
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
         self._last = 0.0
-        self._interactive = bool(getattr(self.stream, "isatty", lambda: False)()) or (
-            "ipykernel" in sys.modules
+        self._display = _notebook_display() if stream is None else None
+        self._handle: Any = None
+        self._interactive = self._display is not None or bool(
+            getattr(self.stream, "isatty", lambda: False)()
         )
+        if self.enabled and client is not None:
+            link = dashboard_link(client)
+            if link:
+                self._link(link)
 
     def update(self, n: int, failed: int = 0) -> None:
+        """Count ``n`` more members done, ``failed`` of them failed."""
         self.done += n
         self.failed += failed
         now = time.perf_counter()
@@ -212,6 +520,7 @@ class Progress:
             self._render(final=False)
 
     def line(self) -> str:
+        """The current progress line."""
         elapsed = time.perf_counter() - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
         pct = 100.0 * self.done / self.total if self.total else 100.0
@@ -220,23 +529,50 @@ class Progress:
         failed = f", {self.failed} failed" if self.failed else ""
         return (
             f"{self.label}: {self.done}/{self.total} ({pct:5.1f}%{failed}) "
-            f"{rate:,.1f}/s elapsed {_fmt_seconds(elapsed)} eta {eta_txt}"
+            f"{_fmt_rate(rate)} elapsed {_fmt_seconds(elapsed)} eta {eta_txt}"
         )
 
     def _render(self, final: bool) -> None:
+        if self._display is not None:
+            data = {"text/plain": self.line()}
+            if self._handle is None:
+                self._handle = self._display(data, raw=True, display_id=True)
+            else:
+                self._handle.update(data, raw=True)
+            return
         end = "\n" if final or not self._interactive else ""
         prefix = "\r" if self._interactive else ""
         self.stream.write(prefix + self.line() + end)
         self.stream.flush()
 
     def close(self) -> None:
+        """Draw the final line."""
         if self.enabled:
             self._render(final=True)
 
     def message(self, text: str) -> None:
-        if self.enabled:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+        """Write a line of text (below the progress line)."""
+        if not self.enabled:
+            return
+        if self._display is not None:
+            self._display({"text/plain": text}, raw=True)
+            return
+        if self._interactive and self._last:
+            text = "\n" + text  # leave the progress line intact
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _link(self, link: str) -> None:
+        if self._display is not None:
+            self._display(
+                {
+                    "text/plain": f"dask dashboard: {link}",
+                    "text/html": f'dask dashboard: <a href="{link}" target="_blank">{link}</a>',
+                },
+                raw=True,
+            )
+            return
+        self.message(f"dask dashboard: {link}")
 
 
 def _fmt_seconds(s: float) -> str:
@@ -244,6 +580,145 @@ def _fmt_seconds(s: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}"
+
+
+def _fmt_rate(rate: float) -> str:
+    if 0 < rate < 1:
+        return f"{1 / rate:,.1f} s/member"
+    return f"{rate:,.1f}/s"
+
+
+# -- safe transport of results ---------------------------------------------------------
+#
+# In safe mode a task returns a tree of msgpack-native values: None, bool, int, float,
+# str and bytes as themselves; everything else as a list whose first element is a tag.
+# Only the types below are rebuilt; nothing is imported or unpickled on the client.
+
+_SAFE_KINDS = "biufcSUmM"  # bool, ints, floats, complex, bytes, str, timedelta, datetime
+_INT_LIMIT = 2**63
+
+
+def _encode(obj: Any) -> Any:
+    if obj is None or isinstance(obj, (bool, float, str, bytes)):
+        return obj
+    if isinstance(obj, int):
+        return obj if -_INT_LIMIT <= obj < _INT_LIMIT else ["I", str(obj)]
+    if isinstance(obj, np.generic) and obj.dtype.kind in _SAFE_KINDS:
+        return _encode(obj.item()) if obj.dtype.kind in "biuf" else _encode(np.asarray(obj))
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _SAFE_KINDS:
+            msg = f"safe mode cannot send numpy arrays of dtype {obj.dtype} (only plain dtypes)"
+            raise TypeError(msg)
+        return ["a", obj.dtype.str, list(obj.shape), np.ascontiguousarray(obj).tobytes()]
+    if isinstance(obj, BlockResult):
+        return ["B", _encode({f.name: getattr(obj, f.name) for f in fields(BlockResult)})]
+    if isinstance(obj, tuple):
+        return ["t", [_encode(v) for v in obj]]
+    if isinstance(obj, list):
+        return ["l", [_encode(v) for v in obj]]
+    if isinstance(obj, dict):
+        return ["d", [[_encode(k), _encode(v)] for k, v in obj.items()]]
+    msg = (
+        f"safe mode can only send None, bool, int, float, str, bytes, numpy arrays of plain "
+        f"dtypes, tuples, lists, dicts and BlockResult, not {type(obj).__name__}"
+    )
+    raise TypeError(msg)
+
+
+def _decode(node: Any) -> Any:
+    if node is None or isinstance(node, (bool, int, float, str, bytes)):
+        return node
+    if not isinstance(node, (list, tuple)) or not node:
+        msg = f"unexpected value in a safe-mode result: {type(node).__name__}"
+        raise RunnerError(msg)
+    tag = node[0]
+    if tag == "I":
+        return int(node[1])
+    if tag == "a":
+        _, dtype_str, shape, data = node
+        dtype = np.dtype(str(dtype_str))
+        if dtype.kind not in _SAFE_KINDS:
+            msg = f"refusing a safe-mode array of dtype {dtype_str!r}"
+            raise RunnerError(msg)
+        return np.frombuffer(bytes(data), dtype=dtype).reshape(tuple(shape)).copy()
+    if tag == "t":
+        return tuple(_decode(v) for v in node[1])
+    if tag == "l":
+        return [_decode(v) for v in node[1]]
+    if tag == "d":
+        return {_decode(k): _decode(v) for k, v in node[1]}
+    if tag == "B":
+        values = _decode(node[1])
+        names = {f.name for f in fields(BlockResult)}
+        if not isinstance(values, dict) or set(values) != names:
+            msg = "malformed BlockResult in a safe-mode result"
+            raise RunnerError(msg)
+        values["block_id"] = tuple(values["block_id"])
+        values["errors"] = [tuple(e) for e in values["errors"]]
+        return BlockResult(**values)
+    msg = f"unknown tag {tag!r} in a safe-mode result"
+    raise RunnerError(msg)
+
+
+def _encode_error(exc: BaseException) -> list[Any]:
+    record: dict[str, Any] = {
+        "module": type(exc).__module__,
+        "type": type(exc).__qualname__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+    if isinstance(exc, MemberError):
+        try:
+            record["params"] = _encode(dict(exc.params))
+        except TypeError:
+            record["params"] = _encode({k: repr(v) for k, v in exc.params.items()})
+        record["seed"] = _encode(exc.seed)
+    return ["E", record]
+
+
+def _decode_error(record: Any) -> BaseException:
+    if not isinstance(record, (dict, list, tuple)):
+        return RunnerError("malformed error record in a safe-mode result")
+    info = dict(record) if isinstance(record, dict) else {}
+    module, name = str(info.get("module", "")), str(info.get("type", "Exception"))
+    message = str(info.get("message", ""))
+    if name == "MemberError" and module.startswith("ensembles"):
+        params = _decode(info.get("params")) or {}
+        return MemberError(message, params=params, seed=_decode(info.get("seed")))
+    cls = getattr(builtins, name, None) if module == "builtins" else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(message)
+        except Exception:  # builtins with other constructor signatures
+            pass
+    err = RunnerError(
+        f"a task raised {module}.{name}: {message}\n--- worker traceback ---\n"
+        f"{info.get('traceback', '')}"
+    )
+    err.remote_type = f"{module}.{name}"  # type: ignore[attr-defined]
+    return err
+
+
+def _safe_task(func: Callable[[Any, Any], Any], shared: Any, item: Any) -> list[Any]:
+    """Run ``func(shared, item)`` on a worker; return its result or error as plain data."""
+    try:
+        return ["R", _encode(func(shared, item))]
+    except Exception as exc:
+        return _encode_error(exc)
+
+
+def _unwrap_safe(payload: Any) -> tuple[Any, BaseException | None]:
+    if not isinstance(payload, (list, tuple)) or len(payload) != 2:
+        return None, RunnerError("malformed safe-mode result")
+    tag, body = payload
+    if tag == "R":
+        return _decode(body), None
+    if tag == "E":
+        return None, _decode_error(body)
+    return None, RunnerError(f"unknown safe-mode result tag {tag!r}")
+
+
+# -- running tasks ---------------------------------------------------------------------
 
 
 @dataclass
@@ -255,67 +730,317 @@ class TaskOutcome:
     error: BaseException | None = None
 
 
+def is_killed_worker(exc: BaseException | None) -> bool:
+    """True for dask's ``KilledWorker``: the task's workers kept dying while running it."""
+    if exc is None:
+        return False
+    try:
+        from distributed import KilledWorker
+    except ImportError:  # pragma: no cover
+        return type(exc).__name__ == "KilledWorker"
+    return isinstance(exc, KilledWorker) or type(exc).__name__ == "KilledWorker"
+
+
+def split_into_members(
+    block_shape: Callable[[Any], tuple[int, ...]],
+) -> Callable[[Any], list[Any] | None]:
+    """A ``split`` hook for :func:`run_tasks` over ``(block_id, mask_or_None)`` items.
+
+    The returned function splits a block item into one item per member it runs, each with
+    a block-shaped boolean mask holding a single True, and returns None for an item that
+    runs one member (or none), which cannot be split further.
+
+    Parameters
+    ----------
+    block_shape : callable
+        ``block_shape(block_id)`` is the shape of that block (edge blocks may be smaller).
+
+    Examples
+    --------
+    >>> split = split_into_members(lambda block_id: (2, 2))
+    >>> [mask.nonzero() for _, mask in split(((0, 0), None))][1]
+    (array([0]), array([1]))
+    >>> split(((0, 0), np.array([[False, True], [False, False]]))) is None
+    True
+    """
+
+    def split(item: Any) -> list[Any] | None:
+        block_id, todo = item
+        shape = tuple(block_shape(block_id))
+        mask = np.ones(shape, bool) if todo is None else np.asarray(todo, bool).reshape(shape)
+        chosen = np.flatnonzero(mask)
+        if chosen.size <= 1:
+            return None
+        parts = []
+        for pos in chosen:
+            one = np.zeros(mask.size, bool)
+            one[pos] = True
+            parts.append((block_id, one.reshape(shape)))
+        return parts
+
+    return split
+
+
+def _load_shared(blob: bytes) -> Any:
+    """Unpickle the run's shared object on a worker (a task, so dask can recompute it)."""
+    import pickle
+
+    return pickle.loads(blob)
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return exc.name
+    found = re.search(r"No module named '([^']+)'", str(exc))
+    return found.group(1) if found else None
+
+
+def _cannot_load(exc: BaseException) -> RunnerError:
+    module = _missing_module(exc)
+    what = f"module {module!r}" if module else "the simulation's module"
+    top = (module or "mymodule").split(".")[0]
+    msg = (
+        f"the dask workers cannot load the simulation: {type(exc).__name__}: {exc}. Workers "
+        f"import functions by module name, so {what} must be importable there. Fix it by "
+        "installing the module on the workers (or putting its directory on their "
+        f"PYTHONPATH), by uploading it with client.upload_file('{top}.py'), or by sending it "
+        f"by value: `import cloudpickle, {top}; cloudpickle.register_pickle_by_value({top})` "
+        "before the run"
+    )
+    return RunnerError(msg)
+
+
+def _serialize_shared(shared: Any) -> bytes:
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(shared, protocol=5)
+    except Exception as exc:
+        msg = (
+            f"cannot send the simulation to the dask workers: {type(exc).__name__}: {exc}. "
+            "Make the simulation a module-level function or another picklable object, and "
+            "keep unpicklable resources (open files, locks, connections) out of it: create "
+            "them inside the simulation or with setup="
+        )
+        raise RunnerError(msg) from exc
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """Turn environment errors of a task into RunnerErrors that say how to fix them."""
+    if isinstance(exc, ImportError) or (
+        type(exc).__name__ == "Exception" and _missing_module(exc) is not None
+    ):
+        return _cannot_load(exc)
+    if isinstance(exc, RuntimeError) and "deserialization of the task graph" in str(exc):
+        msg = (
+            f"the dask scheduler cannot load ensembles' tasks ({exc}); install ensembles "
+            "and the same versions of its dependencies where the scheduler and workers run"
+        )
+        return RunnerError(msg)
+    return exc
+
+
 def run_tasks(
     client: Any,
-    func: Callable[..., Any],
+    func: Callable[[Any, Any], Any],
     shared: Any,
     items: Iterable[Any],
     *,
     key_prefix: str,
     max_in_flight: int | None = None,
+    split: Callable[[Any], list[Any] | None] | None = None,
+    killed_retries: int = 1,
+    safe: bool | None = None,
 ) -> Iterator[TaskOutcome]:
     """Run ``func(shared, item)`` for every item on ``client``; yield outcomes as they finish.
 
-    ``shared`` is scattered to the workers once. At most ``max_in_flight`` tasks are live at
-    a time (default: 4 per worker thread, at least 8), so the scheduler's load stays
-    bounded however many items there are. Task keys are ``{key_prefix}-{i}``.
+    ``shared`` is pickled once, here, and loaded on the workers by one task that the
+    scheduler can recompute if every worker holding it dies. At most ``max_in_flight``
+    tasks are live at a time (default: 4 per worker thread, at least 8, re-read as workers
+    come and go), so the scheduler's load stays bounded however many items there are.
+
+    Tasks must be idempotent (a task of a lost worker runs again); each item is yielded
+    exactly once, with its result or its error. Task keys are ``{key_prefix}-{run}-{n}``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    func : callable
+        ``func(shared, item)``, importable by the workers (and the scheduler).
+    shared : object
+        Sent to the workers once per run.
+    items : iterable
+        One task per item; consumed lazily, as slots free up.
+    key_prefix : str
+        Prefix of the task keys (shown on the dashboard).
+    max_in_flight : int, optional
+        Live tasks at most.
+    split : callable, optional
+        ``split(item) -> list of smaller items or None``. When a task ends in
+        ``KilledWorker`` (its workers kept dying, see the dask config
+        ``distributed.scheduler.allowed-failures``), its item is replaced by
+        ``split(item)``, whose parts run one after another (never two parts of one item at
+        once, since they usually write the same storage chunk); parts that fail again
+        are split again. When ``split`` returns None or an empty list, the outcome is
+        yielded with the ``KilledWorker`` error (see :func:`is_killed_worker`). The next
+        part of an item is submitted only after the previous part's outcome was consumed.
+    killed_retries : int
+        Times an item that cannot be split further is resubmitted after ``KilledWorker``
+        before its outcome carries that error. The retry runs alone on the cluster (the
+        tasks in flight finish first, nothing else is submitted meanwhile), so a task that
+        merely shared a dying worker with the culprit (a bystander) succeeds, and only
+        the culprit fails; it kills ``allowed-failures + 1`` more workers per retry.
+    safe : bool, optional
+        Send results and errors back as plain msgpack data that is decoded here without
+        pickle (``BlockResult`` of plain-dtype arrays, str, int, ...). Default: on when the
+        client refuses pickle (``deserializers=SAFE_DESERIALIZERS``).
+
+    Yields
+    ------
+    TaskOutcome
+        ``item`` (the one submitted: a part, after a split), ``result`` or ``error``.
+
+    Raises
+    ------
+    RunnerError
+        ``shared`` cannot be pickled, or the workers cannot load it (a module missing on
+        the workers; the message says how to ship it).
+
+    Examples
+    --------
+    >>> for out in run_tasks(client, work, runner, items, key_prefix="demo"):  # doctest: +SKIP
+    ...     print(out.item, out.error or out.result)
     """
     from distributed import as_completed
 
+    if safe is None:
+        safe = _refuses_pickle(client)
+    if max_in_flight is not None and max_in_flight < 1:
+        msg = f"max_in_flight must be at least 1, got {max_in_flight!r}"
+        raise RunnerError(msg)
+    source = iter(items)
     try:
-        shared_future = client.scatter(shared, broadcast=True, hash=False)
-    except Exception as exc:  # serialization problems surface here
-        msg = (
-            f"cannot send the simulation to the dask workers: {type(exc).__name__}: {exc}. "
-            "Define the simulation in an importable module (or make it picklable with "
-            "cloudpickle), and make sure the workers can import its dependencies"
-        )
-        raise RunnerError(msg) from exc
-    limit = max_in_flight or max(8, 4 * worker_count(client))
-    iterator = enumerate(items)
-    pending: dict[Any, Any] = {}
+        first = next(source)
+    except StopIteration:  # nothing to run: do not even wait for a worker
+        return
+    source = itertools.chain([first], source)
+    blob = _serialize_shared(shared)
+    run_id = secrets.token_hex(4)
+    counter = itertools.count()
+    shared_future = _submit_shared(client, blob, f"{key_prefix}-{run_id}-shared")
+    error = shared_future.exception()  # waits until a worker has loaded it
+    if error is not None:
+        with contextlib.suppress(Exception):
+            client.cancel([shared_future])
+        raise _translate(error) from None
+
+    state = {"limit": max_in_flight or _default_limit(client), "checked": time.monotonic()}
+    pending: dict[Any, tuple[Any, int | None, int]] = {}  # key -> (item, family, attempt)
+    family_parts: dict[int, deque[tuple[Any, int]]] = {}  # parts waiting, one at a time
+    runnable: deque[int] = deque()  # families with no part in flight and parts waiting
+    suspects: deque[tuple[Any, int | None, int]] = deque()  # KilledWorker retries, run alone
+    family_ids = itertools.count()
     ac = as_completed(loop=client.loop)
 
-    def submit_next() -> bool:
-        try:
-            i, item = next(iterator)
-        except StopIteration:
-            return False
-        fut = client.submit(func, shared_future, item, key=f"{key_prefix}-{i}", pure=False)
-        pending[fut.key] = item
+    def current_shared() -> Any:
+        nonlocal shared_future
+        if shared_future.status in ("error", "cancelled", "lost"):
+            with contextlib.suppress(Exception):
+                client.cancel([shared_future])
+            shared_future = _submit_shared(
+                client, blob, f"{key_prefix}-{run_id}-shared-{next(counter)}"
+            )
+        return shared_future
+
+    def submit(item: Any, family: int | None, attempt: int) -> None:
+        key = f"{key_prefix}-{run_id}-{next(counter)}"
+        if safe:
+            fut = client.submit(_safe_task, func, current_shared(), item, key=key, pure=False)
+        else:
+            fut = client.submit(func, current_shared(), item, key=key, pure=False)
+        pending[fut.key] = (item, family, attempt)
         ac.add(fut)
-        return True
+
+    def fill() -> None:
+        if max_in_flight is None and time.monotonic() - state["checked"] > 5.0:
+            state["limit"] = _default_limit(client)
+            state["checked"] = time.monotonic()
+        if suspects:  # drain, then run each suspect alone so no bystander shares its fate
+            if not pending:
+                submit(*suspects.popleft())
+            return
+        while len(pending) < state["limit"]:
+            if runnable:
+                family = runnable.popleft()
+                part, attempt = family_parts[family].popleft()
+                submit(part, family, attempt)
+                continue
+            try:
+                item = next(source)
+            except StopIteration:
+                return
+            submit(item, None, 0)
+
+    def requeue(family: int | None, parts: list[tuple[Any, int]]) -> int:
+        if family is None:
+            family = next(family_ids)
+            family_parts[family] = deque()
+        family_parts[family].extendleft(reversed(parts))
+        runnable.append(family)
+        return family
 
     try:
-        for _ in range(limit):
-            if not submit_next():
-                break
+        fill()
         for fut in ac:
-            item = pending.pop(fut.key)
-            if fut.status == "finished":
-                outcome = TaskOutcome(item, result=fut.result())
-            else:
-                try:
-                    exc = fut.exception()
-                except Exception as err:  # cancelled futures
-                    exc = err
-                outcome = TaskOutcome(item, error=exc)
+            item, family, attempt = pending.pop(fut.key)
+            outcome = _outcome(fut, item, safe)
             fut.release()
+            if is_killed_worker(outcome.error):
+                parts = split(item) if split is not None else None
+                if parts:
+                    requeue(family, [(part, 0) for part in parts])
+                    fill()
+                    continue
+                if attempt < killed_retries:  # a second opinion: it may have been a bystander
+                    suspects.append((item, family, attempt + 1))
+                    fill()
+                    continue
+            if family is not None:
+                if family_parts[family]:
+                    runnable.append(family)  # its next part is submitted after the yield
+                else:
+                    del family_parts[family]
             yield outcome
-            submit_next()
+            fill()
     finally:
         for key in list(pending):
             with contextlib.suppress(Exception):
                 client.cancel([key], force=True)
         with contextlib.suppress(Exception):
             client.cancel([shared_future])
+
+
+def _submit_shared(client: Any, blob: bytes, key: str) -> Any:
+    return client.submit(_load_shared, blob, key=key, pure=False)
+
+
+def _default_limit(client: Any) -> int:
+    return max(8, 4 * worker_count(client))
+
+
+def _outcome(fut: Any, item: Any, safe: bool) -> TaskOutcome:
+    if fut.status == "finished":
+        try:
+            result = fut.result()
+        except Exception as lost:  # lost and failed while gathering
+            return TaskOutcome(item, error=_translate(lost))
+        if safe:
+            value, error = _unwrap_safe(result)
+            return TaskOutcome(item, result=value, error=error)
+        return TaskOutcome(item, result=result)
+    failure: BaseException | None
+    try:
+        failure = fut.exception()
+    except Exception as cancelled:  # cancelled futures
+        failure = cancelled
+    return TaskOutcome(item, error=_translate(failure) if failure is not None else None)
