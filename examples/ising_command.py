@@ -20,18 +20,37 @@ PROGRAM = Path(__file__).resolve().parent / "ising_cli" / "run_ising.py"
 
 if __name__ == "__main__":
     command = ens.Command(
-        [sys.executable, str(PROGRAM), "--temps", "{T}", "--grid-size", "{L}",
-         "--n-sweeps", "{n_sweeps}", "--burn-in", "{burn_in}", "--thin", "{thin}",
-         "--seed", "{seed}", "--output", "{output}"],
+        [
+            sys.executable,
+            str(PROGRAM),
+            "--temps",
+            "{T}",
+            "--grid-size",
+            "{L}",
+            "--n-sweeps",
+            "{n_sweeps}",
+            "--burn-in",
+            "{burn_in}",
+            "--thin",
+            "{thin}",
+            "--seed",
+            "{seed}",
+            "--output",
+            "{output}",
+        ],
         output="results.csv",
         index="sweep",
         variables=["M", "E"],
         timeout=600,
     )
-    sizes = ({"L": 8, "n_sweeps": 40, "burn_in": 10, "thin": 5} if SMALL else
-             {"L": 32, "n_sweeps": 2000, "burn_in": 200, "thin": 20})
-    e = ens.Ensemble(command, ens.Grid(T=[1.5, 2.0, 2.5]), seeds=2 if SMALL else 8,
-                     root_seed=7, fixed=sizes)
+    sizes = (
+        {"L": 8, "n_sweeps": 40, "burn_in": 10, "thin": 5}
+        if SMALL
+        else {"L": 32, "n_sweeps": 2000, "burn_in": 200, "thin": 20}
+    )
+    e = ens.Ensemble(
+        command, ens.Grid(T=[1.5, 2.0, 2.5]), seeds=2 if SMALL else 8, root_seed=7, fixed=sizes
+    )
     ds = e.to_zarr("ising-command.zarr", mode="w")
     print(ds["M"].dims, dict(ds.sizes))
     summary = abs(ds["M"]).mean(("seed", "sweep")).compute()

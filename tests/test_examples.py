@@ -17,8 +17,13 @@ SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py"))
 def test_example_runs(script, tmp_path):
     env = {**os.environ, "ENSEMBLES_EXAMPLE_SMALL": "1", "MPLBACKEND": "Agg"}
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=300, check=False,
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip()
