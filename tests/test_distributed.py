@@ -335,10 +335,13 @@ def test_progress_shows_the_remote_dashboard_link(cluster, remote, capsys):
     if "dashboard" not in info.get("services", {}):  # pragma: no cover
         pytest.skip("this scheduler serves no dashboard")
     walk_ensemble().compute(scheduler=remote, progress=True)
+    err = capsys.readouterr().err
+    assert err.count("dask dashboard: http://127.0.0.1:") == 1  # once per run
+    walk_ensemble().compute(scheduler=remote, progress=False)
+    assert "dask dashboard" not in capsys.readouterr().err  # quiet means quiet
     bar = Progress(3, client=remote)
     bar.close()
-    err = capsys.readouterr().err
-    assert err.count("dask dashboard: http://127.0.0.1:") == 1
+    assert capsys.readouterr().err.count("dask dashboard: http://127.0.0.1:") == 1
 
 
 # -- determinism -------------------------------------------------------------------------
