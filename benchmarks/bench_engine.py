@@ -4,7 +4,7 @@ Every number is a ratio against a baseline measured in the same run:
 
 * 20,000 tiny members through ``Ensemble.compute()`` vs a plain loop and joblib
   ``Parallel(n_jobs=2)`` (auto batching);
-* 40 CPU-bound pure-Python members (~50 ms) vs the plain loop;
+* 100 CPU-bound pure-Python members (~30-50 ms) vs the plain loop;
 * a (10,000 members x 1,000 steps) float64 output through ``to_zarr`` vs ``numpy.save``
   (fsynced) of the same bytes;
 * peak proportional set size (driver + workers) of ``to_zarr`` for 10,000 and 100,000
@@ -237,9 +237,9 @@ def main():
         lines += ["", f"ensembles is **{speedup:.2f}x** faster than joblib (target >= 1.5x).", ""]
         print("\n".join(lines[-8:]), flush=True)
 
-        rows, speedup = bench_cpu(10 if quick else 40)
+        rows, speedup = bench_cpu(10 if quick else 100)
         lines += [
-            "## CPU-bound pure-Python members (~50 ms each)",
+            "## 100 CPU-bound pure-Python members (~30 ms each)",
             "",
             "| runner | total (s) | per member (ms) |",
             "|---|---|---|",

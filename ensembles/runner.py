@@ -933,6 +933,10 @@ def run_tasks(
         with contextlib.suppress(Exception):
             client.cancel([shared_future])
         raise _translate(error) from None
+    # every worker holds a copy: otherwise dask's data locality keeps tasks on the one
+    # worker that loaded it while the others idle
+    with contextlib.suppress(Exception):
+        client.replicate([shared_future])
 
     state = {"limit": max_in_flight or _default_limit(client), "checked": time.monotonic()}
     pending: dict[Any, tuple[Any, int | None, int]] = {}  # key -> (item, family, attempt)
