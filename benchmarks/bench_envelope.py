@@ -250,12 +250,15 @@ def main() -> None:
         if not args.no_large:
             large = workdir / "large.zarr"
             friendly = workdir / "friendly.zarr"
+            from ensembles.store import output_chunks
+
+            slab = output_chunks((1000,), (steps,), 8)[0]  # what to_zarr writes
             make_store(large, 10 * members, steps, chunk_members=1000, chunk_steps=steps)
-            make_store(friendly, 10 * members, steps, chunk_members=1000, chunk_steps=100)
+            make_store(friendly, 10 * members, steps, chunk_members=1000, chunk_steps=slab)
             cases = [
-                ("engine layout (1,000 members x all steps), store chunks", large, {}),
-                ("engine layout, dask chunks split along sweep", large, {"sweep": 100}),
-                ("reduction-friendly store (1,000 members x 100 steps)", friendly, {}),
+                ("whole members (1,000 members x all steps), store chunks", large, {}),
+                ("whole members, dask chunks split along sweep", large, {"sweep": 100}),
+                (f"engine layout (1,000 members x {slab}-step slabs)", friendly, {}),
             ]
             rows = []
             for label, path, chunks in cases:

@@ -295,7 +295,7 @@ def traceback_text(exc: BaseException) -> str:  # pragma: no cover - debugging h
 def batch_size_for(
     member_seconds: float, n_members: int, n_workers: int, member_bytes: int
 ) -> int:
-    """Members per task: about 0.25 s of work, at least 4 tasks per worker, chunks <= 64 MiB.
+    """Members per task: about 0.1 s of work, at least 4 tasks per worker, chunks <= 64 MiB.
 
     Examples
     --------
@@ -304,7 +304,7 @@ def batch_size_for(
     >>> batch_size_for(0.5, 200, 2, 8000)     # slow members: one per task
     1
     """
-    target_seconds = 0.25
+    target_seconds = 0.1
     by_time = target_seconds / max(member_seconds, 1e-7)
     by_spread = math.ceil(n_members / max(4 * n_workers, 1))
     by_bytes = (64 * 2**20) / max(member_bytes, 1)

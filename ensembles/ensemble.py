@@ -83,7 +83,7 @@ class Ensemble:
         Values passed unchanged to every member, recorded with the results.
     batch_size : int, optional
         Members per task. Default: chosen from the measured cost of a member (about
-        0.25 s of work per task, at least two tasks per worker).
+        0.1 s of work per task, at least four tasks per worker).
     setup : callable or object, optional
         Expensive shared initial state (an environment, a calibrated snapshot). A callable
         is called once, on the client, when the ensemble first runs; the object is
