@@ -196,7 +196,14 @@ def bench_ising(n_samples=23, seeds=4, L=100, n_sweeps=4000):
     t_ens, _ = best_of(lambda: e.compute(progress=False), repeats=2)
     n = len(e)
     ideal = 2 / t1
-    return t1, n, t_ens, (n / t_ens) / ideal
+    # the hardware's own ceiling: two independent processes looping the kernel at once
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_members.ising_loop, [1, 1], [fixed, fixed]))  # warm
+        per_proc = list(pool.map(_members.ising_loop, [n // 2, n // 2], [fixed, fixed]))
+    t_two = max(per_proc)
+    return t1, n, t_ens, (n / t_ens) / ideal, t_two, (n / t_two) / ideal
 
 
 def bench_resume(tmp, members=10_000):
@@ -286,7 +293,7 @@ def main():
         ]
         print("\n".join(lines[-7:]), flush=True)
 
-        t1, n, t_ens, eff = bench_ising(4 if quick else 23)
+        t1, n, t_ens, eff, t_two, eff_two = bench_ising(4 if quick else 23)
         lines += [
             "## Ising ensemble on two cores (L = 100, 4,000 sweeps, T around 3.0)",
             "",
@@ -295,9 +302,13 @@ def main():
             f"| one member, one core (s) | {t1:.3f} |",
             f"| {n} members, ensembles compute() (s) | {t_ens:.2f} |",
             f"| ideal for 2 cores (s) | {n * t1 / 2:.2f} |",
+            f"| two independent processes looping {n // 2} members each (s) | {t_two:.2f} |",
             "",
             f"The ensemble runs at **{100 * eff:.0f} %** of two cores' single-member "
-            "throughput (target >= 85 %).",
+            f"throughput (target >= 85 %); two independent processes, with no framework at "
+            f"all, reach {100 * eff_two:.0f} % (two busy cores run slower than one: shared "
+            "caches, lower all-core clock), so the ensemble is at "
+            f"{100 * eff / eff_two:.0f} % of what this machine allows.",
             "",
         ]
         print("\n".join(lines[-10:]), flush=True)
