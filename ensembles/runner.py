@@ -16,28 +16,31 @@ See ``docs/clusters.md``.
 from __future__ import annotations
 
 import atexit
-import builtins
 import contextlib
-import importlib.util
 import itertools
 import json
 import logging
 import os
 import re
 import secrets
-import sys
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .batch import BlockResult
-from .errors import MemberError, RunnerError
+from .errors import RunnerError
+from .progress import Progress, dashboard_link
+from .wire import (  # noqa: F401  (re-exported for tests and callers)
+    _decode,
+    _encode,
+    _encode_error,
+    _safe_task,
+    _unwrap_safe,
+)
 
 __all__ = [
     "SAFE_DESERIALIZERS",
@@ -412,313 +415,6 @@ def worker_count(client: Any) -> int:
     except TypeError:  # older distributed
         info = client.scheduler_info()
     return max(sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()), 1)
-
-
-def dashboard_link(client: Any) -> str | None:
-    """The dashboard URL of the client's scheduler, or None when it serves none.
-
-    For an in-process cluster (``LocalCluster``, the embedded default) the link is given
-    only when ``bokeh``, which draws the dashboard, is installed.
-    """
-    try:
-        info = client.scheduler_info(n_workers=0)
-    except TypeError:  # older distributed
-        info = client.scheduler_info()
-    except Exception:
-        return None
-    if "dashboard" not in info.get("services", {}):
-        return None
-    if getattr(client, "cluster", None) is not None and importlib.util.find_spec("bokeh") is None:
-        return None
-    try:
-        link = client.dashboard_link
-    except Exception:
-        return None
-    return str(link) if link else None
-
-
-# -- progress --------------------------------------------------------------------------
-
-
-def _notebook_display() -> Callable[..., Any] | None:
-    """IPython's ``display`` when running inside a Jupyter kernel, else None."""
-    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
-        return None
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return None
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return None
-    return display
-
-
-class Progress:
-    """A progress line: members done / total, rate, ETA; for terminals and notebooks.
-
-    In a terminal the line is redrawn in place (``\\r``); when the stream is not a
-    terminal (logs, CI) a line is written every 5 s. In a Jupyter notebook the line is a
-    display that updates in place. The dashboard link of ``client`` is shown once.
-
-    Parameters
-    ----------
-    total : int
-        Members to run.
-    label : str
-    enabled : bool
-        False turns all output off (``--quiet``).
-    stream : file, optional
-        Default ``sys.stderr`` (or the notebook's output area).
-    client : distributed.Client, optional
-        The run's client: its dashboard link is printed when it has one.
-
-    Examples
-    --------
-    >>> import io
-    >>> bar = Progress(10, stream=io.StringIO())
-    >>> bar.update(4)
-    >>> bar.line().startswith("members: 4/10 ( 40.0%)")
-    True
-    """
-
-    def __init__(
-        self,
-        total: int,
-        label: str = "members",
-        enabled: bool = True,
-        stream: TextIO | None = None,
-        client: Any = None,
-    ) -> None:
-        self.total = int(total)
-        self.done = 0
-        self.failed = 0
-        self.label = label
-        self.enabled = enabled and total > 0
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-        self._last = 0.0
-        self._display = _notebook_display() if stream is None else None
-        self._handle: Any = None
-        self._interactive = self._display is not None or bool(
-            getattr(self.stream, "isatty", lambda: False)()
-        )
-        if self.enabled and client is not None:
-            link = dashboard_link(client)
-            if link:
-                self._link(link)
-
-    def update(self, n: int, failed: int = 0) -> None:
-        """Count ``n`` more members done, ``failed`` of them failed."""
-        self.done += n
-        self.failed += failed
-        now = time.perf_counter()
-        interval = 0.2 if self._interactive else 5.0
-        if self.enabled and self.done < self.total and now - self._last >= interval:
-            self._last = now
-            self._render(final=False)
-
-    def line(self) -> str:
-        """The current progress line."""
-        elapsed = time.perf_counter() - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        eta_txt = _fmt_seconds(eta) if eta == eta else "?"
-        failed = f", {self.failed} failed" if self.failed else ""
-        return (
-            f"{self.label}: {self.done}/{self.total} ({pct:5.1f}%{failed}) "
-            f"{_fmt_rate(rate)} elapsed {_fmt_seconds(elapsed)} eta {eta_txt}"
-        )
-
-    def _render(self, final: bool) -> None:
-        if self._display is not None:
-            data = {"text/plain": self.line()}
-            if self._handle is None:
-                self._handle = self._display(data, raw=True, display_id=True)
-            else:
-                self._handle.update(data, raw=True)
-            return
-        end = "\n" if final or not self._interactive else ""
-        prefix = "\r" if self._interactive else ""
-        self.stream.write(prefix + self.line() + end)
-        self.stream.flush()
-
-    def close(self) -> None:
-        """Draw the final line."""
-        if self.enabled:
-            self._render(final=True)
-
-    def message(self, text: str) -> None:
-        """Write a line of text (below the progress line)."""
-        if not self.enabled:
-            return
-        if self._display is not None:
-            self._display({"text/plain": text}, raw=True)
-            return
-        if self._interactive and self._last:
-            text = "\n" + text  # leave the progress line intact
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def _link(self, link: str) -> None:
-        if self._display is not None:
-            self._display(
-                {
-                    "text/plain": f"dask dashboard: {link}",
-                    "text/html": f'dask dashboard: <a href="{link}" target="_blank">{link}</a>',
-                },
-                raw=True,
-            )
-            return
-        self.message(f"dask dashboard: {link}")
-
-
-def _fmt_seconds(s: float) -> str:
-    s = round(s)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}"
-
-
-def _fmt_rate(rate: float) -> str:
-    if 0 < rate < 1:
-        return f"{1 / rate:,.1f} s/member"
-    return f"{rate:,.1f}/s"
-
-
-# -- safe transport of results ---------------------------------------------------------
-#
-# In safe mode a task returns a tree of msgpack-native values: None, bool, int, float,
-# str and bytes as themselves; everything else as a list whose first element is a tag.
-# Only the types below are rebuilt; nothing is imported or unpickled on the client.
-
-_SAFE_KINDS = "biufcSUmM"  # bool, ints, floats, complex, bytes, str, timedelta, datetime
-_INT_LIMIT = 2**63
-
-
-def _encode(obj: Any) -> Any:
-    if obj is None or isinstance(obj, (bool, float, str, bytes)):
-        return obj
-    if isinstance(obj, int):
-        return obj if -_INT_LIMIT <= obj < _INT_LIMIT else ["I", str(obj)]
-    if isinstance(obj, np.generic) and obj.dtype.kind in _SAFE_KINDS:
-        return _encode(obj.item()) if obj.dtype.kind in "biuf" else _encode(np.asarray(obj))
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in _SAFE_KINDS:
-            msg = f"safe mode cannot send numpy arrays of dtype {obj.dtype} (only plain dtypes)"
-            raise TypeError(msg)
-        return ["a", obj.dtype.str, list(obj.shape), np.ascontiguousarray(obj).tobytes()]
-    if isinstance(obj, BlockResult):
-        return ["B", _encode({f.name: getattr(obj, f.name) for f in fields(BlockResult)})]
-    if isinstance(obj, tuple):
-        return ["t", [_encode(v) for v in obj]]
-    if isinstance(obj, list):
-        return ["l", [_encode(v) for v in obj]]
-    if isinstance(obj, dict):
-        return ["d", [[_encode(k), _encode(v)] for k, v in obj.items()]]
-    msg = (
-        f"safe mode can only send None, bool, int, float, str, bytes, numpy arrays of plain "
-        f"dtypes, tuples, lists, dicts and BlockResult, not {type(obj).__name__}"
-    )
-    raise TypeError(msg)
-
-
-def _decode(node: Any) -> Any:
-    if node is None or isinstance(node, (bool, int, float, str, bytes)):
-        return node
-    if not isinstance(node, (list, tuple)) or not node:
-        msg = f"unexpected value in a safe-mode result: {type(node).__name__}"
-        raise RunnerError(msg)
-    tag = node[0]
-    if tag == "I":
-        return int(node[1])
-    if tag == "a":
-        _, dtype_str, shape, data = node
-        dtype = np.dtype(str(dtype_str))
-        if dtype.kind not in _SAFE_KINDS:
-            msg = f"refusing a safe-mode array of dtype {dtype_str!r}"
-            raise RunnerError(msg)
-        return np.frombuffer(bytes(data), dtype=dtype).reshape(tuple(shape)).copy()
-    if tag == "t":
-        return tuple(_decode(v) for v in node[1])
-    if tag == "l":
-        return [_decode(v) for v in node[1]]
-    if tag == "d":
-        return {_decode(k): _decode(v) for k, v in node[1]}
-    if tag == "B":
-        values = _decode(node[1])
-        names = {f.name for f in fields(BlockResult)}
-        if not isinstance(values, dict) or set(values) != names:
-            msg = "malformed BlockResult in a safe-mode result"
-            raise RunnerError(msg)
-        values["block_id"] = tuple(values["block_id"])
-        values["errors"] = [tuple(e) for e in values["errors"]]
-        return BlockResult(**values)
-    msg = f"unknown tag {tag!r} in a safe-mode result"
-    raise RunnerError(msg)
-
-
-def _encode_error(exc: BaseException) -> list[Any]:
-    record: dict[str, Any] = {
-        "module": type(exc).__module__,
-        "type": type(exc).__qualname__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    }
-    if isinstance(exc, MemberError):
-        try:
-            record["params"] = _encode(dict(exc.params))
-        except TypeError:
-            record["params"] = _encode({k: repr(v) for k, v in exc.params.items()})
-        record["seed"] = _encode(exc.seed)
-    return ["E", record]
-
-
-def _decode_error(record: Any) -> BaseException:
-    if not isinstance(record, (dict, list, tuple)):
-        return RunnerError("malformed error record in a safe-mode result")
-    info = dict(record) if isinstance(record, dict) else {}
-    module, name = str(info.get("module", "")), str(info.get("type", "Exception"))
-    message = str(info.get("message", ""))
-    if name == "MemberError" and module.startswith("ensembles"):
-        params = _decode(info.get("params")) or {}
-        return MemberError(message, params=params, seed=_decode(info.get("seed")))
-    cls = getattr(builtins, name, None) if module == "builtins" else None
-    if isinstance(cls, type) and issubclass(cls, Exception):
-        try:
-            return cls(message)
-        except Exception:  # builtins with other constructor signatures
-            pass
-    err = RunnerError(
-        f"a task raised {module}.{name}: {message}\n--- worker traceback ---\n"
-        f"{info.get('traceback', '')}"
-    )
-    err.remote_type = f"{module}.{name}"  # type: ignore[attr-defined]
-    return err
-
-
-def _safe_task(func: Callable[[Any, Any], Any], shared: Any, item: Any) -> list[Any]:
-    """Run ``func(shared, item)`` on a worker; return its result or error as plain data."""
-    try:
-        return ["R", _encode(func(shared, item))]
-    except Exception as exc:
-        return _encode_error(exc)
-
-
-def _unwrap_safe(payload: Any) -> tuple[Any, BaseException | None]:
-    if not isinstance(payload, (list, tuple)) or len(payload) != 2:
-        return None, RunnerError("malformed safe-mode result")
-    tag, body = payload
-    if tag == "R":
-        return _decode(body), None
-    if tag == "E":
-        return None, _decode_error(body)
-    return None, RunnerError(f"unknown safe-mode result tag {tag!r}")
-
-
-# -- running tasks ---------------------------------------------------------------------
 
 
 @dataclass

@@ -172,7 +172,7 @@ class EnsembleStore:
             ds[name] = var.copy(data=da.zeros(var.shape, dtype=var.dtype, chunks=chunks))
             encoding[str(name)] = {
                 "chunks": chunks,
-                "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
+                "compressors": (BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),),
                 "fill_value": fill_value(var.dtype),
             }
         shape = template["status"].shape

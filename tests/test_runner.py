@@ -17,7 +17,7 @@ import pytest
 import xarray as xr
 
 import ensembles as ens
-from ensembles import runner
+from ensembles import progress, runner
 from ensembles.batch import BlockResult
 from ensembles.errors import MemberError, RunnerError
 from ensembles.runner import (
@@ -243,7 +243,7 @@ def test_progress_updates_one_display_in_notebooks(monkeypatch):
         shown.append(data)
         return Handle() if display_id else None
 
-    monkeypatch.setattr(runner, "_notebook_display", lambda: display)
+    monkeypatch.setattr(progress, "_notebook_display", lambda: display)
     bar = Progress(100, client=_FakeClient({"dashboard": 8787}))
     assert 'href="http://127.0.0.1:8787/status"' in shown[0]["text/html"]
     for _ in range(3):

@@ -1,0 +1,192 @@
+"""Progress of a run: members done / total, rate, ETA, and the dashboard link."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+__all__ = ["Progress", "dashboard_link"]
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The dashboard URL of the client's scheduler, or None when it serves none.
+
+    For an in-process cluster (``LocalCluster``, the embedded default) the link is given
+    only when ``bokeh``, which draws the dashboard, is installed.
+    """
+    try:
+        info = client.scheduler_info(n_workers=0)
+    except TypeError:  # older distributed
+        info = client.scheduler_info()
+    except Exception:
+        return None
+    if "dashboard" not in info.get("services", {}):
+        return None
+    if getattr(client, "cluster", None) is not None and importlib.util.find_spec("bokeh") is None:
+        return None
+    try:
+        link = client.dashboard_link
+    except Exception:
+        return None
+    return str(link) if link else None
+
+
+# -- progress --------------------------------------------------------------------------
+
+
+def _notebook_display() -> Callable[..., Any] | None:
+    """IPython's ``display`` when running inside a Jupyter kernel, else None."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return None
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    return display
+
+
+class Progress:
+    """A progress line: members done / total, rate, ETA; for terminals and notebooks.
+
+    In a terminal the line is redrawn in place (``\\r``); when the stream is not a
+    terminal (logs, CI) a line is written every 5 s. In a Jupyter notebook the line is a
+    display that updates in place. The dashboard link of ``client`` is shown once.
+
+    Parameters
+    ----------
+    total : int
+        Members to run.
+    label : str
+    enabled : bool
+        False turns all output off (``--quiet``).
+    stream : file, optional
+        Default ``sys.stderr`` (or the notebook's output area).
+    client : distributed.Client, optional
+        The run's client: its dashboard link is printed when it has one.
+
+    Examples
+    --------
+    >>> import io
+    >>> bar = Progress(10, stream=io.StringIO())
+    >>> bar.update(4)
+    >>> bar.line().startswith("members: 4/10 ( 40.0%)")
+    True
+    """
+
+    def __init__(
+        self,
+        total: int,
+        label: str = "members",
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        client: Any = None,
+    ) -> None:
+        self.total = int(total)
+        self.done = 0
+        self.failed = 0
+        self.label = label
+        self.enabled = enabled and total > 0
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self._last = 0.0
+        self._display = _notebook_display() if stream is None else None
+        self._handle: Any = None
+        self._interactive = self._display is not None or bool(
+            getattr(self.stream, "isatty", lambda: False)()
+        )
+        if self.enabled and client is not None:
+            link = dashboard_link(client)
+            if link:
+                self._link(link)
+
+    def update(self, n: int, failed: int = 0) -> None:
+        """Count ``n`` more members done, ``failed`` of them failed."""
+        self.done += n
+        self.failed += failed
+        now = time.perf_counter()
+        interval = 0.2 if self._interactive else 5.0
+        if self.enabled and self.done < self.total and now - self._last >= interval:
+            self._last = now
+            self._render(final=False)
+
+    def line(self) -> str:
+        """The current progress line."""
+        elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        eta_txt = _fmt_seconds(eta) if eta == eta else "?"
+        failed = f", {self.failed} failed" if self.failed else ""
+        return (
+            f"{self.label}: {self.done}/{self.total} ({pct:5.1f}%{failed}) "
+            f"{_fmt_rate(rate)} elapsed {_fmt_seconds(elapsed)} eta {eta_txt}"
+        )
+
+    def _render(self, final: bool) -> None:
+        if self._display is not None:
+            data = {"text/plain": self.line()}
+            if self._handle is None:
+                self._handle = self._display(data, raw=True, display_id=True)
+            else:
+                self._handle.update(data, raw=True)
+            return
+        end = "\n" if final or not self._interactive else ""
+        prefix = "\r" if self._interactive else ""
+        self.stream.write(prefix + self.line() + end)
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Draw the final line."""
+        if self.enabled:
+            self._render(final=True)
+
+    def message(self, text: str) -> None:
+        """Write a line of text (below the progress line)."""
+        if not self.enabled:
+            return
+        if self._display is not None:
+            self._display({"text/plain": text}, raw=True)
+            return
+        if self._interactive and self._last:
+            text = "\n" + text  # leave the progress line intact
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _link(self, link: str) -> None:
+        if self._display is not None:
+            self._display(
+                {
+                    "text/plain": f"dask dashboard: {link}",
+                    "text/html": f'dask dashboard: <a href="{link}" target="_blank">{link}</a>',
+                },
+                raw=True,
+            )
+            return
+        self.message(f"dask dashboard: {link}")
+
+
+def _fmt_seconds(s: float) -> str:
+    s = round(s)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}"
+
+
+def _fmt_rate(rate: float) -> str:
+    if 0 < rate < 1:
+        return f"{1 / rate:,.1f} s/member"
+    return f"{rate:,.1f}/s"
+
+
+# -- safe transport of results ---------------------------------------------------------
+#
+# In safe mode a task returns a tree of msgpack-native values: None, bool, int, float,
+# str and bytes as themselves; everything else as a list whose first element is a tag.
+# Only the types below are rebuilt; nothing is imported or unpickled on the client.
