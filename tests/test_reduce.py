@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ensembles import reduce
+from ensembles import reduce, reduce_engine
 from ensembles.errors import EnsembleError
 from ensembles.reduce import AnalysisError
 
@@ -281,8 +281,8 @@ def test_default_over_is_every_member_dim():
 
 def test_quantile_over_many_chunks_splits_columns_not_members(monkeypatch):
     """Blocks hold every member of a few columns; no task holds the whole array."""
-    monkeypatch.setattr(reduce, "_MAX_BLOCK_BYTES", 8 * 40 * 3)
-    monkeypatch.setattr(reduce, "_MIN_BLOCK_BYTES", 1)
+    monkeypatch.setattr(reduce_engine, "_MAX_BLOCK_BYTES", 8 * 40 * 3)
+    monkeypatch.setattr(reduce_engine, "_MIN_BLOCK_BYTES", 1)
     rng = np.random.default_rng(0)
     values = rng.normal(size=(40, 12))
     da = xr.DataArray(values, dims=("seed", "sweep")).chunk({"seed": 4})
@@ -351,7 +351,7 @@ def test_integer_outputs_are_reduced_as_floats():
 
 
 def test_moments_merge_over_many_chunks(monkeypatch):
-    monkeypatch.setattr(reduce, "_MERGE_BYTES", 1)  # pairwise merges: a deep tree
+    monkeypatch.setattr(reduce_engine, "_MERGE_BYTES", 1)  # pairwise merges: a deep tree
     rng = np.random.default_rng(1)
     values = rng.normal(loc=1e6, size=(3, 64, 5))
     da = xr.DataArray(values, dims=("T", "seed", "sweep")).chunk({"T": 1, "seed": 3})
