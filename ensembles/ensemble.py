@@ -271,7 +271,7 @@ class Ensemble:
             Outputs over (design dims, ``seed``, output dims), with ``status`` and
             ``member_seed`` coordinates over the member dims.
         """
-        from .runner import _cpu_count
+        from .clients import _cpu_count
 
         runner = self._plan(
             running=False, batch_size=batch_size, n_workers=_cpu_count(), on_error="raise"
