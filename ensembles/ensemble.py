@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -342,7 +343,7 @@ class Ensemble:
                 errors.extend(res.errors)
                 bar.update(res.n_run, res.n_failed)
             bar.close()
-        _report_failures(errors, len(members), bar)
+        _report_failures(errors, len(members), progress)
         return assemble_dataset(runner, self.design.coords(), outputs, status, self._attrs(runner))
 
     def to_zarr(
@@ -459,7 +460,7 @@ class Ensemble:
                     ensembles_finished=now(),
                     ensembles_counts=json.dumps(_status_counts(store.status())),
                 )
-        _report_failures(errors, counts["run"], _quiet_bar(progress), where=store.path)
+        _report_failures(errors, counts["run"], progress, where=store.path)
         return store.open_dataset()
 
     def _run_into(
@@ -556,10 +557,6 @@ def _status_counts(status: np.ndarray) -> dict[str, int]:
     }
 
 
-def _quiet_bar(progress: bool) -> Progress:
-    return Progress(1, enabled=progress)
-
-
 def _check_on_error(on_error: str, retries: int) -> None:
     if on_error not in _ON_ERROR:
         msg = f"on_error must be 'raise' or 'record', got {on_error!r}"
@@ -583,11 +580,14 @@ def _task_error(exc: BaseException) -> BaseException:
 
 
 def _report_failures(
-    errors: list[tuple[int, str, str]], total: int, bar: Progress, where: str | None = None
+    errors: list[tuple[int, str, str]], total: int, enabled: bool, where: str | None = None
 ) -> None:
-    if not errors:
+    """Tell on stderr how many members failed and why, grouped by error (unless quiet)."""
+    if not errors or not enabled:
         return
     store = f" (recorded in {where})" if where else ""
-    bar.message(
-        f"{len(errors)} of {total} members failed{store}, by error:\n{format_errors(errors)}"
+    print(
+        f"{len(errors)} of {total} members failed{store}, by error:\n{format_errors(errors)}",
+        file=sys.stderr,
+        flush=True,
     )
