@@ -9,35 +9,44 @@ carrying the command line, the exit code and the tail of stderr.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shlex
 import shutil
-import signal
-import string
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import MemberError, SimulationError, SpecError
+from .command_args import (
+    FIELDS,
+    STDOUT,
+    callable_path,
+    compile_template,
+    default_name,
+    outputs_to_dict,
+    parse_argv,
+    parse_env,
+    parse_index,
+    parse_inputs,
+    parse_output,
+    parse_timeout,
+    relative_path_hints,
+    render_template,
+    spec_arguments,
+)
+from .command_process import TAIL_LINES as TAIL_LINES  # re-exported: documented here
+from .command_process import (
+    ProgramFailure,
+    copy_inputs,
+    describe_exit,
+    failure_report,
+    run_program,
+)
+from .errors import MemberError, SimulationError
 from .outputs import OutputFileError, infer_format, read_output
-from .simulation import Output, Simulation, import_object
+from .simulation import Output, Simulation
 
 __all__ = ["Command", "CommandError"]
-
-#: Placeholders that :class:`Command` fills itself for every member.
-FIELDS: tuple[str, ...] = ("seed", "output", "workdir")
-
-#: How many lines of stderr a :class:`CommandError` carries.
-TAIL_LINES = 20
-_TAIL_BYTES = 64 * 1024
-_STDOUT = "-"
-
-_Part = tuple[str, str | None, str | None, str]  # literal, field, conversion, format spec
-_CONVERSIONS: dict[str, Callable[[Any], str]] = {"r": repr, "s": str, "a": ascii}
 
 
 class CommandError(MemberError):
@@ -182,12 +191,12 @@ class Command(Simulation):
         scratch_dir: str | os.PathLike[str] | None = None,
         name: str | None = None,
     ) -> None:
-        self.argv = _parse_argv(argv)
-        self.output = _parse_output(output)
-        self.index = _parse_index(index)
+        self.argv = parse_argv(argv)
+        self.output = parse_output(output)
+        self.index = parse_index(index)
         try:
             self.format = infer_format(
-                "out.csv" if self.output == _STDOUT and format is None else self.output, format
+                "out.csv" if self.output == STDOUT and format is None else self.output, format
             )
         except OutputFileError as exc:
             raise SimulationError(str(exc)) from None
@@ -197,18 +206,20 @@ class Command(Simulation):
                 "file carries its own dimensions and coordinates, so drop index="
             )
             raise SimulationError(msg)
-        self.timeout = _parse_timeout(timeout)
-        self.inputs = _parse_inputs(inputs)
+        self.timeout = parse_timeout(timeout)
+        self.inputs = parse_inputs(inputs)
         self.keep_workdirs = bool(keep_workdirs)
-        self.env = _parse_env(env)
+        self.env = parse_env(env)
         self.outputs = outputs
         self.coords = coords
         self.variables = None if variables is None else tuple(str(v) for v in variables)
         self.scratch_dir = None if scratch_dir is None else os.path.abspath(scratch_dir)
         self.releases_gil = True  # the member waits on a subprocess
         self._signature = None
-        self._templates = tuple(_compile(a, f"argv[{i}]") for i, a in enumerate(self.argv))
-        self._env_templates = tuple((k, _compile(v, f"env[{k!r}]")) for k, v in self.env.items())
+        self._templates = tuple(compile_template(a, f"argv[{i}]") for i, a in enumerate(self.argv))
+        self._env_templates = tuple(
+            (k, compile_template(v, f"env[{k!r}]")) for k, v in self.env.items()
+        )
         fields: dict[str, str] = {}  # placeholder -> where it first appears
         for where, parts in [(f"argv[{i}]", t) for i, t in enumerate(self._templates)] + [
             (f"env[{k!r}]", t) for k, t in self._env_templates
@@ -216,15 +227,15 @@ class Command(Simulation):
             for _, field, _, _ in parts:
                 if field is not None:
                     fields.setdefault(field, where)
-        if self.output == _STDOUT and "output" in fields:
+        if self.output == STDOUT and "output" in fields:
             msg = (
                 f"{{output}} is used in {fields['output']} but output='-' reads standard "
                 "output; name an output file instead, e.g. output='results.csv'"
             )
             raise SimulationError(msg)
         self._fields = fields
-        self._hints = self._relative_path_hints()
-        self.name = name or _default_name(self.argv)
+        self._hints = relative_path_hints(self.argv, self._templates, self.inputs)
+        self.name = name or default_name(self.argv)
 
     # -- the Simulation contract ---------------------------------------------------------
     @property
@@ -329,7 +340,7 @@ class Command(Simulation):
         d: dict[str, Any] = {"command": list(self.argv), "output": self.output}
         if self.index:
             d["index"] = self.index[0] if len(self.index) == 1 else list(self.index)
-        if self.format != infer_format("out.csv" if self.output == _STDOUT else self.output):
+        if self.format != infer_format("out.csv" if self.output == STDOUT else self.output):
             d["format"] = self.format
         if self.timeout is not None:
             d["timeout"] = self.timeout
@@ -343,17 +354,17 @@ class Command(Simulation):
         if self.env:
             d["env"] = dict(self.env)
         if self.outputs is not None:
-            d["outputs"] = _outputs_to_dict(self.outputs)
+            d["outputs"] = outputs_to_dict(self.outputs)
         if self.coords is not None:
             if callable(self.coords):
-                d["coords"] = _callable_path(self.coords)
+                d["coords"] = callable_path(self.coords)
             else:
                 d["coords"] = {k: np.asarray(v).tolist() for k, v in self.coords.items()}
         if self.variables is not None:
             d["variables"] = list(self.variables)
         if self.scratch_dir is not None:
             d["scratch_dir"] = self.scratch_dir
-        if self.name != _default_name(self.argv):
+        if self.name != default_name(self.argv):
             d["name"] = self.name
         return d
 
@@ -368,43 +379,8 @@ class Command(Simulation):
         >>> sim.name, sim.index
         ('command:prog', ('sweep',))
         """
-        if not isinstance(d, Mapping):
-            msg = f"a command specification must be a table, got {d!r}"
-            raise SpecError(msg)
-        allowed = {
-            "command", "output", "index", "format", "timeout", "inputs", "keep_workdirs",
-            "env", "outputs", "coords", "variables", "scratch_dir", "name",
-        }  # fmt: skip
-        unknown = sorted(set(d) - allowed)
-        if unknown:
-            msg = (
-                f"unknown key(s) {unknown!r} in the command specification; valid keys are "
-                f"{sorted(allowed)!r}"
-            )
-            raise SpecError(msg)
-        for key in ("command", "output"):
-            if key not in d:
-                msg = (
-                    f"a command specification needs {key!r}, e.g. command = ['Rscript', "
-                    "'run.R', '--seed', '{seed}', '--output', '{output}'] and "
-                    "output = 'results.csv'"
-                )
-                raise SpecError(msg)
-        command = d["command"]
-        if isinstance(command, str) or not isinstance(command, Sequence):
-            msg = (
-                f"command must be a list of arguments, got {command!r}; write e.g. "
-                f"{shlex.split(command) if isinstance(command, str) else ['prog', '{T}']!r}"
-            )
-            raise SpecError(msg)
-        kwargs = {k: v for k, v in d.items() if k != "command"}
-        if isinstance(kwargs.get("outputs"), str):
-            kwargs["outputs"] = import_object(kwargs["outputs"])
-        elif "outputs" in kwargs:
-            kwargs["outputs"] = _outputs_from_dict(kwargs["outputs"])
-        if isinstance(kwargs.get("coords"), str):
-            kwargs["coords"] = import_object(kwargs["coords"])
-        return cls(list(command), **kwargs)
+        argv, kwargs = spec_arguments(d)
+        return cls(argv, **kwargs)
 
     def __reduce__(self):
         return (_restore, (type(self), self.__dict__.copy()))
@@ -420,8 +396,8 @@ class Command(Simulation):
     def _run_member(self, member_dir: str, params: dict[str, Any], seed: int) -> Any:
         workdir = os.path.join(member_dir, "work")
         os.mkdir(workdir)
-        self._copy_inputs(workdir)
-        if self.output == _STDOUT:
+        copy_inputs(self.inputs, workdir)
+        if self.output == STDOUT:
             output_path = os.path.join(member_dir, "stdout.txt")
         else:
             output_path = os.path.join(workdir, self.output)
@@ -429,48 +405,21 @@ class Command(Simulation):
             if parent != workdir:
                 os.makedirs(parent, exist_ok=True)
         values = {**params, "seed": seed, "output": output_path, "workdir": workdir}
-        argv = [_render(t, values, self.name) for t in self._templates]
+        argv = [render_template(t, values, self.name) for t in self._templates]
         env = None
         if self._env_templates:
             env = dict(os.environ)
-            env.update({k: _render(t, values, self.name) for k, t in self._env_templates})
+            env.update({k: render_template(t, values, self.name) for k, t in self._env_templates})
 
         def fail(reason: str, summary: str, returncode: int | None) -> CommandError:
             return self._error(reason, summary, argv, returncode, member_dir, params, seed)
 
-        with (
-            open(os.path.join(member_dir, "stdout.txt"), "wb") as out,
-            open(os.path.join(member_dir, "stderr.txt"), "wb") as err,
-        ):
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=workdir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=os.name == "posix",
-                )
-            except OSError as exc:
-                summary = (
-                    f"cannot start program {argv[0]!r}: {exc.strerror or exc}; check the "
-                    "name, that it is on PATH (or give its absolute path) and executable"
-                )
-                raise fail("not-started", summary, None) from None
-            try:
-                returncode = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                _kill(proc)
-                proc.wait()
-                summary = f"command timed out after {self.timeout:g} s and was killed"
-                raise fail("timeout", summary, None) from None
-            except BaseException:
-                _kill(proc)
-                proc.wait()
-                raise
+        try:
+            returncode = run_program(argv, workdir, env, member_dir, self.timeout)
+        except ProgramFailure as exc:
+            raise fail(exc.reason, exc.summary, None) from None
         if returncode != 0:
-            raise fail("exit", f"command failed with {_describe_exit(returncode)}", returncode)
+            raise fail("exit", f"command failed with {describe_exit(returncode)}", returncode)
         if not os.path.exists(output_path):
             present = sorted(os.listdir(workdir))[:10]
             summary = (
@@ -497,21 +446,6 @@ class Command(Simulation):
         declared = self.outputs(**params) if callable(self.outputs) else self.outputs
         return list(declared)
 
-    def _copy_inputs(self, workdir: str) -> None:
-        for src, dest, _ in self.inputs:
-            if dest is None:
-                if os.path.isdir(src):
-                    shutil.copytree(src, workdir, dirs_exist_ok=True)
-                else:
-                    shutil.copy(src, workdir)
-                continue
-            target = os.path.join(workdir, dest)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if os.path.isdir(src):
-                shutil.copytree(src, target, dirs_exist_ok=True)
-            else:
-                shutil.copy(src, target)
-
     def _error(
         self,
         reason: str,
@@ -522,30 +456,19 @@ class Command(Simulation):
         params: Mapping[str, Any],
         seed: int,
     ) -> CommandError:
-        stderr = _tail(os.path.join(member_dir, "stderr.txt"))
-        lines = [
+        message, stderr = failure_report(
+            reason,
             summary,
-            f"  command: {shlex.join(argv)}",
-            f"  exit code: {returncode if returncode is not None else 'none'}",
-            f"  member: seed={seed}, params={_short(params)}",
-        ]
-        if stderr:
-            lines.append(f"  stderr (last {TAIL_LINES} lines):")
-            lines.extend("    " + line for line in stderr.splitlines())
-        else:
-            lines.append("  stderr: (empty)")
-            stdout = _tail(os.path.join(member_dir, "stdout.txt"))
-            if stdout and reason != "garbled-output":
-                lines.append(f"  stdout (last {TAIL_LINES} lines):")
-                lines.extend("    " + line for line in stdout.splitlines())
-        if reason in ("exit", "not-started", "missing-output"):
-            lines.extend(f"  hint: {h}" for h in self._hints)
-        if self.keep_workdirs:
-            lines.append(f"  scratch directory kept at {member_dir}")
-        else:
-            lines.append("  rerun with keep_workdirs=True to keep the scratch directory")
+            argv,
+            returncode,
+            member_dir,
+            params,
+            seed,
+            hints=self._hints,
+            keep_workdirs=self.keep_workdirs,
+        )
         return CommandError(
-            "\n".join(lines),
+            message,
             argv=argv,
             returncode=returncode,
             stderr=stderr,
@@ -555,287 +478,9 @@ class Command(Simulation):
             seed=seed,
         )
 
-    def _relative_path_hints(self) -> tuple[str, ...]:
-        """Hints for arguments that look like files relative to the caller's directory."""
-        copied = {os.path.basename(src) for src, dest, _ in self.inputs if dest is None}
-        copied |= {dest for _, dest, _ in self.inputs if dest is not None}
-        hints = []
-        for i, (arg, parts) in enumerate(zip(self.argv, self._templates, strict=True)):
-            if any(f is not None for _, f, _, _ in parts) or arg.startswith("-"):
-                continue
-            if i == 0 and os.sep not in arg:
-                continue  # a bare program name is looked up on PATH
-            if not os.path.isabs(arg) and os.path.exists(arg) and arg not in copied:
-                hints.append(
-                    f"argument {arg!r} is a relative path; the program runs in a fresh "
-                    f"scratch directory, so pass inputs=[{arg!r}] to copy it there or use "
-                    f"{os.path.abspath(arg)!r}"
-                )
-        return tuple(hints)
 
-
-# -- helpers -------------------------------------------------------------------------------
 def _restore(cls: type, state: dict[str, Any]) -> Any:
+    """Rebuild a pickled Command from its attributes, without validating them again."""
     obj = cls.__new__(cls)
     obj.__dict__.update(state)
     return obj
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill the member's process and everything it started (its process group on POSIX)."""
-    if os.name == "posix":
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    else:  # pragma: no cover - Windows
-        proc.kill()
-
-
-def _describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"exit code {returncode} (killed by {name})"
-    return f"exit code {returncode}"
-
-
-def _tail(path: str, lines: int = TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - _TAIL_BYTES))
-            data = f.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _compile(template: str, where: str) -> tuple[_Part, ...]:
-    """Parse one argv element into (literal, field, conversion, spec) parts, validating it."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        msg = (
-            f"{where} = {template!r} is not a valid template ({exc}); placeholders look like "
-            "'{T}', and literal braces are written '{{' and '}}'"
-        )
-        raise SimulationError(msg) from None
-    parts: list[_Part] = []
-    for literal, field, spec, conversion in parsed:
-        if field is None:
-            parts.append((literal, None, None, ""))
-            continue
-        if not field.isidentifier():
-            msg = (
-                f"{where} = {template!r} has the placeholder {{{field}}}; placeholders must "
-                "be plain parameter names such as '{T}' or '{seed}' (no positions, "
-                "attributes or indexing); write '{{' and '}}' for literal braces"
-            )
-            raise SimulationError(msg)
-        if spec and "{" in spec:
-            msg = f"{where} = {template!r} nests a placeholder in a format spec; use '{{T:.3f}}'"
-            raise SimulationError(msg)
-        parts.append((literal, field, conversion, spec or ""))
-    return tuple(parts)
-
-
-def _render(parts: tuple[_Part, ...], values: Mapping[str, Any], name: str) -> str:
-    out = []
-    for literal, field, conversion, spec in parts:
-        out.append(literal)
-        if field is None:
-            continue
-        try:
-            value = values[field]
-        except KeyError:
-            msg = (
-                f"{name!r} needs a value for the placeholder {{{field}}}; pass it as a "
-                "parameter or fixed value"
-            )
-            raise SimulationError(msg) from None
-        if conversion:
-            value = _CONVERSIONS[conversion](value)
-        try:
-            out.append(format(value, spec))
-        except (ValueError, TypeError) as exc:
-            msg = f"cannot format {{{field}:{spec}}} with the value {value!r}: {exc}"
-            raise SimulationError(msg) from None
-    return "".join(out)
-
-
-def _parse_argv(argv: Any) -> tuple[str, ...]:
-    if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence):
-        example = shlex.split(argv) if isinstance(argv, str) else ["prog", "--temp", "{T}"]
-        msg = (
-            f"argv must be a list of arguments (no shell is used), got {argv!r}; "
-            f"write e.g. {example!r}"
-        )
-        raise SimulationError(msg)
-    if not argv:
-        msg = "argv is empty; give the program and its arguments, e.g. ['Rscript', 'run.R']"
-        raise SimulationError(msg)
-    out = []
-    for i, arg in enumerate(argv):
-        if isinstance(arg, os.PathLike):
-            arg = os.fspath(arg)
-        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
-            arg = str(arg)
-        if not isinstance(arg, str):
-            msg = f"argv[{i}] = {arg!r} is not a string; every argument must be text"
-            raise SimulationError(msg)
-        out.append(arg)
-    return tuple(out)
-
-
-def _parse_output(output: Any) -> str:
-    if isinstance(output, os.PathLike):
-        output = os.fspath(output)
-    if not isinstance(output, str) or not output:
-        msg = f"output must be a file name such as 'results.csv', got {output!r}"
-        raise SimulationError(msg)
-    if output == _STDOUT:
-        return output
-    norm = os.path.normpath(output)
-    if os.path.isabs(output) or norm.startswith(os.pardir):
-        msg = (
-            f"output {output!r} must be a relative path inside the member's scratch directory "
-            "(e.g. 'results.csv'); the program gets its absolute path through '{output}'"
-        )
-        raise SimulationError(msg)
-    return norm
-
-
-def _parse_index(index: Any) -> tuple[str, ...]:
-    if index is None:
-        return ()
-    names = (index,) if isinstance(index, str) else tuple(index)
-    if (
-        not names
-        or not all(isinstance(n, str) and n for n in names)
-        or len(set(names)) != len(names)
-    ):
-        msg = f"index must be a column name or a list of distinct column names, got {index!r}"
-        raise SimulationError(msg)
-    return names
-
-
-def _parse_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    try:
-        value = float(timeout)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        msg = f"timeout must be a positive number of seconds or None, got {timeout!r}"
-        raise SimulationError(msg)
-    return int(value) if value == int(value) else value
-
-
-def _parse_inputs(inputs: Any) -> tuple[tuple[str, str | None, str], ...]:
-    """Normalize inputs to (absolute source, destination or None, as given) triples."""
-    if inputs is None:
-        return ()
-    if isinstance(inputs, Mapping):
-        items = [(str(dest), src) for dest, src in inputs.items()]
-    elif isinstance(inputs, (str, os.PathLike)):
-        items = [(None, inputs)]
-    else:
-        items = [(None, src) for src in inputs]
-    out = []
-    for dest, src in items:
-        given = os.fspath(src)
-        path = os.path.abspath(given)
-        if not os.path.exists(path):
-            msg = (
-                f"input {given!r} does not exist (looked for {path!r}); inputs are files or "
-                "template directories copied into every member's scratch directory"
-            )
-            raise SimulationError(msg)
-        if dest is not None:
-            norm = os.path.normpath(dest)
-            if os.path.isabs(dest) or norm.startswith(os.pardir) or norm == os.curdir:
-                msg = f"input destination {dest!r} must be a relative path inside the scratch dir"
-                raise SimulationError(msg)
-            dest = norm
-        out.append((path, dest, given))
-    return tuple(out)
-
-
-def _parse_env(env: Any) -> dict[str, str]:
-    if env is None:
-        return {}
-    if not isinstance(env, Mapping):
-        msg = f"env must be a mapping of variable name to value, got {env!r}"
-        raise SimulationError(msg)
-    out = {}
-    for k, v in env.items():
-        if not isinstance(k, str) or not k or "=" in k:
-            msg = f"environment variable name {k!r} is invalid"
-            raise SimulationError(msg)
-        out[k] = str(v)
-    return out
-
-
-def _default_name(argv: Sequence[str]) -> str:
-    words = [os.path.basename(argv[0]) or argv[0]]
-    for arg in argv[1:3]:
-        if arg.startswith("-") or "{" in arg:
-            break
-        words.append(os.path.basename(arg) or arg)
-    return "command:" + " ".join(words)
-
-
-def _callable_path(func: Any) -> str:
-    module = getattr(func, "__module__", None) or "__main__"
-    return f"{module}:{getattr(func, '__qualname__', repr(func))}"
-
-
-def _outputs_to_dict(outputs: Any) -> dict[str, Any] | str:
-    if callable(outputs):  # written by name; from_dict imports it
-        return _callable_path(outputs)
-    d = {}
-    for name, out in outputs.items():
-        if not isinstance(out, Output):
-            out = Output(dims=out)
-        entry: dict[str, Any] = {"dims": list(out.dims)}
-        if out.shape is not None:
-            entry["shape"] = list(out.shape)
-        if out.dtype is not None:
-            entry["dtype"] = out.dtype.name
-        if out.attrs:
-            entry["attrs"] = dict(out.attrs)
-        d[str(name)] = entry
-    return d
-
-
-def _outputs_from_dict(d: Any) -> dict[str, Output]:
-    if not isinstance(d, Mapping):
-        msg = f"outputs must be a table of output name to {{dims, shape, dtype}}, got {d!r}"
-        raise SpecError(msg)
-    out = {}
-    for name, entry in d.items():
-        if isinstance(entry, (list, tuple, str)):
-            out[str(name)] = Output(dims=entry)
-            continue
-        if not isinstance(entry, Mapping) or set(entry) - {"dims", "shape", "dtype", "attrs"}:
-            msg = (
-                f"output {name!r} must be a table with keys dims, shape, dtype, attrs, "
-                f"got {entry!r}"
-            )
-            raise SpecError(msg)
-        out[str(name)] = Output(
-            dims=tuple(entry.get("dims", ())),
-            shape=entry.get("shape"),
-            dtype=entry.get("dtype"),
-            attrs=entry.get("attrs", {}),
-        )
-    return out
