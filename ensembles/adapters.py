@@ -3,28 +3,39 @@
 :class:`ModelClass` builds an instance from a member's parameters and seed, then either
 calls its ``run()`` or steps it ``n`` times, recording outputs on a ``step`` dimension.
 :class:`MesaModel` does the same for a `Mesa <https://mesa.readthedocs.io>`_ model and
-reads its ``DataCollector`` model reporters. Mesa is optional and imported only here.
+reads its ``DataCollector`` model reporters. Mesa is optional and imported only when a
+MesaModel is built (see :mod:`ensembles.mesa_support`); the helpers both classes share
+live in :mod:`ensembles.model_support`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
-from .errors import OutputMismatchError, SimulationError, SpecError
+from .errors import OutputMismatchError, SimulationError
+from .mesa_support import collected_rows, find_datacollector, import_mesa
+from .model_support import (
+    DATACOLLECTOR,
+    Collect,
+    class_path,
+    collect_from_spec,
+    collect_outputs,
+    collect_to_spec,
+    constructor_info,
+    model_method,
+    parse_collect,
+    parse_method_name,
+    parse_steps,
+    spec_kwargs,
+    stack_records,
+)
+from .model_support import STEP_DIM as STEP_DIM  # re-exported: documented here
 from .simulation import Output, Simulation, import_object
 
 __all__ = ["MesaModel", "ModelClass"]
-
-#: The dimension along which stepped models record their outputs.
-STEP_DIM = "step"
-
-Collect = Callable[[Any], Mapping[str, Any]] | Sequence[str] | Mapping[str, Any] | str
 
 
 class ModelClass(Simulation):
@@ -92,10 +103,10 @@ class ModelClass(Simulation):
             msg = f"ModelClass needs a class (or factory) to build models from, got {cls!r}"
             raise SimulationError(msg)
         self.cls = cls
-        self.steps = _parse_steps(steps)
-        self.run = _parse_method_name(run, "run")
-        self.step = _parse_method_name(step, "step")
-        self.collect = _parse_collect(collect)
+        self.steps = parse_steps(steps)
+        self.run = parse_method_name(run, "run")
+        self.step = parse_method_name(step, "step")
+        self.collect = parse_collect(collect)
         if self.steps is not None and self.collect is None:
             msg = (
                 f"steps={steps!r} needs collect= to say what to record after each step, e.g. "
@@ -107,8 +118,8 @@ class ModelClass(Simulation):
         self.include_initial = bool(include_initial)
         self.releases_gil = False
         self._signature = None
-        self._parameters, self._required, self._seed_arg = _constructor_info(cls)
-        self.name = name or f"model:{_class_path(cls)}"
+        self._parameters, self._required, self._seed_arg = constructor_info(cls)
+        self.name = name or f"model:{class_path(cls)}"
 
     # -- the Simulation contract ---------------------------------------------------------
     @property
@@ -151,9 +162,9 @@ class ModelClass(Simulation):
         """Build the member's model, run or step it, and return its outputs."""
         model = self.build(params, seed)
         if self.steps is None:
-            result = _method(model, self.run, "run")()
+            result = model_method(model, self.run, "run")()
             if self.collect is not None:
-                return _collect(self.collect, model)
+                return collect_outputs(self.collect, model)
             if result is None:
                 msg = (
                     f"{self.name}: {type(model).__name__}.{self.run}() returned None; return "
@@ -162,13 +173,13 @@ class ModelClass(Simulation):
                 )
                 raise OutputMismatchError(msg)
             return result
-        step = _method(model, self.step, "step")
-        records = [_collect(self.collect, model)] if self.include_initial else []
+        step = model_method(model, self.step, "step")
+        records = [collect_outputs(self.collect, model)] if self.include_initial else []
         for _ in range(self.steps):
             step()
-            records.append(_collect(self.collect, model))
+            records.append(collect_outputs(self.collect, model))
         first = 0 if self.include_initial else 1
-        return _stack(records, np.arange(first, self.steps + 1), self._dims_hint(params))
+        return stack_records(records, np.arange(first, self.steps + 1), self._dims_hint(params))
 
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +189,7 @@ class ModelClass(Simulation):
         rebuild the simulation when they are defined at the top level of an importable
         module.
         """
-        d: dict[str, Any] = {"model": _class_path(self.cls)}
+        d: dict[str, Any] = {"model": class_path(self.cls)}
         if self.steps is not None:
             d["steps"] = self.steps
         if self.run != "run":
@@ -186,10 +197,10 @@ class ModelClass(Simulation):
         if self.step != "step":
             d["step"] = self.step
         if self.collect is not None:
-            d["collect"] = _collect_to_spec(self.collect)
+            d["collect"] = collect_to_spec(self.collect)
         if self.include_initial:
             d["include_initial"] = True
-        if self.name != f"model:{_class_path(self.cls)}":
+        if self.name != f"model:{class_path(self.cls)}":
             d["name"] = self.name
         return d
 
@@ -197,17 +208,17 @@ class ModelClass(Simulation):
     def from_dict(cls, d: Mapping[str, Any]) -> ModelClass:
         """Build from :meth:`to_dict`'s form, importing ``model`` (``"module:Class"``)."""
         allowed = {"model", "steps", "run", "step", "collect", "include_initial", "name"}
-        kwargs = _spec_kwargs(d, "model", allowed)
+        kwargs = spec_kwargs(d, "model", allowed)
         model = import_object(kwargs.pop("model"))
         if "collect" in kwargs:
-            kwargs["collect"] = _collect_from_spec(kwargs["collect"])
+            kwargs["collect"] = collect_from_spec(kwargs["collect"])
         return cls(model, **kwargs)
 
     def __reduce__(self):
         return (_restore, (type(self), self.__dict__.copy()))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({_class_path(self.cls)}, steps={self.steps!r})"
+        return f"{type(self).__name__}({class_path(self.cls)}, steps={self.steps!r})"
 
     def _dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
         outs, _ = self.declared(params)
@@ -267,7 +278,7 @@ class MesaModel(ModelClass):
         coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
         name: str | None = None,
     ) -> None:
-        mesa = _import_mesa()
+        mesa = import_mesa()
         if not (isinstance(model_cls, type) and issubclass(model_cls, mesa.Model)):
             msg = (
                 f"MesaModel needs a subclass of mesa.Model, got {model_cls!r}; use "
@@ -285,11 +296,11 @@ class MesaModel(ModelClass):
         super().__init__(
             model_cls,
             steps=steps,
-            collect=collect if collect is not None else _DATACOLLECTOR,
+            collect=collect if collect is not None else DATACOLLECTOR,
             outputs=outputs,
             coords=coords,
             include_initial=collect is not None,
-            name=name or f"mesa:{_class_path(model_cls)}",
+            name=name or f"mesa:{class_path(model_cls)}",
         )
         self.reporters = self.collect if collect is not None else reporters
         if self._seed_arg is None:
@@ -308,15 +319,15 @@ class MesaModel(ModelClass):
 
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
         """Build the model, step it ``steps`` times and return its reporters over ``step``."""
-        if self.collect is not _DATACOLLECTOR:
+        if self.collect is not DATACOLLECTOR:
             return super().call(params, seed)
         model = self.build(params, seed)
-        collector = _find_datacollector(model, self.name)
-        step = _method(model, self.step, "step")
-        labels = [0] * _rows(collector)
+        collector = find_datacollector(model, self.name)
+        step = model_method(model, self.step, "step")
+        labels = [0] * collected_rows(collector)
         for k in range(1, self.steps + 1):
             step()
-            labels.extend([k] * (_rows(collector) - len(labels)))
+            labels.extend([k] * (collected_rows(collector) - len(labels)))
         if not labels:
             msg = (
                 f"{self.name}: the DataCollector recorded nothing in {self.steps} steps; call "
@@ -338,7 +349,7 @@ class MesaModel(ModelClass):
             )
             raise SimulationError(msg)
         records = [{n: collector.model_vars[n][i] for n in names} for i in range(len(labels))]
-        return _stack(records, np.asarray(labels), self._dims_hint(params))
+        return stack_records(records, np.asarray(labels), self._dims_hint(params))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``[simulation]`` table of a run specification.
@@ -351,259 +362,30 @@ class MesaModel(ModelClass):
 'steps': 20}
         """
         d: dict[str, Any] = {
-            "mesa_model": _class_path(self.cls),
+            "mesa_model": class_path(self.cls),
             "steps": self.steps,
         }
         if self.reporters is not None:
             if isinstance(self.reporters, Mapping):
-                d["reporters"] = _collect_to_spec(self.reporters)
+                d["reporters"] = collect_to_spec(self.reporters)
             else:
                 d["reporters"] = list(self.reporters)
-        if self.name != f"mesa:{_class_path(self.cls)}":
+        if self.name != f"mesa:{class_path(self.cls)}":
             d["name"] = self.name
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MesaModel:
         """Build from :meth:`to_dict`'s form, importing ``mesa_model`` (``"module:Class"``)."""
-        kwargs = _spec_kwargs(d, "mesa_model", {"mesa_model", "steps", "reporters", "name"})
+        kwargs = spec_kwargs(d, "mesa_model", {"mesa_model", "steps", "reporters", "name"})
         model = import_object(kwargs.pop("mesa_model"))
         if isinstance(kwargs.get("reporters"), Mapping):
-            kwargs["reporters"] = _collect_from_spec(kwargs["reporters"])
+            kwargs["reporters"] = collect_from_spec(kwargs["reporters"])
         return cls(model, **kwargs)
 
 
-# -- helpers -------------------------------------------------------------------------------
-class _DataCollectorMarker:
-    """Sentinel: read the model's own DataCollector (MesaModel without a reporter dict)."""
-
-    def __reduce__(self) -> str:
-        return "_DATACOLLECTOR"
-
-    def __repr__(self) -> str:
-        return "<the model's DataCollector>"
-
-
-_DATACOLLECTOR = _DataCollectorMarker()
-
-
 def _restore(cls: type, state: dict[str, Any]) -> Any:
+    """Rebuild a pickled model simulation from its attributes, without validating again."""
     obj = cls.__new__(cls)
     obj.__dict__.update(state)
     return obj
-
-
-def _import_mesa() -> Any:
-    try:
-        mesa = importlib.import_module("mesa")
-    except ImportError:
-        msg = "MesaModel needs Mesa (version 3 or later); install it with `pip install mesa`"
-        raise SimulationError(msg) from None
-    major = str(getattr(mesa, "__version__", "3")).split(".")[0]
-    if major.isdigit() and int(major) < 3:
-        msg = (
-            f"MesaModel needs Mesa 3 or later (seeded through Model.__init__(seed=...)); "
-            f"found {mesa.__version__}. Upgrade with `pip install -U mesa`"
-        )
-        raise SimulationError(msg)
-    return mesa
-
-
-def _find_datacollector(model: Any, name: str) -> Any:
-    from mesa import DataCollector
-
-    found = getattr(model, "datacollector", None)
-    if isinstance(found, DataCollector):
-        return found
-    for value in vars(model).values():
-        if isinstance(value, DataCollector):
-            return value
-    msg = (
-        f"{name}: the model has no DataCollector; give it one with model reporters "
-        "(self.datacollector = mesa.DataCollector(model_reporters={...})), or pass "
-        "reporters={'name': function_of_model} to MesaModel"
-    )
-    raise SimulationError(msg)
-
-
-def _rows(collector: Any) -> int:
-    columns = collector.model_vars
-    if not columns:
-        msg = "the model's DataCollector has no model reporters; add model_reporters={...}"
-        raise SimulationError(msg)
-    return len(next(iter(columns.values())))
-
-
-def _constructor_info(
-    cls: Callable[..., Any],
-) -> tuple[tuple[str, ...] | None, tuple[str, ...], str | None]:
-    """(accepted parameters or None, required parameters, seed argument) of a constructor."""
-    try:
-        sig = inspect.signature(cls)
-    except (TypeError, ValueError):  # some builtins and C classes
-        return None, (), "seed"
-    params = sig.parameters
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    names = tuple(
-        p.name
-        for p in params.values()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("seed", "rng")
-    )
-    required = tuple(
-        p.name
-        for p in params.values()
-        if p.default is inspect.Parameter.empty
-        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and p.name not in ("seed", "rng")
-    )
-    if "seed" in params or var_kw:
-        seed_arg: str | None = "seed"
-    elif "rng" in params:
-        seed_arg = "rng"
-    else:
-        seed_arg = None
-    return (None if var_kw else names), required, seed_arg
-
-
-def _parse_steps(steps: Any) -> int | None:
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        msg = f"steps must be a positive integer (or None to call run()), got {steps!r}"
-        raise SimulationError(msg)
-    return int(steps)
-
-
-def _parse_method_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name.isidentifier():
-        msg = f"{what}= must name a method of the model, got {name!r}"
-        raise SimulationError(msg)
-    return name
-
-
-def _parse_collect(collect: Any) -> Any:
-    if collect is None or callable(collect) or collect is _DATACOLLECTOR:
-        return collect
-    if isinstance(collect, str):
-        return (collect,)
-    if isinstance(collect, Mapping):
-        for k, v in collect.items():
-            if not (callable(v) or isinstance(v, str)):
-                msg = (
-                    f"collect[{k!r}] must be a function of the model or an attribute name, "
-                    f"got {v!r}"
-                )
-                raise SimulationError(msg)
-        return dict(collect)
-    if isinstance(collect, Sequence) and all(isinstance(c, str) for c in collect):
-        return tuple(collect)
-    msg = (
-        f"collect must be a function of the model, a list of attribute names or a dict of "
-        f"name to function or attribute, got {collect!r}"
-    )
-    raise SimulationError(msg)
-
-
-def _collect(spec: Any, model: Any) -> Mapping[str, Any]:
-    if callable(spec):
-        out = spec(model)
-        if not isinstance(out, Mapping):
-            msg = f"collect(model) must return a mapping of output name to value, got {out!r}"
-            raise OutputMismatchError(msg)
-        return out
-    if isinstance(spec, Mapping):
-        return {
-            k: (getattr(model, v) if isinstance(v, str) else v(model)) for k, v in spec.items()
-        }
-    return {k: getattr(model, k) for k in spec}
-
-
-def _method(model: Any, name: str, what: str) -> Callable[[], Any]:
-    method = getattr(model, name, None)
-    if not callable(method):
-        msg = f"{type(model).__name__} has no method {name!r}; pass {what}= to name the right one"
-        raise SimulationError(msg)
-    return method
-
-
-def _stack(
-    records: Sequence[Mapping[str, Any]],
-    steps: np.ndarray,
-    dims_hint: Mapping[str, tuple[str, ...]],
-) -> xr.Dataset:
-    """Stack per-step records into a Dataset with a leading ``step`` dimension."""
-    names = list(records[0])
-    data = {}
-    for name in names:
-        values = []
-        for i, rec in enumerate(records):
-            if name not in rec or set(rec) != set(names):
-                msg = (
-                    f"step {steps[i]} recorded outputs {sorted(rec)!r} but the first recorded "
-                    f"step has {sorted(names)!r}; record the same outputs at every step"
-                )
-                raise OutputMismatchError(msg)
-            values.append(np.asarray(rec[name]))
-        try:
-            stacked = np.stack(values)
-        except ValueError:
-            shapes = sorted({v.shape for v in values})
-            msg = f"output {name!r} changes shape across steps ({shapes}); keep it fixed"
-            raise OutputMismatchError(msg) from None
-        if stacked.dtype == object:  # None (a missing value) becomes NaN
-            try:
-                stacked = stacked.astype(np.float64)
-            except (TypeError, ValueError):
-                stacked = stacked.astype(str)
-        if stacked.dtype.kind not in "biufc":
-            msg = (
-                f"output {name!r} holds values that are not numbers (first: {values[0]!r}); "
-                "record numbers or booleans"
-            )
-            raise OutputMismatchError(msg)
-        extra = tuple(f"{name}_dim_{i}" for i in range(stacked.ndim - 1))
-        dims = dims_hint.get(name) or (STEP_DIM, *extra)
-        if len(dims) != stacked.ndim:
-            msg = f"output {name!r} has shape {stacked.shape} but is declared with dims {dims!r}"
-            raise OutputMismatchError(msg)
-        data[name] = (tuple(dims), stacked)
-    return xr.Dataset(data, coords={STEP_DIM: steps})
-
-
-def _class_path(obj: Any) -> str:
-    module = getattr(obj, "__module__", None) or "__main__"
-    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
-    return f"{module}:{qualname}"
-
-
-def _collect_to_spec(collect: Any) -> Any:
-    if callable(collect):
-        return _class_path(collect)
-    if isinstance(collect, Mapping):
-        return {k: v if isinstance(v, str) else _class_path(v) for k, v in collect.items()}
-    return list(collect)
-
-
-def _collect_from_spec(spec: Any) -> Any:
-    if isinstance(spec, str) and ":" in spec:
-        return import_object(spec)
-    if isinstance(spec, Mapping):
-        return {k: import_object(v) if ":" in v else v for k, v in spec.items()}
-    return spec
-
-
-def _spec_kwargs(d: Any, key: str, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(d, Mapping):
-        msg = f"a model specification must be a table, got {d!r}"
-        raise SpecError(msg)
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        msg = (
-            f"unknown key(s) {unknown!r} in the model specification; valid keys are "
-            f"{sorted(allowed)!r}"
-        )
-        raise SpecError(msg)
-    if key not in d:
-        msg = f"the model specification needs {key!r} = 'module:Class'"
-        raise SpecError(msg)
-    return dict(d)
