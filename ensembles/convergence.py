@@ -16,7 +16,8 @@ import numpy as np
 import xarray as xr
 
 from . import reduce
-from .reduce import STATUS, AnalysisError, member_dims
+from .dims import STATUS, check_envelope_q, member_dims, resolve_over, selected_vars
+from .errors import AnalysisError
 
 __all__ = ["check_convergence", "convergence", "default_sizes"]
 
@@ -92,8 +93,8 @@ def convergence(
     if not isinstance(obj, xr.DataArray):
         msg = "convergence() takes one output (a DataArray), e.g. convergence(ds['M'])"
         raise AnalysisError(msg)
-    dims = reduce._resolve_over(obj, over)
-    lo, hi = reduce._check_envelope_q(q)
+    dims = resolve_over(obj, over)
+    lo, hi = check_envelope_q(q)
     flat = _stacked(obj, dims)
     total = flat.sizes[_MEMBER]
     sizes = default_sizes(total) if sizes is None else [int(s) for s in sizes]
@@ -168,10 +169,10 @@ def check_convergence(
     if not np.isfinite(tol) or tol <= 0:
         msg = f"tol={tol!r} is not a tolerance: give a positive number"
         raise AnalysisError(msg)
-    dims = reduce._resolve_over(obj, over)
+    dims = resolve_over(obj, over)
     if isinstance(obj, xr.Dataset):
         parts = {}
-        for var in reduce._selected_vars(obj, dims):
+        for var in selected_vars(obj, dims):
             res = check_convergence(obj[var], tol, dims, stat, n, level, relative, rng_seed)
             parts.update({f"{var}_{k}": v for k, v in res.data_vars.items()})
         out = xr.Dataset(parts)

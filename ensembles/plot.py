@@ -15,7 +15,8 @@ import numpy as np
 import xarray as xr
 
 from . import reduce
-from .reduce import STATUS, AnalysisError, member_dims
+from .dims import STATUS, check_envelope_q, member_dims, resolve_over
+from .errors import AnalysisError
 from .tables import aggregate_outputs, output_dims, parameter_names
 
 if TYPE_CHECKING:
@@ -161,8 +162,8 @@ def plot_envelope(
     >>> ax.figure.savefig("envelope.png")  # doctest: +SKIP
     """
     da = _variable(obj, var)
-    dims = reduce._resolve_over(da, over)
-    lo, hi = reduce._check_envelope_q(q)
+    dims = resolve_over(da, over)
+    lo, hi = check_envelope_q(q)
     band = reduce.envelope(da, over=dims, q=(lo, hi), median=median).compute()
     remaining = list(band["mean"].dims)
     outputs = output_dims(da, member_dims(da)) if STATUS in da.coords else []
@@ -314,7 +315,7 @@ def plot_sensitivity(
     if over is None:
         keep = {param_dim, hue_dim}
         over = tuple(d for d in member_dims(da) if d not in keep)
-    dims = reduce._resolve_over(da, over)
+    dims = resolve_over(da, over)
     da = _scalar_output(da, aggregate, dims)
     mean = reduce.mean(da, dims)
     spread = _SPREADS[errorbar](da, dims)
@@ -411,7 +412,7 @@ def plot_heatmap(
             raise AnalysisError(msg)
     if over is None:
         over = tuple(d for d in member_dims(da) if d not in (x, y))
-    dims = reduce._resolve_over(da, over)
+    dims = resolve_over(da, over)
     da = _scalar_output(da, aggregate, dims)
     if stat in ("mean", "std", "sem", "count"):
         values = getattr(reduce, stat)(da, dims)

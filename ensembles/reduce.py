@@ -23,13 +23,23 @@ remaining position). Dataset reductions apply per numeric data variable that has
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 import dask.array
 import numpy as np
 import xarray as xr
 
+from .dims import (  # member dims and argument checks shared by the analysis modules
+    OK,
+    STATUS,
+    check_envelope_q,
+    check_probabilities,
+    is_numeric,
+    member_dims,
+    resolve_over,
+    selected_vars,
+)
 from .errors import AnalysisError
 from .reduce_engine import (  # the numpy/dask engine under this xarray layer
     bootstrap_kernel,
@@ -51,100 +61,23 @@ __all__ = [
     "std",
 ]
 
-STATUS = "status"
-"""Name of the per-member status coordinate (0 pending, 1 ok, 2 failed)."""
-OK = 1
-"""Status value of a member that ran successfully."""
-
-
 Obj = TypeVar("Obj", xr.DataArray, xr.Dataset)
 
+# The former private names of the shared helpers, for ensembles.tables until it imports
+# them from ensembles.dims like the other analysis modules.
+_resolve_over = resolve_over
+_selected_vars = selected_vars
+_check_probabilities = check_probabilities
+
 
 # --------------------------------------------------------------------------------------
-# dims, masks and validation
+# masks
 # --------------------------------------------------------------------------------------
-
-
-def member_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, ...]:
-    """Return the member dims of an ensemble object: the dims of its ``status`` coordinate.
-
-    Parameters
-    ----------
-    obj : DataArray or Dataset
-        An ensemble (or part of one) that still carries the ``status`` coordinate.
-
-    Returns
-    -------
-    tuple of str
-        For example ``("sample", "seed")`` or ``("T", "L", "seed")``.
-
-    Raises
-    ------
-    AnalysisError
-        If ``obj`` has no ``status`` coordinate; then pass ``over=`` explicitly.
-
-    Examples
-    --------
-    >>> member_dims(ds["M"])  # doctest: +SKIP
-    ('sample', 'seed')
-    """
-    if STATUS not in obj.coords:
-        msg = (
-            f"cannot infer the member dims of this {type(obj).__name__}: it has no "
-            f"{STATUS!r} coordinate (dims {tuple(obj.dims)!r}); pass over=... explicitly, "
-            "for example over='seed' or over=('sample', 'seed')"
-        )
-        raise AnalysisError(msg)
-    return tuple(obj.coords[STATUS].dims)
-
-
-def _resolve_over(obj: xr.DataArray | xr.Dataset, over: Any) -> tuple[Hashable, ...]:
-    """Normalize ``over`` (None, a dim name or an iterable of names) to a tuple of dims."""
-    if over is None:
-        dims = member_dims(obj)
-    elif isinstance(over, str) or not isinstance(over, Iterable):
-        dims = (over,)
-    else:
-        dims = tuple(over)
-    if not dims:
-        msg = "over=() reduces nothing; name at least one dim, e.g. over='seed'"
-        raise AnalysisError(msg)
-    if len(set(dims)) != len(dims):
-        msg = f"over={dims!r} names a dim twice; name each dim once"
-        raise AnalysisError(msg)
-    missing = [d for d in dims if d not in obj.dims]
-    if missing:
-        msg = (
-            f"over={over!r}: dim {missing[0]!r} is not a dim of this "
-            f"{type(obj).__name__}; its dims are {tuple(obj.dims)!r}"
-        )
-        raise AnalysisError(msg)
-    return dims
-
-
-def _is_numeric(var: xr.DataArray) -> bool:
-    return var.dtype.kind in "biuf"
-
-
-def _selected_vars(ds: xr.Dataset, over: tuple[Hashable, ...]) -> list[Hashable]:
-    """Data variables of ``ds`` that a reduction over ``over`` applies to."""
-    names = [
-        name
-        for name, var in ds.data_vars.items()
-        if _is_numeric(var) and set(over) <= set(var.dims) and name != STATUS
-    ]
-    if not names:
-        msg = (
-            f"no numeric data variable of this Dataset has all of the dims {over!r} "
-            f"(variables: {list(ds.data_vars)!r}); choose over= among their dims"
-        )
-        raise AnalysisError(msg)
-    return names
 
 
 def _numeric(da: xr.DataArray) -> xr.DataArray:
     """``da`` itself, after checking that its dtype is numeric."""
-    if not _is_numeric(da):
+    if not is_numeric(da):
         msg = (
             f"cannot compute statistics of {da.name!r}: its dtype {da.dtype} is not "
             "numeric; select a numeric variable"
@@ -161,25 +94,6 @@ def _masked(da: xr.DataArray) -> xr.DataArray:
     if STATUS in da.coords:
         da = da.where(da.coords[STATUS] == OK)
     return da
-
-
-def _check_probabilities(q: Any, what: str = "q") -> np.ndarray:
-    arr = np.asarray(q, dtype=np.float64)
-    if arr.ndim > 1 or arr.size == 0 or not np.all((arr >= 0) & (arr <= 1)):
-        msg = f"{what}={q!r} is not valid: give one or more probabilities in [0, 1]"
-        raise AnalysisError(msg)
-    return arr
-
-
-def _check_envelope_q(q: Any) -> tuple[float, float]:
-    arr = _check_probabilities(q)
-    if arr.shape != (2,) or arr[0] > arr[1]:
-        msg = (
-            f"q={q!r} is not a (lower, upper) pair: give two probabilities with "
-            "lower <= upper, e.g. q=(0.025, 0.975)"
-        )
-        raise AnalysisError(msg)
-    return float(arr[0]), float(arr[1])
 
 
 # --------------------------------------------------------------------------------------
@@ -254,7 +168,7 @@ def _per_variable(
     """Apply a DataArray reduction to each variable; counts become ``<var>_count`` coords."""
     results = {}
     counts = {}
-    for name in _selected_vars(ds, over):
+    for name in selected_vars(ds, over):
         res = func(ds[name])
         counts[f"{name}_count"] = res.coords["count"].variable
         results[name] = res.drop_vars("count")
@@ -287,10 +201,10 @@ def count(obj: Obj, over: Any = None) -> Obj:
     >>> count(ds["M"], over="seed")  # doctest: +SKIP
     <xarray.DataArray 'M' (T: 3, sweep: 100)> ...
     """
-    dims = _resolve_over(obj, over)
+    dims = resolve_over(obj, over)
     if isinstance(obj, xr.Dataset):
         return xr.Dataset(
-            {name: count(obj[name], dims) for name in _selected_vars(obj, dims)},
+            {name: count(obj[name], dims) for name in selected_vars(obj, dims)},
             attrs=dict(obj.attrs),
         )
     ordered, data, r = _prepared(obj, dims)
@@ -300,7 +214,7 @@ def count(obj: Obj, over: Any = None) -> Obj:
 
 
 def _moment_stat(obj: Obj, over: Any, kind: str, ddof: int) -> Obj:
-    dims = _resolve_over(obj, over)
+    dims = resolve_over(obj, over)
     if isinstance(obj, xr.Dataset):
         return _per_variable(obj, dims, lambda da: _moment_stat(da, dims, kind, ddof))
     if ddof < 0:
@@ -415,8 +329,8 @@ def quantile(obj: Obj, q: Any, over: Any = None) -> Obj:
     --------
     >>> quantile(ds["M"], [0.05, 0.5, 0.95], over=("sample", "seed"))  # doctest: +SKIP
     """
-    dims = _resolve_over(obj, over)
-    probs = _check_probabilities(q)
+    dims = resolve_over(obj, over)
+    probs = check_probabilities(q)
     if isinstance(obj, xr.Dataset):
         return _per_variable(obj, dims, lambda da: quantile(da, q, dims))
     ordered, data, r = _prepared(obj, dims, mask=False)
@@ -475,12 +389,12 @@ def envelope(
     >>> band = band.compute()  # doctest: +SKIP
     >>> band["upper"] - band["lower"]  # doctest: +SKIP
     """
-    dims = _resolve_over(obj, over)
-    lo, hi = _check_envelope_q(q)
+    dims = resolve_over(obj, over)
+    lo, hi = check_envelope_q(q)
     attrs = {"over": [str(d) for d in dims], "q": [lo, hi]}
     if isinstance(obj, xr.Dataset):
         parts = []
-        for name in _selected_vars(obj, dims):
+        for name in selected_vars(obj, dims):
             band = envelope(obj[name], dims, (lo, hi), median)
             parts.append(band.rename({k: f"{name}_{k}" for k in band.data_vars}))
         out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")
@@ -556,7 +470,7 @@ def bootstrap_ci(
     >>> ci = bootstrap_ci(ds["M"], "mean", over="seed", n=500).compute()  # doctest: +SKIP
     >>> (ci.upper - ci.lower) / 2  # half-width  # doctest: +SKIP
     """
-    dims = _resolve_over(obj, over)
+    dims = resolve_over(obj, over)
     name, _ = bootstrap_stat(stat)
     if not isinstance(n, (int, np.integer)) or n < 1:
         msg = f"n={n!r} is not a number of resamples; use a positive integer, e.g. n=1000"
@@ -567,7 +481,7 @@ def bootstrap_ci(
     attrs = {"over": [str(d) for d in dims], "stat": name, "n": int(n), "level": float(level)}
     if isinstance(obj, xr.Dataset):
         parts = []
-        for var in _selected_vars(obj, dims):
+        for var in selected_vars(obj, dims):
             ci = bootstrap_ci(obj[var], stat, dims, n, level, rng_seed)
             parts.append(ci.rename({k: f"{var}_{k}" for k in ci.data_vars}))
         out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")

@@ -23,7 +23,8 @@ import numpy as np
 import xarray as xr
 
 from . import reduce
-from .reduce import STATUS, AnalysisError, member_dims
+from .dims import STATUS, member_dims, resolve_over
+from .errors import AnalysisError
 from .tables import BOOKKEEPING, aggregate_outputs, parameter_names
 
 __all__ = ["METHODS", "main_effects", "sensitivity"]
@@ -35,7 +36,7 @@ METHODS = ("auto", "anova", "rbd_fast")
 def _design_point_mean(
     da: xr.DataArray, over: Any, aggregate: Any
 ) -> tuple[xr.DataArray, tuple[Hashable, ...]]:
-    dims = reduce._resolve_over(da, over)
+    dims = resolve_over(da, over)
     mdims = member_dims(da) if STATUS in da.coords else dims
     da = aggregate_outputs(da, aggregate, mdims)
     design = tuple(d for d in mdims if d not in dims)
@@ -81,7 +82,7 @@ def main_effects(obj: xr.DataArray, over: Any = "seed", aggregate: Any = None) -
         {f"effect_{p}": y.mean([d for d in design if d != p], skipna=False) for p in grid},
         attrs={
             "variable": str(obj.name),
-            "over": [str(d) for d in reduce._resolve_over(obj, over)],
+            "over": [str(d) for d in resolve_over(obj, over)],
         },
     )
 
@@ -246,7 +247,7 @@ def sensitivity(
         {
             "method": method,
             "variable": str(obj.name),
-            "over": [str(d) for d in reduce._resolve_over(obj, over)],
+            "over": [str(d) for d in resolve_over(obj, over)],
         }
     )
     return out
