@@ -22,14 +22,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import platform
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+# the repository root, for tests._cluster: the real-cluster helper the tests use too
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests._cluster import REPO, RealCluster, start_cluster, stop_cluster
 
 
 def _tiny_simulation():
@@ -59,75 +60,6 @@ def _ensemble(n_members: int, batch_size: int | None):
     return ens.Ensemble(
         _tiny_simulation(), design, seeds=seeds, root_seed=1, batch_size=batch_size
     )
-
-
-def _start_remote(tmp: Path, n_workers: int) -> tuple[str, list[subprocess.Popen]]:
-    sched_file = tmp / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    kw = {
-        "cwd": REPO,
-        "env": env,
-        "stdout": subprocess.DEVNULL,
-        "stderr": subprocess.DEVNULL,
-        "start_new_session": True,
-    }
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-                "--scheduler-file",
-                str(sched_file),
-            ],
-            **kw,
-        )
-    ]
-    deadline = time.monotonic() + 60
-    while not sched_file.exists() or not sched_file.read_text().strip():
-        if time.monotonic() > deadline:
-            msg = "dask scheduler did not start"
-            raise RuntimeError(msg)
-        time.sleep(0.05)
-    address = json.loads(sched_file.read_text())["address"]
-    procs.append(
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_worker",
-                address,
-                "--host",
-                "127.0.0.1",
-                "--nworkers",
-                str(n_workers),
-                "--nthreads",
-                "1",
-                "--no-dashboard",
-                "--local-directory",
-                str(tmp / "workers"),
-            ],
-            **kw,
-        )
-    )
-    return address, procs
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in reversed(procs):
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -> dict:
@@ -152,7 +84,7 @@ def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -
 
     distributed.Client.submit = timed_submit  # type: ignore[method-assign]
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    procs: list[subprocess.Popen] = []
+    cluster: RealCluster | None = None
     try:
         e = _ensemble(n_members, batch_size)
         t0 = time.perf_counter()
@@ -161,8 +93,8 @@ def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -
         n_graph_tasks = len(lazy["y"].data.__dask_graph__())
         del lazy
         if mode == "remote":
-            address, procs = _start_remote(tmp, n_workers)
-            client = distributed.Client(address, set_as_default=False)
+            cluster = start_cluster(tmp, n_workers=n_workers, dashboard=False)
+            client = distributed.Client(cluster.address, set_as_default=False)
             client.wait_for_workers(n_workers, timeout=60)
             scheduler = client
         else:
@@ -181,7 +113,8 @@ def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -
         client.close()
     finally:
         distributed.Client.submit = original_submit  # type: ignore[method-assign]
-        _stop(procs)
+        if cluster is not None:
+            stop_cluster(cluster)
         shutil.rmtree(tmp, ignore_errors=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {

@@ -7,7 +7,6 @@ shapes, and simulations whose module the workers cannot import.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -19,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask
@@ -33,139 +31,12 @@ from ensembles.errors import RunnerError
 from ensembles.runner import SAFE_DESERIALIZERS, Progress, default_client, resolve_client
 
 from . import sims
+from ._cluster import REPO, START_TIMEOUT, RealCluster, real_cluster
 
 pytestmark = pytest.mark.distributed
 
-REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT = 60.0
-
 
 # -- real clusters ---------------------------------------------------------------------
-
-
-@dataclass
-class RealCluster:
-    """A scheduler and a ``dask worker`` (with nannies) running as subprocesses."""
-
-    address: str
-    scheduler_file: str
-    security: object = None
-    procs: list[subprocess.Popen] = field(default_factory=list)
-
-    def client(self, **kwargs):
-        from distributed import Client
-
-        return Client(
-            self.address, security=self.security, set_as_default=False, timeout=30, **kwargs
-        )
-
-
-def _tls_args(certs: dict[str, str] | None) -> list[str]:
-    if certs is None:
-        return []
-    return [
-        "--tls-ca-file",
-        certs["ca"],
-        "--tls-cert",
-        certs["cert"],
-        "--tls-key",
-        certs["key"],
-    ]
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM each process group we started, then SIGKILL what is left."""
-    for proc in reversed(procs):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in reversed(procs):
-        try:
-            proc.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-@contextlib.contextmanager
-def real_cluster(
-    tmp: Path, *, n_workers: int = 2, certs: dict[str, str] | None = None, security=None
-) -> Iterator[RealCluster]:
-    """Start ``dask scheduler`` (port 0: the OS picks a free one) and ``dask worker``."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    scheduler_file = tmp / "scheduler.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    common = {
-        "cwd": REPO,
-        "env": env,
-        "stdout": subprocess.DEVNULL,
-        "stderr": open(tmp / "cluster.log", "ab"),  # noqa: SIM115 - closed with the cluster
-        "start_new_session": True,  # its own process group: teardown reaches the nannies' workers
-    }
-    procs: list[subprocess.Popen] = []
-    try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "distributed.cli.dask_scheduler",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--protocol",
-                    "tls" if certs else "tcp",
-                    "--dashboard-address",
-                    "127.0.0.1:0",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                    *_tls_args(certs),
-                ],
-                **common,
-            )
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
-            if procs[0].poll() is not None or time.monotonic() > deadline:
-                log = (tmp / "cluster.log").read_text()[-3000:]
-                pytest.fail(f"dask scheduler did not start:\n{log}")
-            time.sleep(0.05)
-        address = json.loads(scheduler_file.read_text())["address"]
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "distributed.cli.dask_worker",
-                    address,
-                    "--host",
-                    "127.0.0.1",
-                    "--nworkers",
-                    str(n_workers),
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                    "--death-timeout",
-                    "60",
-                    "--local-directory",
-                    str(tmp / "workers"),
-                    *_tls_args(certs),
-                ],
-                **common,
-            )
-        )
-        cluster = RealCluster(address, str(scheduler_file), security, procs)
-        with cluster.client() as c:
-            c.wait_for_workers(n_workers, timeout=START_TIMEOUT)
-        yield cluster
-    finally:
-        _stop(procs)
-        common["stderr"].close()
 
 
 @pytest.fixture(scope="module")
