@@ -17,21 +17,10 @@ Examples
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import accessor as _accessor  # registers the .ens accessor
-from .adapters import MesaModel, ModelClass
-from .command import Command, CommandError
-from .designs import Concat, Design, Grid, LatinHypercube, Points, Product, Sample, Sobol
-from .distributions import (
-    Choice,
-    Distribution,
-    LogUniform,
-    Normal,
-    ScipyDistribution,
-    Uniform,
-)
-from .ensemble import Ensemble
+from . import accessor as _accessor  # registers the .ens accessor on xarray objects
 from .errors import (
     AnalysisError,
     DesignError,
@@ -45,16 +34,83 @@ from .errors import (
     StoreExistsError,
     StoreMismatchError,
 )
-from .outputs import OutputFileError, read_output
+
+# ``simulation`` is both a submodule and the decorator: bind the decorator now, so a later
+# ``import ensembles.simulation`` elsewhere cannot shadow it with the module.
 from .simulation import Output, Simulation, simulation
-from .store import open_ensemble
 
-try:
-    __version__ = version("ensembles")
-except PackageNotFoundError:  # pragma: no cover - not installed
-    __version__ = "0+unknown"
+# The public API loads on first use (PEP 562): ``import ensembles`` stays light, and a
+# dask worker that unpickles a task from ``ensembles.batch`` does not import the
+# analysis stack (dask.array, scipy.stats, numba) it never uses.
+_EXPORTS = {
+    "MesaModel": "adapters",
+    "ModelClass": "adapters",
+    "Command": "command",
+    "CommandError": "command",
+    "Concat": "designs",
+    "Design": "designs",
+    "Grid": "designs",
+    "LatinHypercube": "designs",
+    "Points": "designs",
+    "Product": "designs",
+    "Sample": "designs",
+    "Sobol": "designs",
+    "Choice": "distributions",
+    "Distribution": "distributions",
+    "LogUniform": "distributions",
+    "Normal": "distributions",
+    "ScipyDistribution": "distributions",
+    "Uniform": "distributions",
+    "Ensemble": "ensemble",
+    "OutputFileError": "outputs",
+    "read_output": "outputs",
+    "open_ensemble": "store",
+}
 
-del _accessor, PackageNotFoundError, version
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .adapters import MesaModel, ModelClass
+    from .command import Command, CommandError
+    from .designs import Concat, Design, Grid, LatinHypercube, Points, Product, Sample, Sobol
+    from .distributions import (
+        Choice,
+        Distribution,
+        LogUniform,
+        Normal,
+        ScipyDistribution,
+        Uniform,
+    )
+    from .ensemble import Ensemble
+    from .outputs import OutputFileError, read_output
+    from .store import open_ensemble
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("ensembles")
+        except PackageNotFoundError:  # pragma: no cover - not installed
+            value = "0+unknown"
+    else:
+        try:  # submodules: ``ensembles.reduce`` after a bare ``import ensembles``
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            msg = f"module {__name__!r} has no attribute {name!r}"
+            raise AttributeError(msg) from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+del _accessor
 
 __all__ = [
     "AnalysisError",

@@ -14,18 +14,44 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Hashable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import xarray as xr
 
-from . import convergence, reduce, sensitivity, tables
+if TYPE_CHECKING:
+    from . import convergence, reduce, sensitivity, tables
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
 __all__ = ["EnsembleAccessor", "EnsembleDataArrayAccessor", "EnsembleDatasetAccessor"]
+
+
+class _OnFirstUse:
+    """A module imported on first attribute access.
+
+    Registering ``.ens`` must stay cheap: ``import ensembles`` runs this module, and so
+    does every dask worker that unpickles an ensembles task. The analysis modules (and
+    dask.array, scipy, pandas behind them) load when a method is first called.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module: ModuleType = importlib.import_module(f"{__package__}.{self._name}")
+        return getattr(module, attr)
+
+
+if not TYPE_CHECKING:
+    convergence = _OnFirstUse("convergence")
+    reduce = _OnFirstUse("reduce")
+    sensitivity = _OnFirstUse("sensitivity")
+    tables = _OnFirstUse("tables")
 
 Obj = TypeVar("Obj", xr.DataArray, xr.Dataset)
 

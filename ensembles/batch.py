@@ -209,8 +209,9 @@ class BatchRunner:
         seeds = members.seeds.reshape(-1)[flat].tolist()
         names = list(members.table)
         columns = [np.asarray(members.table[k])[points].tolist() for k in names]
+        # uninitialized: rows of members that do not end ok are filled once, at the end
         outputs = {
-            name: np.full(bshape + out.shape, fill_value(out.dtype), dtype=out.dtype)
+            name: np.empty(bshape + out.shape, dtype=out.dtype)
             for name, out in self.schema.outputs.items()
         }
         status = np.full(bshape, PENDING, dtype=np.int8)
@@ -250,6 +251,10 @@ class BatchRunner:
                 flat_status[pos] = OK
                 break
             flat_wall[pos] = clock() - start
+        not_ok = flat_status != OK
+        if not_ok.any():
+            for name, out in self.schema.outputs.items():
+                flat_out[name][not_ok] = fill_value(out.dtype)
         return BlockResult(tuple(block_id), outputs, status, wall, attempts, errors)
 
     def member_error(self, member: int, exc: BaseException) -> MemberError:

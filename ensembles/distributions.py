@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -33,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special, stats
 
 from .errors import DesignError
 
@@ -239,6 +239,8 @@ class Normal(Distribution):
         object.__setattr__(self, "scale", scale)
 
     def _ppf(self, u: np.ndarray) -> np.ndarray:
+        from scipy import special
+
         return self.loc + self.scale * special.ndtri(np.clip(u, _U_LOW, _U_HIGH))
 
     def to_dict(self) -> dict[str, Any]:
@@ -406,149 +408,17 @@ class Choice(Distribution):
         return out
 
 
-def _numeric_arg(value: Any, what: str) -> int | float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        msg = f"{what} must be a number, got {value!r}; only numeric arguments can be stored"
-        raise DesignError(msg) from None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    return _finite(value, what)
-
-
-@dataclass(frozen=True, init=False, repr=False)
-class ScipyDistribution(Distribution):
-    """A frozen one-dimensional ``scipy.stats`` distribution.
-
-    The distribution is stored by name, positional ``args`` and keyword ``kwds`` (numbers
-    only) so that it round-trips through JSON; :attr:`frozen` rebuilds the scipy object.
-    Discrete distributions give int64 values. Equality compares name, args and kwds as
-    given, so ``norm(1, 2)`` and ``norm(loc=1, scale=2)`` are different objects.
-
-    Parameters
-    ----------
-    frozen : scipy.stats frozen distribution
-        E.g. ``scipy.stats.gamma(2.0, scale=0.5)``; must be a named ``scipy.stats``
-        distribution with valid, numeric parameters.
-
-    Attributes
-    ----------
-    name : str
-        The ``scipy.stats`` name (``"gamma"``).
-    args : tuple of number
-        Positional (shape) arguments.
-    kwds : tuple of (str, number)
-        Keyword arguments, sorted by name.
-
-    Examples
-    --------
-    >>> from scipy import stats
-    >>> d = ScipyDistribution(stats.gamma(2.0, scale=0.5))
-    >>> d
-    ScipyDistribution(gamma(2.0, scale=0.5))
-    >>> d.to_dict()
-    {'dist': 'scipy', 'name': 'gamma', 'args': [2.0], 'kwds': {'scale': 0.5}}
-    """
-
-    dist: ClassVar[str] = "scipy"
-    name: str
-    args: tuple[int | float, ...]
-    kwds: tuple[tuple[str, int | float], ...]
-
-    def __init__(self, frozen: Any) -> None:
-        generator = getattr(frozen, "dist", None)
-        if not isinstance(generator, (stats.rv_continuous, stats.rv_discrete)):
-            msg = (
-                f"ScipyDistribution takes a frozen one-dimensional scipy.stats distribution "
-                f"such as scipy.stats.norm(0, 1), got {frozen!r}"
-            )
-            raise DesignError(msg) from None
-        name = generator.name
-        if type(getattr(stats, name, None)) is not type(generator):
-            msg = (
-                f"ScipyDistribution needs a distribution of scipy.stats by name so it can be "
-                f"stored, got {frozen!r} named {name!r}"
-            )
-            raise DesignError(msg) from None
-        args = tuple(_numeric_arg(a, f"scipy.stats.{name} argument") for a in frozen.args)
-        kwds = tuple(
-            sorted(
-                (str(k), _numeric_arg(v, f"scipy.stats.{name} {k}"))
-                for k, v in frozen.kwds.items()
-            )
-        )
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "args", args)
-        object.__setattr__(self, "kwds", kwds)
-        try:
-            median = float(self.frozen.ppf(0.5))
-        except (TypeError, ValueError) as exc:
-            msg = f"invalid arguments for scipy.stats.{name}: {exc}"
-            raise DesignError(msg) from None
-        if math.isnan(median):
-            msg = f"invalid arguments for scipy.stats.{name}: args={args!r}, kwds={dict(kwds)!r}"
-            raise DesignError(msg) from None
-
-    @classmethod
-    def from_parts(
-        cls, name: str, args: Iterable[Any] = (), kwds: Mapping[str, Any] | None = None
-    ) -> ScipyDistribution:
-        """Build from a ``scipy.stats`` name, positional args and keyword args."""
-        generator = getattr(stats, name, None) if isinstance(name, str) else None
-        if not isinstance(generator, (stats.rv_continuous, stats.rv_discrete)):
-            msg = (
-                f"unknown scipy.stats distribution {name!r}; use a name such as 'norm', "
-                "'gamma' or 'poisson'"
-            )
-            raise DesignError(msg) from None
-        if _is_scalar(args) or isinstance(args, Mapping):
-            msg = f"scipy.stats.{name} args must be a list of numbers, got {args!r}"
-            raise DesignError(msg) from None
-        if not isinstance(kwds, (Mapping, type(None))):
-            msg = f"scipy.stats.{name} kwds must be a mapping of name to number, got {kwds!r}"
-            raise DesignError(msg) from None
-        args = [_numeric_arg(a, f"scipy.stats.{name} argument") for a in args]
-        kwds = {
-            str(k): _numeric_arg(v, f"scipy.stats.{name} {k}") for k, v in (kwds or {}).items()
-        }
-        try:
-            frozen = generator(*args, **kwds)
-        except (TypeError, ValueError) as exc:
-            msg = f"invalid arguments for scipy.stats.{name}: {exc}"
-            raise DesignError(msg) from None
-        return cls(frozen)
-
-    @property
-    def frozen(self) -> Any:
-        """The frozen ``scipy.stats`` distribution."""
-        return getattr(stats, self.name)(*self.args, **dict(self.kwds))
-
-    @property
-    def discrete(self) -> bool:
-        """True for a discrete (``rv_discrete``) distribution."""
-        return isinstance(getattr(stats, self.name), stats.rv_discrete)
-
-    def __repr__(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwds]
-        return f"ScipyDistribution({self.name}({', '.join(parts)}))"
-
-    def _ppf(self, u: np.ndarray) -> np.ndarray:
-        values = np.asarray(self.frozen.ppf(np.clip(u, _U_LOW, _U_HIGH)), dtype=np.float64)
-        if self.discrete and np.all(np.isfinite(values)):
-            return values.astype(np.int64)
-        return values
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dist": self.dist,
-            "name": self.name,
-            "args": list(self.args),
-            "kwds": dict(self.kwds),
-        }
-
-
 # --------------------------------------------------------------------------------------------
 # Conversions
 # --------------------------------------------------------------------------------------------
+
+
+def _is_frozen_scipy(obj: Any) -> bool:
+    """True for a frozen ``scipy.stats`` distribution (without importing scipy.stats)."""
+    stats = sys.modules.get("scipy.stats")  # no frozen distribution exists before its import
+    return stats is not None and isinstance(
+        getattr(obj, "dist", None), (stats.rv_continuous, stats.rv_discrete)
+    )
 
 
 def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
@@ -571,7 +441,7 @@ def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
     """
     if isinstance(obj, Distribution):
         return obj
-    if isinstance(getattr(obj, "dist", None), (stats.rv_continuous, stats.rv_discrete)):
+    if _is_frozen_scipy(obj):
         return ScipyDistribution(obj)
     if isinstance(obj, tuple) and len(obj) == 2:
         return Uniform(*obj)
@@ -640,10 +510,11 @@ def distribution_from_dict(d: Any) -> Distribution:
     if tag == "scipy":
         _check_keys(rest, ("name",), ("args", "kwds"), "distribution 'scipy'")
         return ScipyDistribution.from_parts(rest["name"], rest.get("args", ()), rest.get("kwds"))
-    if isinstance(tag, str) and isinstance(
-        getattr(stats, tag, None), (stats.rv_continuous, stats.rv_discrete)
-    ):
-        return ScipyDistribution.from_parts(tag, (), rest)
+    if isinstance(tag, str) and tag.isidentifier():
+        from scipy import stats
+
+        if isinstance(getattr(stats, tag, None), (stats.rv_continuous, stats.rv_discrete)):
+            return ScipyDistribution.from_parts(tag, (), rest)
     known = [*_KEYS, "scipy"]
     msg = f"unknown distribution {tag!r}; use one of {known!r} or a scipy.stats name"
     raise DesignError(msg) from None
@@ -662,3 +533,7 @@ def _check_keys(
         valid = list(required + optional)
         msg = f"{what} has unknown keys {unknown!r} in {dict(d)!r}; valid keys are {valid!r}"
         raise DesignError(msg) from None
+
+
+# at the end: the scipy.stats wrapper builds on the classes above (scipy loads on first use)
+from .scipy_distribution import ScipyDistribution  # noqa: E402

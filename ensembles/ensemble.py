@@ -35,27 +35,12 @@ from .runner import (
 )
 from .simulation import Schema, Simulation, as_simulation
 from .store import SPEC_ATTR, EnsembleStore
+from .tasks import run_item, run_item_and_store
 
 __all__ = ["Ensemble"]
 
 _RESERVED = ("seed", "rng", "sample")
 _ON_ERROR = ("raise", "record")
-
-
-def _task_run(runner: BatchRunner, item: tuple[tuple[int, ...], Any]) -> BlockResult:
-    block_id, todo = item
-    return runner.run_block(block_id, todo)
-
-
-def _task_store(
-    shared: tuple[BatchRunner, EnsembleStore], item: tuple[tuple[int, ...], Any]
-) -> BlockResult:
-    runner, store = shared
-    block_id, todo = item
-    result = runner.run_block(block_id, todo)
-    store.write_block(result, runner.members.block_slices(block_id))
-    result.outputs = {}  # the data is in the store; send back only status and errors
-    return result
 
 
 def _json_value(value: Any) -> Any:
@@ -328,7 +313,7 @@ class Ensemble:
             items = [(bid, None) for bid in members.block_ids()]
             for outcome in run_tasks(
                 client,
-                _task_run,
+                run_item,
                 runner,
                 items,
                 key_prefix=f"ensemble-block-{runner.token}",
@@ -448,7 +433,13 @@ class Ensemble:
             attrs = self._attrs(runner)
             template = assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
             if plan is None:
-                store.create(template, members.block, mode="w" if exists else "w-")
+                samples: dict[str, list[np.ndarray]] = {}
+                for arrays in runner.precomputed.values():
+                    for name, values in arrays.items():
+                        samples.setdefault(name, []).append(values)
+                store.create(
+                    template, members.block, mode="w" if exists else "w-", samples=samples
+                )
             elif plan.grows:
                 store.grow(
                     template, {k: v for k, v in attrs.items() if k != "ensembles_provenance"}
@@ -491,7 +482,7 @@ class Ensemble:
         store.update_attrs(ensembles_started=now())
         for outcome in run_tasks(
             client,
-            _task_store,
+            run_item_and_store,
             (runner, store),
             items,
             key_prefix=f"ensemble-store-{runner.token}",

@@ -14,21 +14,10 @@ import numpy as np
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from .batch import STATUS_ATTRS, BatchRunner, BlockResult
+from .batch import STATUS_ATTRS, BatchRunner
+from .tasks import get_output, get_status, run_block
 
 __all__ = ["assemble_dataset", "lazy_arrays"]
-
-
-def _run_block(runner: BatchRunner, block_id: tuple[int, ...]) -> BlockResult:
-    return runner.run_block(block_id)
-
-
-def _get_output(result: BlockResult, name: str) -> np.ndarray:
-    return result.outputs[name]
-
-
-def _get_status(result: BlockResult) -> np.ndarray:
-    return result.status
 
 
 def lazy_arrays(runner: BatchRunner, token: str) -> tuple[dict[str, da.Array], da.Array]:
@@ -54,7 +43,7 @@ def lazy_arrays(runner: BatchRunner, token: str) -> tuple[dict[str, da.Array], d
     run_layer: dict[Any, Any] = {runner_key: runner}
     block_ids = list(members.block_ids())
     for bid in block_ids:
-        run_layer[(run_name, *bid)] = (_run_block, runner_key, bid)
+        run_layer[(run_name, *bid)] = (run_block, runner_key, bid)
     layers: dict[str, Mapping[Any, Any]] = {run_name: run_layer}
 
     def getter(name: str, func: Any, extra: tuple, ndim_out: int) -> str:
@@ -66,10 +55,10 @@ def lazy_arrays(runner: BatchRunner, token: str) -> tuple[dict[str, da.Array], d
         return layer_name
 
     names = {
-        out_name: getter(f"ensemble-out-{out_name}", _get_output, (out_name,), len(out.shape))
+        out_name: getter(f"ensemble-out-{out_name}", get_output, (out_name,), len(out.shape))
         for out_name, out in schema.outputs.items()
     }
-    status_name = getter("ensemble-status", _get_status, (), 0)
+    status_name = getter("ensemble-status", get_status, (), 0)
 
     def graph(name: str) -> HighLevelGraph:  # each array carries only its own layers
         return HighLevelGraph(

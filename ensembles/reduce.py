@@ -63,12 +63,6 @@ __all__ = [
 
 Obj = TypeVar("Obj", xr.DataArray, xr.Dataset)
 
-# The former private names of the shared helpers, for ensembles.tables until it imports
-# them from ensembles.dims like the other analysis modules.
-_resolve_over = resolve_over
-_selected_vars = selected_vars
-_check_probabilities = check_probabilities
-
 
 # --------------------------------------------------------------------------------------
 # masks

@@ -5,7 +5,7 @@ Layout of a store (readable by plain ``xarray.open_zarr``)::
     OUT.zarr/
       zarr.json            root attrs: "ensembles" (the run spec, JSON), provenance
       M, E, ...            outputs, dims (design dims..., seed, output dims...),
-                           chunked one block per chunk along member dims, in about 10
+                           chunked one block per chunk along member dims, in about 4
                            slabs along output dims, blosc-lz4 + shuffle, fill NaN
       status               int8 per member: 0 pending, 1 ok, 2 failed (CF flag attrs)
       wall_time            float32 seconds per member
@@ -18,6 +18,7 @@ member marked ok always has its data on disk, whatever moment a crash strikes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -25,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
@@ -34,7 +34,7 @@ from zarr.codecs import BloscCodec
 from .batch import BlockResult, fill_value
 from .errors import StoreError, StoreExistsError
 
-__all__ = ["SPEC_ATTR", "EnsembleStore", "open_ensemble", "output_chunks"]
+__all__ = ["SPEC_ATTR", "EnsembleStore", "compressors_for", "open_ensemble", "output_chunks"]
 
 SPEC_ATTR = "ensembles"
 _BOOKKEEPING = ("status", "wall_time")
@@ -44,16 +44,17 @@ _FORBIDDEN_CODECS = ("pickle", "object", "vlen-bytes-pickle")
 def output_chunks(
     block: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int
 ) -> tuple[int, ...]:
-    """Chunk shape along an output's own dims: its first dim cut into about 10 slabs.
+    """Chunk shape along an output's own dims: its first dim cut into about 4 slabs.
 
     A block's chunks then hold whole members for a slab of steps, so a reduction over
     members (a quantile) reads one slab of every member at a time: memory proportional to
-    members x slab, not to the whole array. Slabs stay at least 256 KiB per chunk.
+    members x slab, not to the whole array. Chunks stay at least 1 MiB: zarr costs about
+    a millisecond per chunk written, whatever its size.
 
     Examples
     --------
-    >>> output_chunks((1000,), (1000,), 8)     # 10,000 x 1,000 float64: 800 KB chunks
-    (100,)
+    >>> output_chunks((1000,), (1000,), 8)     # 10,000 x 1,000 float64: 2 MB chunks
+    (250,)
     >>> output_chunks((1,), (900,), 8)         # one slow member per block: whole
     (900,)
     """
@@ -62,9 +63,40 @@ def output_chunks(
     members = max(int(np.prod(block)), 1)
     rest = int(np.prod(out_shape[1:])) if len(out_shape) > 1 else 1
     first = out_shape[0]
-    by_slabs = -(-first // 10)
-    by_bytes = -(-(256 * 1024) // (members * rest * itemsize))
+    by_slabs = -(-first // 4)
+    by_bytes = -(-(2**20) // (members * rest * itemsize))
     return (min(max(by_slabs, by_bytes, 1), max(first, 1)), *out_shape[1:])
+
+
+def compressors_for(samples: list[np.ndarray] | None) -> tuple[Any, ...]:
+    """The codecs for an output: blosc-lz4 with byte shuffle, unless it does not pay.
+
+    ``samples`` are values of the output from members already run (the probe). When
+    blosc-lz4 shrinks them by less than 10 %, as it does for noisy floating-point data,
+    compressing would cost the writers about as much time as writing the bytes and save
+    almost no space, so the output is stored raw. With no samples, compress.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> compressors_for([rng.standard_normal(5000)])     # noise: stored raw
+    ()
+    >>> compressors_for([np.round(rng.random(5000), 2)])  # two decimals: compressed
+    (BloscCodec(...),)
+    """
+    lz4 = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
+    values = [np.ascontiguousarray(v) for v in samples or [] if np.asarray(v).size]
+    raw = sum(v.nbytes for v in values)
+    if raw < 4096:  # too little to judge
+        return (lz4,)
+    import numcodecs
+
+    packed = sum(
+        len(numcodecs.Blosc(cname="lz4", clevel=1, shuffle=1, typesize=v.itemsize).encode(v))
+        for v in values
+    )
+    return () if packed > 0.9 * raw else (lz4,)
 
 
 def _is_url(path: str) -> bool:
@@ -138,7 +170,13 @@ class EnsembleStore:
                 os.remove(self.path)
 
     # -- creation --------------------------------------------------------------------
-    def create(self, template: xr.Dataset, block: tuple[int, ...], mode: str = "w-") -> None:
+    def create(
+        self,
+        template: xr.Dataset,
+        block: tuple[int, ...],
+        mode: str = "w-",
+        samples: Mapping[str, list[np.ndarray]] | None = None,
+    ) -> None:
         """Write the layout (metadata and coordinates) of an empty ensemble.
 
         Parameters
@@ -150,6 +188,9 @@ class EnsembleStore:
             Chunk shape along the member dims.
         mode : {"w-", "w"}
             ``"w-"`` refuses an existing store; ``"w"`` replaces it.
+        samples : mapping, optional
+            Values of each output from members already run, to decide whether
+            compressing it pays (:func:`compressors_for`).
         """
         if mode not in ("w-", "w"):
             msg = f"mode must be 'w-' or 'w' to create a store, got {mode!r}"
@@ -162,6 +203,8 @@ class EnsembleStore:
                 )
                 raise StoreExistsError(msg)
             self.remove()
+        import dask.array as da
+
         mdims = template["status"].dims
         nmember = len(mdims)
         encoding: dict[str, dict[str, Any]] = {}
@@ -172,7 +215,7 @@ class EnsembleStore:
             ds[name] = var.copy(data=da.zeros(var.shape, dtype=var.dtype, chunks=chunks))
             encoding[str(name)] = {
                 "chunks": chunks,
-                "compressors": (BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),),
+                "compressors": compressors_for((samples or {}).get(str(name))),
                 "fill_value": fill_value(var.dtype),
             }
         shape = template["status"].shape
@@ -226,26 +269,27 @@ class EnsembleStore:
     def _array(self, name: str) -> Any:
         with self._lock:
             if name not in self._arrays:
-                self._arrays[name] = zarr.open_array(self.zarr_store(), path=name, mode="r+")
+                arr = zarr.open_array(self.zarr_store(), path=name, mode="r+")
+                if name not in (*_BOOKKEEPING, "error", "attempts"):
+                    # outputs hold results, never all-fill chunks worth skipping: do not
+                    # scan every chunk for the fill value before writing it
+                    arr = arr.with_config({"write_empty_chunks": True})
+                self._arrays[name] = arr
             return self._arrays[name]
 
     def write_block(self, result: BlockResult, region: tuple[slice, ...]) -> None:
         """Write one block's outputs, then its status: the order that makes crashes safe.
 
-        Members left ``PENDING`` in ``result`` (not run by this task) are not touched.
+        Outputs are written together (their chunks concurrently), then ``wall_time``,
+        ``attempts`` and ``error`` together, and ``status`` alone, last. Members left
+        ``PENDING`` in ``result`` (not run by this task) are not touched.
         """
+        from zarr.core.sync import sync
+
         ran = result.status != 0
         if not ran.any():
             return
         full = bool(ran.all())
-        for name, values in result.outputs.items():
-            arr = self._array(name)
-            if full:
-                arr[region] = values
-            else:  # merge into what the chunk already holds (resume of a partial block)
-                current = arr[region]
-                current[ran] = values[ran]
-                arr[region] = current
         error = np.full(result.status.shape, "", dtype=object)
         if result.errors:
             shape = self._member_shape()
@@ -253,20 +297,28 @@ class EnsembleStore:
                 where = np.unravel_index(member, shape)
                 local = tuple(int(w) - (r.start or 0) for w, r in zip(where, region, strict=True))
                 error[local] = f"{etype}: {message}"
-        bookkeeping = (
-            ("wall_time", result.wall_time),
-            ("attempts", result.attempts),
-            ("error", error),
-            ("status", result.status),  # last: a member is ok only once its data is there
-        )
-        for name, values in bookkeeping:
-            arr = self._array(name)
-            if full:
-                arr[region] = values
-            else:
-                current = arr[region]
+
+        names = [*result.outputs, "wall_time", "attempts", "error", "status"]
+        arrays = {name: self._array(name).async_array for name in names}  # opened outside
+
+        async def put(name: str, values: np.ndarray) -> None:
+            arr = arrays[name]
+            if not full:  # merge into what the chunk already holds (resume of a partial block)
+                current = np.asarray(await arr.getitem(region))
                 current[ran] = values[ran]
-                arr[region] = current
+                values = current
+            await arr.setitem(region, values)
+
+        async def write_all() -> None:
+            await asyncio.gather(*(put(n, v) for n, v in result.outputs.items()))
+            await asyncio.gather(
+                put("wall_time", result.wall_time),
+                put("attempts", result.attempts),
+                put("error", error),
+            )
+            await put("status", result.status)  # last: ok only once the data is there
+
+        sync(write_all())
 
     def _member_shape(self) -> tuple[int, ...]:
         if "status" not in self._arrays:

@@ -21,7 +21,8 @@ import pandas as pd
 import xarray as xr
 
 from . import reduce
-from .reduce import STATUS, AnalysisError, member_dims
+from .dims import OK, STATUS, check_probabilities, member_dims, resolve_over, selected_vars
+from .errors import AnalysisError
 
 __all__ = [
     "BOOKKEEPING",
@@ -188,8 +189,8 @@ def summary(
     0            M  1.5  4  0.986...
     """
     ds = _as_dataset(ds)
-    dims = reduce._resolve_over(ds, over)
-    probs = [float(p) for p in reduce._check_probabilities(list(q)).ravel()] if len(q) else []
+    dims = resolve_over(ds, over)
+    probs = [float(p) for p in check_probabilities(list(q)).ravel()] if len(q) else []
     names = _summary_vars(ds, dims, vars)
     mdims = _member_dims_or(ds, dims)
     stats = {}
@@ -235,7 +236,7 @@ def _summary_vars(
     ds: xr.Dataset, dims: tuple[Hashable, ...], vars: Sequence[Hashable] | None
 ) -> list[Hashable]:
     if vars is None:
-        return reduce._selected_vars(ds, dims)
+        return selected_vars(ds, dims)
     names: list[Hashable] = [vars] if isinstance(vars, str) else list(vars)
     unknown = [v for v in names if v not in ds.data_vars]
     if unknown:
@@ -337,7 +338,7 @@ def groups(
     {'params': {'T': 1.5}, 'n': 4, 'samples': [{'seed': 0, 'member_seed': ..., 'M': [...]}]}
     """
     ds = _as_dataset(ds)
-    dims = reduce._resolve_over(ds, over)
+    dims = resolve_over(ds, over)
     names = list(ds.data_vars) if vars is None else _summary_vars(ds, dims, vars)
     mdims = _member_dims_or(ds, dims)
     design = [d for d in mdims if d not in dims]
@@ -352,7 +353,7 @@ def groups(
         samples = []
         for inner in np.ndindex(*(point.sizes[d] for d in dims)):
             member = point.isel(dict(zip(dims, inner, strict=True)))
-            if STATUS in member and int(member[STATUS]) != reduce.OK:
+            if STATUS in member and int(member[STATUS]) != OK:
                 continue
             sample = {str(d): _python(member[d].values) for d in dims if d in member.coords}
             if "member_seed" in member:

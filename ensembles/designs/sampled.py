@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from ..distributions import (
     Distribution,
@@ -200,6 +199,8 @@ class LatinHypercube(_Sampled):
         self._init(n, seed, params, kwargs)
 
     def _table(self) -> dict[str, np.ndarray]:
+        from scipy.stats import qmc  # loads on first use: scipy.stats is slow to import
+
         u = _qmc_engine(qmc.LatinHypercube, len(self.dists), self.seed).random(self.n)
         return {name: dist.ppf(u[:, i]) for i, (name, dist) in enumerate(self.dists)}
 
@@ -262,6 +263,8 @@ class Sobol(_Sampled):
         return {"scramble": self.scramble}
 
     def _table(self) -> dict[str, np.ndarray]:
+        from scipy.stats import qmc
+
         engine = _qmc_engine(qmc.Sobol, len(self.dists), self.seed, scramble=self.scramble)
         with warnings.catch_warnings():
             # documented: n need not be a power of 2 (the points are still a prefix)
