@@ -200,15 +200,21 @@ def _write_only(shared, result):
 
 def bench_memory(tmp, sizes=(10_000, 100_000), steps=1000):
     client = default_client(processes=True)
-    pids = [os.getpid()]
-    for w in client.run(os.getpid).values():
-        pids.append(w)
-    for nanny in client.cluster.workers.values():
-        proc = getattr(nanny, "process", None)
-        if proc is not None and getattr(proc, "pid", None):
-            pids.append(proc.pid)
+    import psutil
+
+    # this process (client, scheduler, the nannies' threads) and every process it started:
+    # the two workers and multiprocessing's resource tracker, each counted once
+    client.run(os.getpid)  # the workers are up
+    me = psutil.Process()
+    pids = sorted({me.pid, *(p.pid for p in me.children(recursive=True))})
     rows = []
-    for n in sizes:
+    for n in (sizes[0] // 10, *sizes):  # the first, small run warms every process up
+        if n == sizes[0] // 10:
+            design = ens.Sample(x=ens.Uniform(0, 1), n=n, seed=4)
+            ens.Ensemble(
+                _members.trace, design, seeds=1, fixed={"steps": steps, "dtype": "float32"}
+            ).to_zarr(Path(tmp) / "warm-up.zarr", mode="w", progress=False)
+            continue
         design = ens.Sample(x=ens.Uniform(0, 1), n=n, seed=4)
         e = ens.Ensemble(
             _members.trace,
