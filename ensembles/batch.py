@@ -169,7 +169,10 @@ class BatchRunner:
         kwargs = params
         if self.has_shared:
             kwargs = {**params, self.setup_name: protected_copy(self.shared)}
-        raw = self.simulation.call(kwargs, seed)
+        return self._finish(member, params, self.simulation.call(kwargs, seed))
+
+    def _finish(self, member: int, params: dict[str, Any], raw: Any) -> dict[str, np.ndarray]:
+        """Normalize and check one member's raw result against the schema."""
         if type(raw) is dict and raw.keys() == self.schema.outputs.keys():  # the common case
             return self.schema.check(
                 {k: np.asarray(v) for k, v in raw.items()},
@@ -190,6 +193,24 @@ class BatchRunner:
                 )
                 raise OutputMismatchError(msg)
         return self.schema.check(arrays, lambda: self.members.describe(member))
+
+    def _direct_call(self) -> Any:
+        """``call(params, seed)`` straight to a plain function, or None (use ``_run_one``).
+
+        The per-member path of plain Python simulations: no copies of the parameters and no
+        schema check once a member returned values of the same types and shapes (see
+        ``run_block``). Adapters, shared setup state and precomputed members take the
+        general path.
+        """
+        sim = self.simulation
+        if type(sim) is not Simulation or self.has_shared:
+            return None
+        func, arg = sim.func, sim.seed_argument
+        if arg == "seed":
+            return lambda params, seed: func(**params, seed=seed)
+        if arg == "rng":
+            return lambda params, seed: func(**params, rng=np.random.default_rng(seed))
+        return lambda params, seed: func(**params)
 
     def run_block(self, block_id: tuple[int, ...], todo: np.ndarray | None = None) -> BlockResult:
         """Run the members of one block.
@@ -226,6 +247,12 @@ class BatchRunner:
         flat_attempts = attempts.reshape(-1)
         clock = time.perf_counter
         fixed = self.fixed
+        direct = self._direct_call()
+        special = set(self.precomputed) | set(self.precomputed_errors)
+        n_outputs = len(self.schema.outputs)
+        # result signatures (per output: type, or type/shape/dtype of an array) already
+        # checked against the schema: later members returning the same skip the check
+        seen: set[tuple[Any, ...]] = set()
         for pos, member in enumerate(flat.tolist()):
             if todo_flat is not None and not todo_flat[pos]:
                 continue
@@ -235,7 +262,17 @@ class BatchRunner:
             start = clock()
             for attempt in range(self.retries + 1):
                 try:
-                    result = self._run_one(member, params, seeds[pos])
+                    if direct is None or member in special:
+                        result = self._run_one(member, params, seeds[pos])
+                    else:
+                        result = direct(params, seeds[pos])
+                        key = _signature(result, n_outputs)
+                        if key is None or key not in seen:
+                            result = self._finish(member, params, result)
+                            if key is not None:
+                                seen.add(key)
+                    for name, value in result.items():
+                        flat_out[name][pos] = value
                 except Exception as exc:
                     if attempt < self.retries and not isinstance(exc, OutputMismatchError):
                         continue
@@ -246,8 +283,6 @@ class BatchRunner:
                     errors.append((member, type(exc).__name__, _message(exc)))
                     break
                 flat_attempts[pos] = attempt + 1
-                for name, value in result.items():
-                    flat_out[name][pos] = value
                 flat_status[pos] = OK
                 break
             flat_wall[pos] = clock() - start
@@ -264,6 +299,38 @@ class BatchRunner:
         else:
             msg = f"{desc} raised {type(exc).__name__}: {_message(exc)}"
         return MemberError(msg, params=self.member_params(member), seed=self.members.seed(member))
+
+
+_SCALARS = (
+    float,
+    int,
+    bool,
+    np.float64,
+    np.float32,
+    np.int64,
+    np.int32,
+    np.bool_,
+)  # int: if it fits
+
+
+def _signature(result: Any, n_outputs: int) -> tuple[Any, ...] | None:
+    """What a result looks like (names, types, shapes, dtypes), or None if not simple.
+
+    Two results with the same signature pass or fail the schema check alike, so a
+    signature checked once needs no second check.
+    """
+    if type(result) is not dict or len(result) != n_outputs:
+        return None
+    parts: list[Any] = []
+    for name, value in result.items():
+        kind = type(value)
+        if kind is np.ndarray:
+            parts.append((name, value.shape, value.dtype))
+        elif kind in _SCALARS and (kind is not int or -(2**63) <= value < 2**63):
+            parts.append((name, kind))
+        else:
+            return None
+    return tuple(parts)
 
 
 def _short(values: Any) -> str:

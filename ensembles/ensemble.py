@@ -431,6 +431,8 @@ class Ensemble:
             members = runner.members
             outputs, status = lazy_arrays(runner, runner.token)
             attrs = self._attrs(runner)
+            if plan is None:  # a new store: its creation marks the start of the run
+                attrs["ensembles_started"] = now()
             template = assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
             if plan is None:
                 samples: dict[str, list[np.ndarray]] = {}
@@ -446,6 +448,8 @@ class Ensemble:
                 )
             with store.lease(runner.token, force=force):
                 todo = None if plan is None else todo_mask(store.status(), only)
+                if plan is not None:
+                    store.update_attrs(ensembles_started=now())
                 errors, counts = self._run_into(store, client, runner, todo, progress)
                 store.update_attrs(
                     ensembles_finished=now(),
@@ -479,7 +483,6 @@ class Ensemble:
         if todo is not None and total < len(members):
             bar.message(f"resuming: {total} of {len(members)} members to run")
         errors: list[tuple[int, str, str]] = []
-        store.update_attrs(ensembles_started=now())
         for outcome in run_tasks(
             client,
             run_item_and_store,

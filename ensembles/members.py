@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -130,6 +130,22 @@ class Members:
         strides = np.cumprod((*self.shape[1:], 1)[::-1])[::-1]
         axes = np.ix_(*[np.arange(s.start, s.stop) for s in self.block_slices(block_id)])
         return sum(a * int(st) for a, st in zip(axes, strides, strict=True)).astype(np.int64)
+
+    def with_batch_size(self, batch_size: int) -> Members:
+        """The same members cut into blocks of about ``batch_size``; seeds computed once.
+
+        Examples
+        --------
+        >>> m = Members({"x": np.arange(5.0)}, ("sample",), (5,), 2, 7, (5, 2))
+        >>> m2 = m.with_batch_size(2)
+        >>> m2.block, bool((m2.seeds == m.seeds).all())
+        ((1, 2), True)
+        """
+        other = replace(self, block=block_shape_for(self.shape, batch_size))
+        for name in ("keys", "seeds"):  # cached values do not depend on the blocks
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
 
     # -- seeds -----------------------------------------------------------------------
     @cached_property

@@ -113,7 +113,7 @@ def plan_run(
             size = batch_size_for(1e-3, len(members), n_workers, member_bytes)
         else:
             size = batch_size_for(cost, len(members), n_workers, member_bytes)
-        members = ensemble.members(size)
+        members = members.with_batch_size(size)
     runner = BatchRunner(
         ensemble.simulation,
         members,

@@ -206,38 +206,30 @@ class EnsembleStore:
                 )
                 raise StoreExistsError(msg)
             self.remove()
-        import dask.array as da
-
-        mdims = template["status"].dims
-        nmember = len(mdims)
-        encoding: dict[str, dict[str, Any]] = {}
-        ds = template.copy()
-        for name, var in template.data_vars.items():
-            out_shape = var.shape[nmember:]
-            chunks = tuple(block) + output_chunks(block, out_shape, var.dtype.itemsize)
-            ds[name] = var.copy(data=da.zeros(var.shape, dtype=var.dtype, chunks=chunks))
-            encoding[str(name)] = {
-                "chunks": chunks,
-                "compressors": compressors_for((samples or {}).get(str(name))),
-                "fill_value": fill_value(var.dtype),
-            }
-        shape = template["status"].shape
-        ds = ds.assign_coords(
-            status=(mdims, da.zeros(shape, dtype="i1", chunks=block), template["status"].attrs),
-            wall_time=(
-                mdims,
-                da.full(shape, np.nan, dtype="f4", chunks=block),
-                {"long_name": "seconds spent per member", "units": "s"},
-            ),
+        mdims = tuple(template["status"].dims)
+        shape = tuple(template["status"].shape)
+        member_coords = [  # non-index coordinates over the member dims, as xarray lists them
+            str(k)
+            for k, v in template.coords.items()
+            if k not in template.dims and set(v.dims) <= set(mdims) and k != "status"
+        ]
+        # xarray writes the coordinates (small, in memory) with its own encoding; the big
+        # arrays are only laid out, directly with zarr: no dask graph, no template data
+        coords = xr.Dataset(
+            coords={k: v.variable for k, v in template.coords.items() if k != "status"},
+            attrs=template.attrs,
         )
-        encoding["status"] = {"chunks": block, "fill_value": 0}
-        encoding["wall_time"] = {"chunks": block, "fill_value": np.nan}
-        encoding["member_seed"] = {"chunks": block}
+        encoding = {"member_seed": {"chunks": block}} if "member_seed" in coords else {}
+        bookkeeping: list[tuple[str, Any, Any, dict[str, Any]]] = [
+            ("status", "i1", 0, dict(template["status"].attrs)),
+            ("wall_time", "f4", np.nan, {"long_name": "seconds spent per member", "units": "s"}),
+            ("error", str, "", {"long_name": "error of a failed member (type: message)"}),
+            ("attempts", "u1", 0, {"long_name": "calls made for the member"}),
+        ]
         try:
-            ds.to_zarr(
+            coords.to_zarr(
                 self.zarr_store(),
                 mode="w",
-                compute=False,
                 zarr_format=3,
                 consolidated=False,
                 encoding=encoding,
@@ -245,24 +237,32 @@ class EnsembleStore:
             group = zarr.open_group(
                 self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
             )
-            group.create_array(
-                "error",
-                shape=shape,
-                chunks=block,
-                dtype=str,
-                fill_value="",
-                dimension_names=mdims,
-                attributes={"long_name": "error of a failed member (type: message)"},
-            )
-            group.create_array(
-                "attempts",
-                shape=shape,
-                chunks=block,
-                dtype="u1",
-                fill_value=0,
-                dimension_names=mdims,
-                attributes={"long_name": "calls made for the member"},
-            )
+            for name, var in template.data_vars.items():
+                out_shape = var.shape[len(mdims) :]
+                chunks = (*block, *output_chunks(block, out_shape, var.dtype.itemsize))
+                group.create_array(
+                    str(name),
+                    shape=var.shape,
+                    chunks=chunks,
+                    dtype=var.dtype,
+                    fill_value=fill_value(var.dtype),
+                    compressors=compressors_for((samples or {}).get(str(name))),
+                    dimension_names=[str(d) for d in var.dims],
+                    attributes={
+                        **var.attrs,
+                        "coordinates": " ".join(sorted([*member_coords, "status", "wall_time"])),
+                    },
+                )
+            for name, dtype, fill, attrs in bookkeeping:
+                group.create_array(
+                    name,
+                    shape=shape,
+                    chunks=block,
+                    dtype=dtype,
+                    fill_value=fill,
+                    dimension_names=[str(d) for d in mdims],
+                    attributes=attrs,
+                )
         except Exception as exc:
             msg = f"cannot create the store at {self.path!r}: {exc}"
             raise StoreError(msg) from exc

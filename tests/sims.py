@@ -181,3 +181,20 @@ def moving_coord(*, seed, a):
     import xarray as xr
 
     return xr.Dataset({"v": (("t",), np.zeros(2))}, coords={"t": [a, a + 1]})
+
+
+def noise_and_steps(*, seed, a, n=2000):
+    """Two outputs: normal noise (incompressible) and a slowly rising staircase."""
+    rng = np.random.default_rng(seed)
+    return {"noise": rng.standard_normal(n), "steps": np.floor(np.arange(n) / 100.0) + a}
+
+
+def shape_shifter(*, seed, a):
+    """Scalar ``y``; returns an array, a huge int or a float for some ``a``."""
+    if a == 2.0:
+        return {"y": np.zeros(3)}
+    if a == 3.0:
+        return {"y": 2**70}
+    if a == 4.0:
+        return {"y": "text"}
+    return {"y": float(a)}

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ensembles as ens
 from ensembles.members import Members, block_shape_for
 from ensembles.seeds import member_seed
 
@@ -61,3 +62,21 @@ def test_describe_names_member_params_and_seed():
     assert "T=2.0" in text
     assert f"seed={m.seed(4)}" in text
     assert m.params(4) == {"T": 2.0}
+
+
+def test_result_signature_cache_still_checks_every_new_shape_and_type(client):
+    from . import sims
+
+    grid = ens.Grid(a=[1.0, 5.0, 2.0, 3.0, 4.0, 6.0])
+    e = ens.Ensemble(sims.shape_shifter, grid, seeds=2, batch_size=12)  # one block
+    ds = e.compute(progress=False, scheduler=client, on_error="record")
+    status = ds["status"].values
+    by_a = dict(zip(ds["a"].values.tolist(), status.tolist(), strict=True))
+    assert by_a[1.0] == [1, 1]
+    assert by_a[5.0] == [1, 1]
+    assert by_a[6.0] == [1, 1]
+    assert by_a[2.0] == [2, 2]  # an array where a scalar was promised
+    assert by_a[3.0] == [2, 2]  # an int too large for any output dtype
+    assert by_a[4.0] == [2, 2]  # a string
+    np.testing.assert_array_equal(ds["y"].sel(a=[1.0, 5.0, 6.0]).values[:, 0], [1.0, 5.0, 6.0])
+    assert np.isnan(ds["y"].sel(a=[2.0, 3.0, 4.0]).values).all()

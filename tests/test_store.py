@@ -361,3 +361,43 @@ def test_s3_run_kill_resume_open(s3, tmp_path):
     ref = e.to_dataset().compute(scheduler="synchronous")
     np.testing.assert_array_equal(reopened["y"].values, ref["y"].values)
     np.testing.assert_array_equal(final["y"].values, ref["y"].values)
+
+
+def _codec_names(store: Path, name: str) -> list[str]:
+    meta = json.loads((store / name / "zarr.json").read_text())
+    return [c["name"] for c in meta["codecs"]]
+
+
+def test_outputs_that_do_not_compress_are_stored_raw(tmp_path):
+    e = ens.Ensemble(sims.noise_and_steps, ens.Grid(a=[1.0, 2.0]), seeds=3, root_seed=1)
+    path = tmp_path / "c.zarr"
+    ds = e.to_zarr(path, progress=False)
+    assert "blosc" not in _codec_names(path, "noise")  # noise: compression does not pay
+    assert "blosc" in _codec_names(path, "steps")  # a staircase compresses
+    assert _codec_names(path, "status") != ["bytes"]  # bookkeeping: zarr's default codec
+    expected = e.compute(progress=False)
+    for name in ("noise", "steps"):
+        np.testing.assert_array_equal(ds[name].values, expected[name].values)
+
+
+def test_compressors_for_small_or_missing_samples_compresses():
+    from ensembles.store import compressors_for
+
+    assert compressors_for(None)
+    assert compressors_for([])
+    assert compressors_for([np.random.default_rng(0).standard_normal(10)])  # too few bytes
+
+
+def test_workers_import_only_what_running_members_needs():
+    code = textwrap.dedent(
+        """
+        import sys
+        import ensembles, ensembles.tasks, ensembles.batch, ensembles.store
+        heavy = ["dask.array", "scipy.stats", "numba", "matplotlib", "ensembles.reduce"]
+        print(",".join(m for m in heavy if m in sys.modules))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == ""
