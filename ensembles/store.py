@@ -234,39 +234,56 @@ class EnsembleStore:
                 consolidated=False,
                 encoding=encoding,
             )
-            group = zarr.open_group(
-                self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
-            )
+            specs: list[dict[str, Any]] = []
             for name, var in template.data_vars.items():
                 out_shape = var.shape[len(mdims) :]
-                chunks = (*block, *output_chunks(block, out_shape, var.dtype.itemsize))
-                group.create_array(
-                    str(name),
-                    shape=var.shape,
-                    chunks=chunks,
-                    dtype=var.dtype,
-                    fill_value=fill_value(var.dtype),
-                    compressors=compressors_for((samples or {}).get(str(name))),
-                    dimension_names=[str(d) for d in var.dims],
-                    attributes={
-                        **var.attrs,
-                        "coordinates": " ".join(sorted([*member_coords, "status", "wall_time"])),
-                    },
+                specs.append(
+                    {
+                        "name": str(name),
+                        "shape": var.shape,
+                        "chunks": (*block, *output_chunks(block, out_shape, var.dtype.itemsize)),
+                        "dtype": var.dtype,
+                        "fill_value": fill_value(var.dtype),
+                        "compressors": compressors_for((samples or {}).get(str(name))),
+                        "dimension_names": [str(d) for d in var.dims],
+                        "attributes": {
+                            **var.attrs,
+                            "coordinates": " ".join(
+                                sorted([*member_coords, "status", "wall_time"])
+                            ),
+                        },
+                    }
                 )
             for name, dtype, fill, attrs in bookkeeping:
-                group.create_array(
-                    name,
-                    shape=shape,
-                    chunks=block,
-                    dtype=dtype,
-                    fill_value=fill,
-                    dimension_names=[str(d) for d in mdims],
-                    attributes=attrs,
+                specs.append(
+                    {
+                        "name": name,
+                        "shape": shape,
+                        "chunks": block,
+                        "dtype": dtype,
+                        "fill_value": fill,
+                        "dimension_names": [str(d) for d in mdims],
+                        "attributes": attrs,
+                    }
                 )
+            self._create_arrays(specs)
         except Exception as exc:
             msg = f"cannot create the store at {self.path!r}: {exc}"
             raise StoreError(msg) from exc
         self.consolidate()
+
+    def _create_arrays(self, specs: list[dict[str, Any]]) -> None:
+        """Create arrays in the root group, all at once (each costs a metadata write)."""
+        from zarr.api.asynchronous import open_group
+        from zarr.core.sync import sync
+
+        store = self.zarr_store()
+
+        async def create_all() -> None:
+            group = await open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+            await asyncio.gather(*(group.create_array(**spec) for spec in specs))
+
+        sync(create_all())
 
     # -- block writes (run on workers) -------------------------------------------------
     def _array(self, name: str) -> Any:
