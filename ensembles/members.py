@@ -131,6 +131,13 @@ class Members:
         axes = np.ix_(*[np.arange(s.start, s.stop) for s in self.block_slices(block_id)])
         return sum(a * int(st) for a, st in zip(axes, strides, strict=True)).astype(np.int64)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # workers need the seeds, not the point keys they were derived from
+        state = dict(self.__dict__)
+        if "seeds" in state:
+            state.pop("keys", None)
+        return state
+
     def with_batch_size(self, batch_size: int) -> Members:
         """The same members cut into blocks of about ``batch_size``; seeds computed once.
 
