@@ -54,3 +54,28 @@ def ising_loop(n, fixed):
     for i in range(n):
         ising.simulate(T=3.0, seed=i + 1, **fixed)
     return time.perf_counter() - start
+
+
+def cpu_loop(n):
+    """Seconds for ``n`` cpu_bound members in a plain loop (run in a clean process)."""
+    import time
+
+    start = time.perf_counter()
+    for i in range(n):
+        cpu_bound(seed=i + 1, x=float(i))
+    return time.perf_counter() - start
+
+
+def ising_one(fixed, repeats=3):
+    """Best seconds of one Ising member, after a warm-up call (run in a clean process)."""
+    import time
+
+    from ensembles.models import ising
+
+    ising.simulate(T=3.0, seed=1, **fixed)
+    best = float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        ising.simulate(T=3.0, seed=i + 2, **fixed)
+        best = min(best, time.perf_counter() - start)
+    return best
