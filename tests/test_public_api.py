@@ -1,5 +1,7 @@
 """The public API: a small, explicit, sorted export list."""
 
+import sys
+
 import ensembles
 
 EXPECTED = {
@@ -71,3 +73,24 @@ def test_accessor_is_registered():
 
     assert hasattr(xr.Dataset(), "ens")
     assert hasattr(xr.DataArray([1.0]), "ens")
+
+
+def test_lazy_exports_are_the_defining_modules_objects():
+    import ensembles.ensemble
+    import ensembles.simulation
+    import ensembles.store
+
+    assert ensembles.Ensemble is ensembles.ensemble.Ensemble
+    assert ensembles.open_ensemble is ensembles.store.open_ensemble
+    # ``simulation`` names both a submodule and the decorator: the package exports the
+    # decorator, whatever was imported before
+    assert ensembles.simulation is sys.modules["ensembles.simulation"].simulation
+    assert set(ensembles.__all__) <= set(dir(ensembles))
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    import pytest
+
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        _ = ensembles.no_such_thing
+    assert ensembles.reduce.envelope is not None  # submodules load on first access
