@@ -301,16 +301,8 @@ class BatchRunner:
         return MemberError(msg, params=self.member_params(member), seed=self.members.seed(member))
 
 
-_SCALARS = (
-    float,
-    int,
-    bool,
-    np.float64,
-    np.float32,
-    np.int64,
-    np.int32,
-    np.bool_,
-)  # int: if it fits
+# result types a signature can stand for (a Python int only when it fits in int64)
+_SCALARS = (float, int, bool, np.float64, np.float32, np.int64, np.int32, np.bool_)
 
 
 def _signature(result: Any, n_outputs: int) -> tuple[Any, ...] | None:

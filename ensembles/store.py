@@ -6,7 +6,8 @@ Layout of a store (readable by plain ``xarray.open_zarr``)::
       zarr.json            root attrs: "ensembles" (the run spec, JSON), provenance
       M, E, ...            outputs, dims (design dims..., seed, output dims...),
                            chunked one block per chunk along member dims, in about 4
-                           slabs along output dims, blosc-lz4 + shuffle, fill NaN
+                           slabs along output dims, blosc-lz4 + shuffle (raw when
+                           that does not pay: compressors_for), fill NaN
       status               int8 per member: 0 pending, 1 ok, 2 failed (CF flag attrs)
       wall_time            float32 seconds per member
       member_seed          int64 seed each member received
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["SPEC_ATTR", "EnsembleStore", "compressors_for", "open_ensemble", "output_chunks"]
 
 SPEC_ATTR = "ensembles"
-_BOOKKEEPING = ("status", "wall_time")
+_BOOKKEEPING = ("status", "wall_time", "error", "attempts")  # per-member arrays
 _FORBIDDEN_CODECS = ("pickle", "object", "vlen-bytes-pickle")
 
 
@@ -96,7 +97,7 @@ def compressors_for(samples: list[np.ndarray] | None) -> tuple[Any, ...]:
     import numcodecs
 
     packed = sum(
-        len(numcodecs.Blosc(cname="lz4", clevel=1, shuffle=1, typesize=v.itemsize).encode(v))
+        len(numcodecs.Blosc("lz4", 1, numcodecs.Blosc.SHUFFLE, typesize=v.itemsize).encode(v))
         for v in values
     )
     return () if packed > 0.9 * raw else (lz4,)
@@ -290,7 +291,7 @@ class EnsembleStore:
         with self._lock:
             if name not in self._arrays:
                 arr = zarr.open_array(self.zarr_store(), path=name, mode="r+")
-                if name not in (*_BOOKKEEPING, "error", "attempts"):
+                if name not in _BOOKKEEPING:
                     # outputs hold results, never all-fill chunks worth skipping: do not
                     # scan every chunk for the fill value before writing it
                     arr = arr.with_config({"write_empty_chunks": True})
