@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ensembles.simulation import Output, simulation
+from ensembles.simulations.contract import Output, simulation
 
 
 def tiny(*, seed, x):

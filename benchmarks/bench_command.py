@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ensembles.command import Command
+from ensembles.simulations.command import Command
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "import sys; open(sys.argv[1], 'w').write('step,x\\n0,' + sys.argv[2] + '\\n1,2.5\\n')"

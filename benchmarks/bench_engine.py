@@ -36,7 +36,7 @@ import contextlib
 import _members
 
 import ensembles as ens
-from ensembles.runner import default_client
+from ensembles.execution.submit import default_client
 
 
 def best_of(fn, repeats=3):
@@ -160,7 +160,7 @@ def bench_write(tmp, members=10_000, steps=1000):
             f.flush()
             os.fsync(f.fileno())
 
-    from ensembles.store import EnsembleStore
+    from ensembles.store.zarr_store import EnsembleStore
 
     runner = e._plan(running=True, batch_size=None, n_workers=2, on_error="record")
     blocks = [(bid, runner.run_block(bid)) for bid in runner.members.block_ids()]

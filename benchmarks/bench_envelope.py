@@ -98,7 +98,7 @@ def warm(path: Path, rounds: int) -> dict[str, float]:
     """Warm envelope from Zarr vs numpy on the in-memory ok members; min over rounds."""
     import xarray as xr
 
-    import ensembles.accessor  # noqa: F401  (registers .ens)
+    import ensembles.analysis.accessor  # noqa: F401  (registers .ens)
 
     ds = xr.open_zarr(path, consolidated=False)
     memory = ds["M"].values.reshape(-1, ds.sizes["sweep"])
@@ -137,7 +137,7 @@ FRESH = """
 import time
 start = time.perf_counter()
 import xarray as xr
-import ensembles.accessor
+import ensembles.analysis.accessor
 ds = xr.open_zarr({path!r}, consolidated=False)
 band = ds["M"].ens.envelope(over=("sample", "seed")).compute()
 print(time.perf_counter() - start)
@@ -171,7 +171,7 @@ MEMORY = """
 import json, threading, time
 import psutil
 import xarray as xr
-import ensembles.accessor
+import ensembles.analysis.accessor
 proc = psutil.Process()
 ds = xr.open_zarr({path!r}, chunks={chunks!r}, consolidated=False)
 base = proc.memory_info().rss
@@ -250,7 +250,7 @@ def main() -> None:
         if not args.no_large:
             large = workdir / "large.zarr"
             friendly = workdir / "friendly.zarr"
-            from ensembles.store import output_chunks
+            from ensembles.store.zarr_store import output_chunks
 
             slab = output_chunks((1000,), (steps,), 8)[0]  # what to_zarr writes
             make_store(large, 10 * members, steps, chunk_members=1000, chunk_steps=steps)

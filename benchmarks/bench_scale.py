@@ -43,7 +43,7 @@ from tests._cluster import REPO, RealCluster, start_cluster, stop_cluster
 
 
 def _tiny_simulation():
-    from ensembles.simulation import Output, simulation
+    from ensembles.simulations.contract import Output, simulation
 
     @simulation(outputs={"y": Output(dims=(), shape=(), dtype="float64")}, name="bench:tiny")
     def tiny(*, seed, a):
@@ -98,7 +98,7 @@ def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -
             client.wait_for_workers(n_workers, timeout=60)
             scheduler = client
         else:
-            from ensembles.runner import default_client
+            from ensembles.execution.submit import default_client
 
             client = default_client(processes=True, n_workers=n_workers)
             scheduler = client

@@ -20,7 +20,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import accessor as _accessor  # registers the .ens accessor on xarray objects
+from . import _moved
+from .analysis import accessor as _accessor  # registers the .ens accessor on xarray objects
 from .errors import (
     AnalysisError,
     DesignError,
@@ -34,44 +35,44 @@ from .errors import (
     StoreExistsError,
     StoreMismatchError,
 )
-
-# ``simulation`` is both a submodule and the decorator: bind the decorator now, so a later
-# ``import ensembles.simulation`` elsewhere cannot shadow it with the module.
-from .simulation import Output, Simulation, simulation
+from .simulations.contract import Output, Simulation, simulation
 
 # The public API loads on first use (PEP 562): ``import ensembles`` stays light, and a
-# dask worker that unpickles a task from ``ensembles.batch`` does not import the
+# worker that unpickles a task from ``ensembles.execution.worker`` does not import the
 # analysis stack (dask.array, scipy.stats, numba) it never uses.
 _EXPORTS = {
-    "MesaModel": "adapters",
-    "ModelClass": "adapters",
-    "Command": "command",
-    "CommandError": "command",
-    "Concat": "designs",
-    "Design": "designs",
-    "Grid": "designs",
-    "LatinHypercube": "designs",
-    "Points": "designs",
-    "Product": "designs",
-    "Sample": "designs",
-    "Sobol": "designs",
-    "Choice": "distributions",
-    "Distribution": "distributions",
-    "LogUniform": "distributions",
-    "Normal": "distributions",
-    "ScipyDistribution": "distributions",
-    "Uniform": "distributions",
+    "MesaModel": "simulations.model_class",
+    "ModelClass": "simulations.model_class",
+    "Command": "simulations.command",
+    "CommandError": "simulations.command",
+    "Concat": "sweep",
+    "Design": "sweep",
+    "Grid": "sweep",
+    "LatinHypercube": "sweep",
+    "Points": "sweep",
+    "Product": "sweep",
+    "Sample": "sweep",
+    "Sobol": "sweep",
+    "Choice": "sweep.distributions",
+    "Distribution": "sweep.distributions",
+    "LogUniform": "sweep.distributions",
+    "Normal": "sweep.distributions",
+    "ScipyDistribution": "sweep.distributions",
+    "Uniform": "sweep.distributions",
     "Ensemble": "ensemble",
-    "OutputFileError": "outputs",
-    "read_output": "outputs",
-    "open_ensemble": "store",
+    "OutputFileError": "simulations.output_files",
+    "read_output": "simulations.output_files",
+    "open_ensemble": "store.zarr_store",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .adapters import MesaModel, ModelClass
-    from .command import Command, CommandError
-    from .designs import Concat, Design, Grid, LatinHypercube, Points, Product, Sample, Sobol
-    from .distributions import (
+    from .ensemble import Ensemble
+    from .simulations.command import Command, CommandError
+    from .simulations.model_class import MesaModel, ModelClass
+    from .simulations.output_files import OutputFileError, read_output
+    from .store.zarr_store import open_ensemble
+    from .sweep import Concat, Design, Grid, LatinHypercube, Points, Product, Sample, Sobol
+    from .sweep.distributions import (
         Choice,
         Distribution,
         LogUniform,
@@ -79,9 +80,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ScipyDistribution,
         Uniform,
     )
-    from .ensemble import Ensemble
-    from .outputs import OutputFileError, read_output
-    from .store import open_ensemble
 
 
 def __getattr__(name: str) -> Any:
@@ -95,7 +93,7 @@ def __getattr__(name: str) -> Any:
         except PackageNotFoundError:  # pragma: no cover - not installed
             value = "0+unknown"
     else:
-        try:  # submodules: ``ensembles.reduce`` after a bare ``import ensembles``
+        try:  # submodules: ``ensembles.analysis.reduce`` after a bare ``import ensembles``
             value = importlib.import_module(f".{name}", __name__)
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{name}":
@@ -110,6 +108,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
+_moved.install()  # module paths from before the stage subpackages keep working
 del _accessor
 
 __all__ = [

@@ -169,7 +169,7 @@ def _done_line(ds: Any, where: str) -> str:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from .ensemble import Ensemble
-    from .store import EnsembleStore
+    from .store.zarr_store import EnsembleStore
 
     spec = EnsembleStore(args.store).spec()
     ensemble = Ensemble.from_spec(spec)
@@ -205,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .info import describe
+    from .store.describe import describe
 
     info = describe(args.store)
     if args.json:
@@ -237,8 +237,8 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .store import open_ensemble
-    from .tables import summary, write_table
+    from .analysis.summary import summary, write_table
+    from .store.zarr_store import open_ensemble
 
     ds = open_ensemble(args.store)
     over = args.over[0] if len(args.over) == 1 else tuple(args.over)
@@ -262,8 +262,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plot import plot_envelope
-    from .store import open_ensemble
+    from .analysis.plot import plot_envelope
+    from .store.zarr_store import open_ensemble
 
     ds = open_ensemble(args.store)
     if args.var not in ds.data_vars:

@@ -24,10 +24,10 @@ def demo_ensemble(
     >>> len(demo_ensemble(samples=10, seeds=2))
     22
     """
-    from .designs import Points, Sample
-    from .distributions import Normal
     from .ensemble import Ensemble
     from .models import ising
+    from .sweep import Points, Sample
+    from .sweep.distributions import Normal
 
     design = Points([{"T": T0}]) + Sample(T=Normal(T0, 0.05), n=samples, seed=123)
     burn_in = max(n_sweeps // 10, 1) if n_sweeps > 1 else 0
@@ -60,8 +60,8 @@ def run_demo(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plot import plot_envelope
-    from .store import open_ensemble
+    from .analysis.plot import plot_envelope
+    from .store.zarr_store import open_ensemble
 
     os.makedirs(out, exist_ok=True)
     store = os.path.join(os.fspath(out), "ising-demo.zarr")

@@ -11,21 +11,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .batch import (
-    FAILED,
-    OK,
-    BatchRunner,
-    BlockResult,
-    fill_value,
-    format_errors,
-)
-from .designs import Design, design_from_dict
 from .errors import DesignError, MemberError, RunnerError
-from .graph import assemble_dataset, lazy_arrays
-from .members import Members, block_shape_for
-from .planning import plan_run, run_token
-from .provenance import now, provenance
-from .runner import (
+from .execution.graph import assemble_dataset, lazy_arrays
+from .execution.planning import plan_run, run_token
+from .execution.submit import (
     Progress,
     is_killed_worker,
     resolve_client,
@@ -33,9 +22,20 @@ from .runner import (
     split_into_members,
     worker_count,
 )
-from .simulation import Schema, Simulation, as_simulation
-from .store import SPEC_ATTR, EnsembleStore
-from .tasks import run_item, run_item_and_store
+from .execution.tasks import run_item, run_item_and_store
+from .execution.worker import (
+    FAILED,
+    OK,
+    BatchRunner,
+    BlockResult,
+    fill_value,
+    format_errors,
+)
+from .members.blocks import Members, block_shape_for
+from .simulations.contract import Schema, Simulation, as_simulation
+from .store.provenance import now, provenance
+from .store.zarr_store import SPEC_ATTR, EnsembleStore
+from .sweep import Design, design_from_dict
 
 __all__ = ["Ensemble"]
 
@@ -239,7 +239,7 @@ class Ensemble:
 
     # -- running ---------------------------------------------------------------------
     def _client(self, scheduler: Any, workers: int | None) -> Any:
-        """The client a run uses (see :func:`ensembles.runner.resolve_client`)."""
+        """The client a run uses (see :func:`ensembles.execution.submit.resolve_client`)."""
         return resolve_client(
             scheduler, processes=not self.simulation.releases_gil, n_workers=workers
         )
@@ -257,7 +257,7 @@ class Ensemble:
             Outputs over (design dims, ``seed``, output dims), with ``status`` and
             ``member_seed`` coordinates over the member dims.
         """
-        from .clients import _cpu_count
+        from .execution.clients import _cpu_count
 
         runner = self._plan(
             running=False, batch_size=batch_size, n_workers=_cpu_count(), on_error="raise"
@@ -387,7 +387,7 @@ class Ensemble:
             Another live process holds the store's writer lease.
         """
         from .errors import StoreExistsError
-        from .resume import plan_resume, todo_mask
+        from .store.resume import plan_resume, todo_mask
 
         _check_on_error(on_error, retries)
         if mode not in ("w-", "w", "resume"):

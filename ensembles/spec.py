@@ -81,7 +81,7 @@ def validate_spec(spec: Mapping[str, Any], source: str = "spec") -> None:
 
 def simulation_from_spec(table: Mapping[str, Any]) -> Any:
     """Build the simulation named by a ``[simulation]`` table."""
-    from .simulation import import_object
+    from .simulations.contract import import_object
 
     if "function" in table:
         extra = sorted(set(table) - {"function"})
@@ -90,15 +90,15 @@ def simulation_from_spec(table: Mapping[str, Any]) -> Any:
             raise SpecError(msg)
         return import_object(str(table["function"]))
     if "command" in table:
-        from .command import Command
+        from .simulations.command import Command
 
         return Command.from_dict(dict(table))
     if "model" in table:
-        from .adapters import ModelClass
+        from .simulations.model_class import ModelClass
 
         return ModelClass.from_dict(dict(table))
     if "mesa_model" in table:
-        from .adapters import MesaModel
+        from .simulations.model_class import MesaModel
 
         return MesaModel.from_dict(dict(table))
     msg = (
@@ -119,8 +119,8 @@ def ensemble_from_spec(spec: Mapping[str, Any], **overrides: Any) -> Any:
     >>> len(ensemble_from_spec(spec))
     4
     """
-    from .designs import design_from_dict
     from .ensemble import Ensemble
+    from .sweep import design_from_dict
 
     validate_spec(spec)
     run = dict(spec.get("run", {}))

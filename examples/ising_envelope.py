@@ -14,8 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import ensembles as ens
+from ensembles.analysis.plot import plot_envelope
 from ensembles.models import ising
-from ensembles.plot import plot_envelope
 
 SMALL = os.environ.get("ENSEMBLES_EXAMPLE_SMALL") == "1"
 T0, SIGMA = 3.0, 0.05

@@ -4,7 +4,7 @@ Agents start with one coin each; every step, each agent that still has a coin gi
 with probability ``p_give``, to another agent picked at random. Inequality grows until the
 wealth distribution settles near a geometric one (Gini about 0.6 for 50 agents). The model's
 ``DataCollector`` records the Gini coefficient and the share of the richest tenth at every
-step; :class:`ensembles.adapters.MesaModel` turns those model reporters into outputs over
+step; :class:`ensembles.MesaModel` turns those model reporters into outputs over
 a ``step`` dimension, so the ensemble has dims ``(p_give, seed, step)``.
 
 Run it with ``python examples/mesa_model.py [OUT_DIR]``: it writes ``mesa_wealth.png``
@@ -93,8 +93,8 @@ def main(
     import matplotlib.pyplot as plt
 
     import ensembles as ens
-    from ensembles.adapters import MesaModel
-    from ensembles.reduce import envelope
+    from ensembles.analysis.reduce import envelope
+    from ensembles.simulations.model_class import MesaModel
 
     sim = MesaModel(WealthModel, steps=steps)
     ensemble = ens.Ensemble(

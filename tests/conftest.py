@@ -46,6 +46,6 @@ def client():
 def _close_embedded_clusters():
     """Stop the embedded default clusters before pytest closes its output streams."""
     yield
-    from ensembles.runner import close_default_clients
+    from ensembles.execution.submit import close_default_clients
 
     close_default_clients()

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ensembles.simulation import Output, simulation
+from ensembles.simulations.contract import Output, simulation
 
 
 def walk(*, rng, drift, n=5):

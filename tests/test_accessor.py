@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import ensembles.accessor
-from ensembles import convergence, plot, reduce, sensitivity, tables
+import ensembles.analysis.accessor
+from ensembles.analysis import convergence, plot, reduce, sensitivity
+from ensembles.analysis import summary as tables
 
 from ._analysis_data import grid2_ensemble, grid_ensemble, no_compute, sample_ensemble
 
@@ -28,14 +29,14 @@ def _close_figures():
 
 def test_accessor_is_registered_on_both_types():
     ds = grid_ensemble()
-    assert isinstance(ds.ens, ensembles.accessor.EnsembleDatasetAccessor)
-    assert isinstance(ds["M"].ens, ensembles.accessor.EnsembleDataArrayAccessor)
+    assert isinstance(ds.ens, ensembles.analysis.accessor.EnsembleDatasetAccessor)
+    assert isinstance(ds["M"].ens, ensembles.analysis.accessor.EnsembleDataArrayAccessor)
     assert ds.ens.member_dims == ("T", "seed")
     assert ds["M"].ens.member_dims == ("T", "seed")
 
 
 def test_the_module_imports_standalone():
-    code = "import xarray as xr, ensembles.accessor; assert hasattr(xr.DataArray, 'ens')"
+    code = "import xarray as xr, ensembles.analysis.accessor; assert hasattr(xr.DataArray, 'ens')"
     subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
 
 

@@ -13,9 +13,9 @@ import pytest
 import xarray as xr
 
 import ensembles as ens
-from ensembles.adapters import MesaModel, ModelClass
 from ensembles.errors import OutputMismatchError, SimulationError, SpecError
-from ensembles.simulation import Output, Simulation, as_simulation
+from ensembles.simulations.contract import Output, Simulation, as_simulation
+from ensembles.simulations.model_class import MesaModel, ModelClass
 
 mesa = pytest.importorskip("mesa")
 

@@ -17,9 +17,9 @@ import pytest
 import xarray as xr
 
 import ensembles as ens
-from ensembles.command import Command, CommandError
 from ensembles.errors import MemberError, SimulationError, SpecError
-from ensembles.simulation import Output, Simulation, as_simulation
+from ensembles.simulations.command import Command, CommandError
+from ensembles.simulations.contract import Output, Simulation, as_simulation
 
 ISING = Path(__file__).resolve().parents[1] / "examples" / "ising_cli" / "run_ising.py"
 

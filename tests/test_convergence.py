@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ensembles import convergence
-from ensembles.reduce import AnalysisError
+from ensembles.analysis import convergence
+from ensembles.analysis.reduce import AnalysisError
 
 from ._analysis_data import grid_ensemble, no_compute
 

@@ -1,4 +1,4 @@
-"""Tests of ensembles.designs: layout, tables, coords, reproducibility, dict forms, errors."""
+"""Tests of ensembles.sweep: layout, tables, coords, reproducibility, dict forms, errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ensembles.designs import (
+from ensembles.errors import DesignError
+from ensembles.sweep import (
     Concat,
     Design,
     Grid,
@@ -26,8 +27,7 @@ from ensembles.designs import (
     Sobol,
     design_from_dict,
 )
-from ensembles.distributions import Choice, LogUniform, Normal, ScipyDistribution, Uniform
-from ensembles.errors import DesignError
+from ensembles.sweep.distributions import Choice, LogUniform, Normal, ScipyDistribution, Uniform
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

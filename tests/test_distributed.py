@@ -28,7 +28,7 @@ import zarr
 
 import ensembles as ens
 from ensembles.errors import RunnerError
-from ensembles.runner import SAFE_DESERIALIZERS, Progress, default_client, resolve_client
+from ensembles.execution.submit import SAFE_DESERIALIZERS, Progress, default_client, resolve_client
 
 from . import sims
 from ._cluster import REPO, START_TIMEOUT, RealCluster, real_cluster

@@ -1,4 +1,4 @@
-"""Tests of ensembles.distributions: ppf against scipy, validation, equality, dict forms."""
+"""Tests of ensembles.sweep.distributions: ppf against scipy, validation, equality, dict forms."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ensembles.distributions import (
+from ensembles.errors import DesignError
+from ensembles.sweep.distributions import (
     Choice,
     Distribution,
     LogUniform,
@@ -21,7 +22,6 @@ from ensembles.distributions import (
     as_distribution,
     distribution_from_dict,
 )
-from ensembles.errors import DesignError
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ensembles as ens
-from ensembles.members import Members, block_shape_for
-from ensembles.seeds import member_seed
+from ensembles.members.blocks import Members, block_shape_for
+from ensembles.members.seeds import member_seed
 
 
 @settings(max_examples=100, deadline=None)

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from ensembles.errors import EnsembleError
-from ensembles.outputs import FORMATS, OutputFileError, infer_format, read_output
+from ensembles.simulations.output_files import FORMATS, OutputFileError, infer_format, read_output
 
 # -- formats -------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection, QuadMesh
 
-from ensembles import plot
-from ensembles.reduce import AnalysisError
+from ensembles.analysis import plot
+from ensembles.analysis.reduce import AnalysisError
 
 from ._analysis_data import grid2_ensemble, grid_ensemble, sample_ensemble
 

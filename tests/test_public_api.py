@@ -77,14 +77,12 @@ def test_accessor_is_registered():
 
 def test_lazy_exports_are_the_defining_modules_objects():
     import ensembles.ensemble
-    import ensembles.simulation
-    import ensembles.store
+    import ensembles.simulations.contract
+    import ensembles.store.zarr_store
 
     assert ensembles.Ensemble is ensembles.ensemble.Ensemble
-    assert ensembles.open_ensemble is ensembles.store.open_ensemble
-    # ``simulation`` names both a submodule and the decorator: the package exports the
-    # decorator, whatever was imported before
-    assert ensembles.simulation is sys.modules["ensembles.simulation"].simulation
+    assert ensembles.open_ensemble is ensembles.store.zarr_store.open_ensemble
+    assert ensembles.simulation is sys.modules["ensembles.simulations.contract"].simulation
     assert set(ensembles.__all__) <= set(dir(ensembles))
 
 
@@ -93,4 +91,23 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
         _ = ensembles.no_such_thing
-    assert ensembles.reduce.envelope is not None  # submodules load on first access
+    assert ensembles.sweep.Grid is ensembles.Grid  # subpackages load on first access
+
+
+def test_old_module_paths_still_import_with_a_deprecation_warning():
+    import importlib
+
+    import pytest
+
+    from ensembles._moved import MOVED
+
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new)
+        assert module.__spec__.name == new  # the new module keeps its own identity
+    sys.modules.pop("ensembles.reduce")
+    with pytest.warns(DeprecationWarning, match="ensembles.reduce moved"):
+        from ensembles.reduce import envelope
+    assert envelope is sys.modules["ensembles.analysis.reduce"].envelope

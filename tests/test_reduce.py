@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ensembles import reduce, reduce_engine
+from ensembles.analysis import kernels as reduce_engine
+from ensembles.analysis import reduce
+from ensembles.analysis.reduce import AnalysisError
 from ensembles.errors import EnsembleError
-from ensembles.reduce import AnalysisError
 
 from ._analysis_data import (
     grid_ensemble,

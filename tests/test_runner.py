@@ -17,10 +17,10 @@ import pytest
 import xarray as xr
 
 import ensembles as ens
-from ensembles import progress, runner
-from ensembles.batch import BlockResult
 from ensembles.errors import MemberError, RunnerError
-from ensembles.runner import (
+from ensembles.execution import progress
+from ensembles.execution import submit as runner
+from ensembles.execution.submit import (
     SAFE_DESERIALIZERS,
     Progress,
     dashboard_link,
@@ -29,6 +29,7 @@ from ensembles.runner import (
     resolve_client,
     run_tasks,
 )
+from ensembles.execution.worker import BlockResult
 
 from . import sims
 

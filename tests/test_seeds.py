@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ensembles.seeds import member_seed, member_seeds, point_keys
+from ensembles.members.seeds import member_seed, member_seeds, point_keys
 
 
 @settings(max_examples=50, deadline=None)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ensembles import sensitivity
-from ensembles.reduce import AnalysisError
+from ensembles.analysis import sensitivity
+from ensembles.analysis.reduce import AnalysisError
 
 from ._analysis_data import ensemble, grid2_ensemble, no_compute, sample_ensemble
 

@@ -18,7 +18,7 @@ import xarray as xr
 
 import ensembles as ens
 from ensembles.errors import StoreError, StoreExistsError, StoreMismatchError
-from ensembles.store import EnsembleStore
+from ensembles.store.zarr_store import EnsembleStore
 
 from . import sims
 
@@ -135,7 +135,7 @@ def test_failures_are_recorded_as_data(tmp_path, capsys):
     assert (ds["attempts"].values == 1).all()
     assert np.isfinite(ds["wall_time"].values).all()
     assert "2 of 6 members failed" in capsys.readouterr().err
-    from ensembles.info import describe
+    from ensembles.store.describe import describe
 
     info = describe(tmp_path / "f.zarr")
     assert info["members"] == {"ok": 4, "failed": 2, "pending": 0, "total": 6}
@@ -381,7 +381,7 @@ def test_outputs_that_do_not_compress_are_stored_raw(tmp_path):
 
 
 def test_compressors_for_small_or_missing_samples_compresses():
-    from ensembles.store import compressors_for
+    from ensembles.store.zarr_store import compressors_for
 
     assert compressors_for(None)
     assert compressors_for([])
@@ -392,8 +392,9 @@ def test_workers_import_only_what_running_members_needs():
     code = textwrap.dedent(
         """
         import sys
-        import ensembles, ensembles.tasks, ensembles.batch, ensembles.store
-        heavy = ["dask.array", "scipy.stats", "numba", "matplotlib", "ensembles.reduce"]
+        import ensembles, ensembles.execution.tasks, ensembles.execution.worker
+        import ensembles.store.zarr_store
+        heavy = ["dask.array", "scipy.stats", "numba", "matplotlib", "ensembles.analysis.reduce"]
         print(",".join(m for m in heavy if m in sys.modules))
         """
     )

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensembles import tables
-from ensembles.reduce import AnalysisError
+from ensembles.analysis import summary as tables
+from ensembles.analysis.reduce import AnalysisError
 
 from ._analysis_data import grid_ensemble, ising_ensemble, sample_ensemble
 

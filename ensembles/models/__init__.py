@@ -1,4 +1,4 @@
-"""Ready-made simulations that follow the :mod:`ensembles.simulation` contract.
+"""Ready-made simulations that follow the :mod:`ensembles.simulations.contract` contract.
 
 Each model lives in its own submodule, imported on demand (nothing heavy happens when this
 package is imported):

@@ -8,7 +8,7 @@ The model is the square-lattice ferromagnet with periodic boundaries,
 
 in units where :math:`J = 1` and :math:`k_B = 1`. :func:`simulate` runs single-spin-flip
 Metropolis sweeps on an ``L x L`` lattice and records the magnetization and energy per spin;
-it follows the :mod:`ensembles.simulation` contract (declared outputs ``M`` and ``E`` on the
+it follows the :mod:`~ensembles.simulations.contract` (declared outputs ``M`` and ``E`` on the
 ``sweep`` dimension, integer ``seed``), so it can be swept directly with an ensemble, e.g.
 as ``"ensembles.models.ising:simulate"``.
 
@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from ensembles.simulation import Output, simulation
+from ensembles.simulations.contract import Output, simulation
 
 __all__ = ["critical_temperature", "exact_energy", "onsager_magnetization", "simulate"]
 

@@ -1,0 +1,188 @@
+"""Member dims and the arguments every analysis takes: ``over=``, variables, quantiles.
+
+An ensemble's member dims are those of its ``status`` coordinate. The analysis modules
+(:mod:`.reduce`, :mod:`.convergence`, :mod:`.sensitivity`, :mod:`.plot`, ...) resolve ``over=`` to a tuple of dims, pick the data variables
+a reduction applies to and validate probabilities here, so they agree on what they accept
+and on their error messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import AnalysisError
+
+__all__ = [
+    "OK",
+    "STATUS",
+    "check_envelope_q",
+    "check_probabilities",
+    "is_numeric",
+    "member_dims",
+    "resolve_over",
+    "selected_vars",
+]
+
+STATUS = "status"
+"""Name of the per-member status coordinate (0 pending, 1 ok, 2 failed)."""
+OK = 1
+"""Status value of a member that ran successfully."""
+
+
+def member_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, ...]:
+    """Return the member dims of an ensemble object: the dims of its ``status`` coordinate.
+
+    Parameters
+    ----------
+    obj : DataArray or Dataset
+        An ensemble (or part of one) that still carries the ``status`` coordinate.
+
+    Returns
+    -------
+    tuple of str
+        For example ``("sample", "seed")`` or ``("T", "L", "seed")``.
+
+    Raises
+    ------
+    AnalysisError
+        If ``obj`` has no ``status`` coordinate; then pass ``over=`` explicitly.
+
+    Examples
+    --------
+    >>> member_dims(ds["M"])  # doctest: +SKIP
+    ('sample', 'seed')
+    """
+    if STATUS not in obj.coords:
+        msg = (
+            f"cannot infer the member dims of this {type(obj).__name__}: it has no "
+            f"{STATUS!r} coordinate (dims {tuple(obj.dims)!r}); pass over=... explicitly, "
+            "for example over='seed' or over=('sample', 'seed')"
+        )
+        raise AnalysisError(msg)
+    return tuple(obj.coords[STATUS].dims)
+
+
+def resolve_over(obj: xr.DataArray | xr.Dataset, over: Any) -> tuple[Hashable, ...]:
+    """Normalize ``over`` (None, a dim name or an iterable of names) to a tuple of dims.
+
+    Parameters
+    ----------
+    obj : DataArray or Dataset
+        The ensemble object reduced.
+    over : None, hashable or iterable of hashable
+        None means every member dim (:func:`member_dims`).
+
+    Returns
+    -------
+    tuple of hashable
+        Distinct dims of ``obj``, at least one.
+
+    Raises
+    ------
+    AnalysisError
+        If ``over`` names no dim, a dim twice, or a dim ``obj`` does not have.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("T", "seed"))
+    >>> resolve_over(da, "seed")
+    ('seed',)
+    """
+    if over is None:
+        dims = member_dims(obj)
+    elif isinstance(over, str) or not isinstance(over, Iterable):
+        dims = (over,)
+    else:
+        dims = tuple(over)
+    if not dims:
+        msg = "over=() reduces nothing; name at least one dim, e.g. over='seed'"
+        raise AnalysisError(msg)
+    if len(set(dims)) != len(dims):
+        msg = f"over={dims!r} names a dim twice; name each dim once"
+        raise AnalysisError(msg)
+    missing = [d for d in dims if d not in obj.dims]
+    if missing:
+        msg = (
+            f"over={over!r}: dim {missing[0]!r} is not a dim of this "
+            f"{type(obj).__name__}; its dims are {tuple(obj.dims)!r}"
+        )
+        raise AnalysisError(msg)
+    return dims
+
+
+def is_numeric(var: xr.DataArray) -> bool:
+    """Whether ``var`` holds booleans, integers or floats (what the statistics accept)."""
+    return var.dtype.kind in "biuf"
+
+
+def selected_vars(ds: xr.Dataset, over: tuple[Hashable, ...]) -> list[Hashable]:
+    """Data variables of ``ds`` that a reduction over ``over`` applies to.
+
+    Those that are numeric, have every dim of ``over`` and are not ``status``.
+
+    Raises
+    ------
+    AnalysisError
+        If no data variable qualifies.
+    """
+    names = [
+        name
+        for name, var in ds.data_vars.items()
+        if is_numeric(var) and set(over) <= set(var.dims) and name != STATUS
+    ]
+    if not names:
+        msg = (
+            f"no numeric data variable of this Dataset has all of the dims {over!r} "
+            f"(variables: {list(ds.data_vars)!r}); choose over= among their dims"
+        )
+        raise AnalysisError(msg)
+    return names
+
+
+def check_probabilities(q: Any, what: str = "q") -> np.ndarray:
+    """``q`` as a float64 array of one or more probabilities in [0, 1].
+
+    Parameters
+    ----------
+    q : float or sequence of float
+        The probabilities.
+    what : str
+        The argument's name, for the error message.
+
+    Raises
+    ------
+    AnalysisError
+        If ``q`` is empty, more than one-dimensional or outside [0, 1].
+    """
+    arr = np.asarray(q, dtype=np.float64)
+    if arr.ndim > 1 or arr.size == 0 or not np.all((arr >= 0) & (arr <= 1)):
+        msg = f"{what}={q!r} is not valid: give one or more probabilities in [0, 1]"
+        raise AnalysisError(msg)
+    return arr
+
+
+def check_envelope_q(q: Any) -> tuple[float, float]:
+    """``q`` as a (lower, upper) pair of probabilities with lower <= upper.
+
+    Raises
+    ------
+    AnalysisError
+        If ``q`` is not such a pair.
+
+    Examples
+    --------
+    >>> check_envelope_q((0.05, 0.95))
+    (0.05, 0.95)
+    """
+    arr = check_probabilities(q)
+    if arr.shape != (2,) or arr[0] > arr[1]:
+        msg = (
+            f"q={q!r} is not a (lower, upper) pair: give two probabilities with "
+            "lower <= upper, e.g. q=(0.025, 0.975)"
+        )
+        raise AnalysisError(msg)
+    return float(arr[0]), float(arr[1])

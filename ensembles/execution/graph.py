@@ -1,0 +1,116 @@
+"""The lazy graph: blocks of members -> dask arrays -> an xarray Dataset.
+
+The graph has one task per block (``run``), plus one cheap getter per output and block.
+Task count grows with blocks, not members, and keys are deterministic (``tokenize``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.highlevelgraph import HighLevelGraph
+
+from .tasks import get_output, get_status, run_block
+from .worker import STATUS_ATTRS, BatchRunner
+
+__all__ = ["assemble_dataset", "lazy_arrays"]
+
+
+def lazy_arrays(runner: BatchRunner, token: str) -> tuple[dict[str, da.Array], da.Array]:
+    """Dask arrays of every output and of the member status, computing nothing.
+
+    Parameters
+    ----------
+    runner : BatchRunner
+        Shipped once (one graph key) and used by every block task.
+    token : str
+        Deterministic identity of the run; task names derive from it.
+
+    Returns
+    -------
+    outputs : dict of str to dask.array.Array
+        Shaped (member dims..., output dims...), chunked by block along member dims.
+    status : dask.array.Array of int8
+        Member status (``OK``/``FAILED``) shaped like the member grid.
+    """
+    members, schema = runner.members, runner.schema
+    runner_key = f"ensemble-runner-{token}"
+    run_name = f"ensemble-run-{token}"
+    run_layer: dict[Any, Any] = {runner_key: runner}
+    block_ids = list(members.block_ids())
+    for bid in block_ids:
+        run_layer[(run_name, *bid)] = (run_block, runner_key, bid)
+    layers: dict[str, Mapping[Any, Any]] = {run_name: run_layer}
+
+    def getter(name: str, func: Any, extra: tuple, ndim_out: int) -> str:
+        layer_name = f"{name}-{token}"
+        zeros = (0,) * ndim_out
+        layers[layer_name] = {
+            (layer_name, *bid, *zeros): (func, (run_name, *bid), *extra) for bid in block_ids
+        }
+        return layer_name
+
+    names = {
+        out_name: getter(f"ensemble-out-{out_name}", get_output, (out_name,), len(out.shape))
+        for out_name, out in schema.outputs.items()
+    }
+    status_name = getter("ensemble-status", get_status, (), 0)
+
+    def graph(name: str) -> HighLevelGraph:  # each array carries only its own layers
+        return HighLevelGraph(
+            {run_name: layers[run_name], name: layers[name]}, {run_name: set(), name: {run_name}}
+        )
+
+    outputs = {}
+    for out_name, out in schema.outputs.items():
+        chunks = members.chunks + tuple((s,) for s in out.shape)
+        meta = np.empty((0,) * len(chunks), dtype=out.dtype)
+        outputs[out_name] = da.Array(graph(names[out_name]), names[out_name], chunks, meta=meta)
+    status = da.Array(
+        graph(status_name),
+        status_name,
+        chunks=members.chunks,
+        meta=np.empty((0,) * len(members.shape), "i1"),
+    )
+    return outputs, status
+
+
+def assemble_dataset(
+    runner: BatchRunner,
+    design_coords: Mapping[str, tuple[tuple[str, ...], np.ndarray]],
+    outputs: Mapping[str, Any],
+    status: Any,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Stack output arrays (numpy or dask) into the ensemble's Dataset layout.
+
+    Dims are the design dims, then ``seed``, then each output's own dims. Design
+    parameters are coordinates (dimension coordinates for grids, coordinates along
+    ``sample`` for sampled designs); ``member_seed`` and ``status`` are coordinates over
+    the member dims, so every output DataArray carries them.
+    """
+    members, schema = runner.members, runner.schema
+    mdims = members.dims
+    coords: dict[str, Any] = {}
+    for name, (dims, values) in design_coords.items():
+        coords[name] = (dims, np.asarray(values))
+    if "sample" in members.design_dims and "sample" not in coords:
+        size = members.design_shape[members.design_dims.index("sample")]
+        coords["sample"] = ("sample", np.arange(size))
+    coords["seed"] = ("seed", np.arange(members.n_seeds))
+    for dim, values in schema.coords.items():
+        coords[dim] = (dim, np.asarray(values))
+    coords["member_seed"] = (
+        mdims,
+        members.seeds,
+        {"long_name": "integer seed the member received (rerun: f(seed=member_seed, **params))"},
+    )
+    coords["status"] = (mdims, status, dict(STATUS_ATTRS))
+    data_vars = {}
+    for name, out in schema.outputs.items():
+        data_vars[name] = ((*mdims, *out.dims), outputs[name], dict(out.attrs))
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))

@@ -1,0 +1,389 @@
+"""Where work runs: the caller's dask client, a cluster address, or the embedded default.
+
+ensembles never schedules work itself: blocks are submitted to dask.distributed, a
+bounded number at a time (so a million members never make a million live tasks), and
+results are consumed as they complete. With no client given or active, an embedded
+``LocalCluster`` on 127.0.0.1 is started once per process: worker processes for
+simulations that hold the GIL, threads for those that release it.
+
+Connecting to a dask cluster means trusting it: its scheduler and workers run the code
+the client sends, and distributed's protocol can carry pickled objects back. Safe mode
+(``resolve_client(..., safe=True)``) narrows what the client accepts (results travel as
+plain msgpack data that ensembles decodes itself); it is defense in depth, not a sandbox.
+See ``docs/clusters.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import RunnerError
+from .clients import (  # re-exported: the runner's public face
+    SAFE_DESERIALIZERS,
+    _refuses_pickle,
+    close_default_clients,
+    default_client,
+    resolve_client,
+    worker_count,
+)
+from .progress import Progress, dashboard_link
+from .wire import (  # noqa: F401  (re-exported for tests and callers)
+    _decode,
+    _encode,
+    _encode_error,
+    _safe_task,
+    _unwrap_safe,
+)
+
+__all__ = [
+    "SAFE_DESERIALIZERS",
+    "Progress",
+    "TaskOutcome",
+    "close_default_clients",
+    "dashboard_link",
+    "default_client",
+    "is_killed_worker",
+    "resolve_client",
+    "run_tasks",
+    "split_into_members",
+    "worker_count",
+]
+
+
+@dataclass
+class TaskOutcome:
+    """One finished task: its argument, its result or its exception."""
+
+    item: Any
+    result: Any = None
+    error: BaseException | None = None
+
+
+def is_killed_worker(exc: BaseException | None) -> bool:
+    """True for dask's ``KilledWorker``: the task's workers kept dying while running it."""
+    if exc is None:
+        return False
+    try:
+        from distributed import KilledWorker
+    except ImportError:  # pragma: no cover
+        return type(exc).__name__ == "KilledWorker"
+    return isinstance(exc, KilledWorker) or type(exc).__name__ == "KilledWorker"
+
+
+def split_into_members(
+    block_shape: Callable[[Any], tuple[int, ...]],
+) -> Callable[[Any], list[Any] | None]:
+    """A ``split`` hook for :func:`run_tasks` over ``(block_id, mask_or_None)`` items.
+
+    The returned function splits a block item into one item per member it runs, each with
+    a block-shaped boolean mask holding a single True, and returns None for an item that
+    runs one member (or none), which cannot be split further.
+
+    Parameters
+    ----------
+    block_shape : callable
+        ``block_shape(block_id)`` is the shape of that block (edge blocks may be smaller).
+
+    Examples
+    --------
+    >>> split = split_into_members(lambda block_id: (2, 2))
+    >>> [mask.nonzero() for _, mask in split(((0, 0), None))][1]
+    (array([0]), array([1]))
+    >>> split(((0, 0), np.array([[False, True], [False, False]]))) is None
+    True
+    """
+
+    def split(item: Any) -> list[Any] | None:
+        block_id, todo = item
+        shape = tuple(block_shape(block_id))
+        mask = np.ones(shape, bool) if todo is None else np.asarray(todo, bool).reshape(shape)
+        chosen = np.flatnonzero(mask)
+        if chosen.size <= 1:
+            return None
+        parts = []
+        for pos in chosen:
+            one = np.zeros(mask.size, bool)
+            one[pos] = True
+            parts.append((block_id, one.reshape(shape)))
+        return parts
+
+    return split
+
+
+def _load_shared(blob: bytes) -> Any:
+    """Unpickle the run's shared object on a worker (a task, so dask can recompute it)."""
+    import pickle
+
+    return pickle.loads(blob)
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return exc.name
+    found = re.search(r"No module named '([^']+)'", str(exc))
+    return found.group(1) if found else None
+
+
+def _cannot_load(exc: BaseException) -> RunnerError:
+    module = _missing_module(exc)
+    what = f"module {module!r}" if module else "the simulation's module"
+    top = (module or "mymodule").split(".")[0]
+    msg = (
+        f"the dask workers cannot load the simulation: {type(exc).__name__}: {exc}. Workers "
+        f"import functions by module name, so {what} must be importable there. Fix it by "
+        "installing the module on the workers (or putting its directory on their "
+        f"PYTHONPATH), by uploading it with client.upload_file('{top}.py'), or by sending it "
+        f"by value: `import cloudpickle, {top}; cloudpickle.register_pickle_by_value({top})` "
+        "before the run"
+    )
+    return RunnerError(msg)
+
+
+def _serialize_shared(shared: Any) -> bytes:
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(shared, protocol=5)
+    except Exception as exc:
+        msg = (
+            f"cannot send the simulation to the dask workers: {type(exc).__name__}: {exc}. "
+            "Make the simulation a module-level function or another picklable object, and "
+            "keep unpicklable resources (open files, locks, connections) out of it: create "
+            "them inside the simulation or with setup="
+        )
+        raise RunnerError(msg) from exc
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """Turn environment errors of a task into RunnerErrors that say how to fix them."""
+    if isinstance(exc, ImportError) or (
+        type(exc).__name__ == "Exception" and _missing_module(exc) is not None
+    ):
+        return _cannot_load(exc)
+    if isinstance(exc, RuntimeError) and "deserialization of the task graph" in str(exc):
+        msg = (
+            f"the dask scheduler cannot load ensembles' tasks ({exc}); install ensembles "
+            "and the same versions of its dependencies where the scheduler and workers run"
+        )
+        return RunnerError(msg)
+    return exc
+
+
+def run_tasks(
+    client: Any,
+    func: Callable[[Any, Any], Any],
+    shared: Any,
+    items: Iterable[Any],
+    *,
+    key_prefix: str,
+    max_in_flight: int | None = None,
+    split: Callable[[Any], list[Any] | None] | None = None,
+    killed_retries: int = 1,
+    safe: bool | None = None,
+) -> Iterator[TaskOutcome]:
+    """Run ``func(shared, item)`` for every item on ``client``; yield outcomes as they finish.
+
+    ``shared`` is pickled once, here, and loaded on the workers by one task that the
+    scheduler can recompute if every worker holding it dies. At most ``max_in_flight``
+    tasks are live at a time (default: 4 per worker thread, at least 8, re-read as workers
+    come and go), so the scheduler's load stays bounded however many items there are.
+
+    Tasks must be idempotent (a task of a lost worker runs again); each item is yielded
+    exactly once, with its result or its error. Task keys are ``{key_prefix}-{run}-{n}``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    func : callable
+        ``func(shared, item)``, importable by the workers (and the scheduler).
+    shared : object
+        Sent to the workers once per run.
+    items : iterable
+        One task per item; consumed lazily, as slots free up.
+    key_prefix : str
+        Prefix of the task keys (shown on the dashboard).
+    max_in_flight : int, optional
+        Live tasks at most.
+    split : callable, optional
+        ``split(item) -> list of smaller items or None``. When a task ends in
+        ``KilledWorker`` (its workers kept dying, see the dask config
+        ``distributed.scheduler.allowed-failures``), its item is replaced by
+        ``split(item)``, whose parts run one after another (never two parts of one item at
+        once, since they usually write the same storage chunk); parts that fail again
+        are split again. When ``split`` returns None or an empty list, the outcome is
+        yielded with the ``KilledWorker`` error (see :func:`is_killed_worker`). The next
+        part of an item is submitted only after the previous part's outcome was consumed.
+    killed_retries : int
+        Times an item that cannot be split further is resubmitted after ``KilledWorker``
+        before its outcome carries that error. The retry runs alone on the cluster (the
+        tasks in flight finish first, nothing else is submitted meanwhile), so a task that
+        merely shared a dying worker with the culprit (a bystander) succeeds, and only
+        the culprit fails; it kills ``allowed-failures + 1`` more workers per retry.
+    safe : bool, optional
+        Send results and errors back as plain msgpack data that is decoded here without
+        pickle (``BlockResult`` of plain-dtype arrays, str, int, ...). Default: on when the
+        client refuses pickle (``deserializers=SAFE_DESERIALIZERS``).
+
+    Yields
+    ------
+    TaskOutcome
+        ``item`` (the one submitted: a part, after a split), ``result`` or ``error``.
+
+    Raises
+    ------
+    RunnerError
+        ``shared`` cannot be pickled, or the workers cannot load it (a module missing on
+        the workers; the message says how to ship it).
+
+    Examples
+    --------
+    >>> for out in run_tasks(client, work, runner, items, key_prefix="demo"):  # doctest: +SKIP
+    ...     print(out.item, out.error or out.result)
+    """
+    from distributed import as_completed
+
+    if safe is None:
+        safe = _refuses_pickle(client)
+    if max_in_flight is not None and max_in_flight < 1:
+        msg = f"max_in_flight must be at least 1, got {max_in_flight!r}"
+        raise RunnerError(msg)
+    source = iter(items)
+    try:
+        first = next(source)
+    except StopIteration:  # nothing to run: do not even wait for a worker
+        return
+    source = itertools.chain([first], source)
+    blob = _serialize_shared(shared)
+    run_id = secrets.token_hex(4)
+    counter = itertools.count()
+    shared_future = _submit_shared(client, blob, f"{key_prefix}-{run_id}-shared")
+    error = shared_future.exception()  # waits until a worker has loaded it
+    if error is not None:
+        with contextlib.suppress(Exception):
+            client.cancel([shared_future])
+        raise _translate(error) from None
+    # every worker holds a copy: otherwise dask's data locality keeps tasks on the one
+    # worker that loaded it while the others idle
+    with contextlib.suppress(Exception):
+        client.replicate([shared_future])
+
+    state = {"limit": max_in_flight or _default_limit(client), "checked": time.monotonic()}
+    pending: dict[Any, tuple[Any, int | None, int]] = {}  # key -> (item, family, attempt)
+    family_parts: dict[int, deque[tuple[Any, int]]] = {}  # parts waiting, one at a time
+    runnable: deque[int] = deque()  # families with no part in flight and parts waiting
+    suspects: deque[tuple[Any, int | None, int]] = deque()  # KilledWorker retries, run alone
+    family_ids = itertools.count()
+    ac = as_completed(loop=client.loop)
+
+    def current_shared() -> Any:
+        nonlocal shared_future
+        if shared_future.status in ("error", "cancelled", "lost"):
+            with contextlib.suppress(Exception):
+                client.cancel([shared_future])
+            shared_future = _submit_shared(
+                client, blob, f"{key_prefix}-{run_id}-shared-{next(counter)}"
+            )
+        return shared_future
+
+    def submit(item: Any, family: int | None, attempt: int) -> None:
+        key = f"{key_prefix}-{run_id}-{next(counter)}"
+        if safe:
+            fut = client.submit(_safe_task, func, current_shared(), item, key=key, pure=False)
+        else:
+            fut = client.submit(func, current_shared(), item, key=key, pure=False)
+        pending[fut.key] = (item, family, attempt)
+        ac.add(fut)
+
+    def fill() -> None:
+        if max_in_flight is None and time.monotonic() - state["checked"] > 5.0:
+            state["limit"] = _default_limit(client)
+            state["checked"] = time.monotonic()
+        if suspects:  # drain, then run each suspect alone so no bystander shares its fate
+            if not pending:
+                submit(*suspects.popleft())
+            return
+        while len(pending) < state["limit"]:
+            if runnable:
+                family = runnable.popleft()
+                part, attempt = family_parts[family].popleft()
+                submit(part, family, attempt)
+                continue
+            try:
+                item = next(source)
+            except StopIteration:
+                return
+            submit(item, None, 0)
+
+    def requeue(family: int | None, parts: list[tuple[Any, int]]) -> int:
+        if family is None:
+            family = next(family_ids)
+            family_parts[family] = deque()
+        family_parts[family].extendleft(reversed(parts))
+        runnable.append(family)
+        return family
+
+    try:
+        fill()
+        for fut in ac:
+            item, family, attempt = pending.pop(fut.key)
+            outcome = _outcome(fut, item, safe)
+            fut.release()
+            if is_killed_worker(outcome.error):
+                parts = split(item) if split is not None else None
+                if parts:
+                    requeue(family, [(part, 0) for part in parts])
+                    fill()
+                    continue
+                if attempt < killed_retries:  # a second opinion: it may have been a bystander
+                    suspects.append((item, family, attempt + 1))
+                    fill()
+                    continue
+            if family is not None:
+                if family_parts[family]:
+                    runnable.append(family)  # its next part is submitted after the yield
+                else:
+                    del family_parts[family]
+            yield outcome
+            fill()
+    finally:
+        for key in list(pending):
+            with contextlib.suppress(Exception):
+                client.cancel([key], force=True)
+        with contextlib.suppress(Exception):
+            client.cancel([shared_future])
+
+
+def _submit_shared(client: Any, blob: bytes, key: str) -> Any:
+    return client.submit(_load_shared, blob, key=key, pure=False)
+
+
+def _default_limit(client: Any) -> int:
+    return max(8, 4 * worker_count(client))
+
+
+def _outcome(fut: Any, item: Any, safe: bool) -> TaskOutcome:
+    if fut.status == "finished":
+        try:
+            result = fut.result()
+        except Exception as lost:  # lost and failed while gathering
+            return TaskOutcome(item, error=_translate(lost))
+        if safe:
+            value, error = _unwrap_safe(result)
+            return TaskOutcome(item, result=value, error=error)
+        return TaskOutcome(item, result=result)
+    failure: BaseException | None
+    try:
+        failure = fut.exception()
+    except Exception as cancelled:  # cancelled futures
+        failure = cancelled
+    return TaskOutcome(item, error=_translate(failure) if failure is not None else None)

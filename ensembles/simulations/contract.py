@@ -1,0 +1,510 @@
+"""The simulation contract: how a function is called for one member, and what it returns.
+
+A simulation is a plain function ``f(*, seed, **params)`` (or ``f(*, rng, **params)``)
+returning a mapping of output name to scalar or numpy array, or an :class:`xarray.Dataset`.
+Its outputs (dims, shape, dtype) are either declared with :func:`simulation` or learned
+from one probe member, whose result is then reused.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import OutputMismatchError, SimulationError
+
+__all__ = ["Output", "Schema", "Simulation", "as_simulation", "simulation"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """Declaration of one output of a simulation.
+
+    Parameters
+    ----------
+    dims : tuple of str
+        Names of the output's own dimensions (``()`` for a scalar).
+    shape : tuple of int, optional
+        Sizes of those dimensions; ``None`` to learn them from a probe member.
+    dtype : numpy dtype-like, optional
+        Element type; ``None`` to learn it from a probe member.
+    attrs : dict
+        Attributes stored with the variable (``units``, ``long_name``, ...).
+
+    Examples
+    --------
+    >>> Output(dims=("sweep",), shape=(100,), dtype="float64", attrs={"units": "1"})
+    Output(dims=('sweep',), shape=(100,), dtype=dtype('float64'), attrs={'units': '1'})
+    """
+
+    dims: tuple[str, ...] = ()
+    shape: tuple[int, ...] | None = None
+    dtype: Any = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        dims = (self.dims,) if isinstance(self.dims, str) else tuple(self.dims)
+        object.__setattr__(self, "dims", dims)
+        if self.shape is not None:
+            shape = tuple(int(s) for s in self.shape)
+            if len(shape) != len(dims):
+                msg = (
+                    f"Output shape {shape!r} has {len(shape)} sizes but dims {dims!r} "
+                    f"name {len(dims)}"
+                )
+                raise SimulationError(msg)
+            object.__setattr__(self, "shape", shape)
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", np.dtype(self.dtype))
+        object.__setattr__(self, "attrs", dict(self.attrs))
+
+    @property
+    def complete(self) -> bool:
+        """True when shape and dtype are both known."""
+        return self.shape is not None and self.dtype is not None
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The complete output schema of an ensemble's members.
+
+    Attributes
+    ----------
+    outputs : dict of str to Output
+        Every output, each with dims, shape and dtype known.
+    coords : dict of str to numpy.ndarray
+        Coordinate values of output dimensions (e.g. ``sweep``), where known.
+    """
+
+    outputs: Mapping[str, Output]
+    coords: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sizes: dict[str, int] = {}
+        for name, out in self.outputs.items():
+            if not out.complete:
+                msg = f"output {name!r} has no shape or dtype yet; declare them or probe a member"
+                raise SimulationError(msg)
+            for dim, size in zip(out.dims, out.shape, strict=True):
+                if sizes.setdefault(dim, size) != size:
+                    msg = (
+                        f"dimension {dim!r} has size {sizes[dim]} in one output and {size} in "
+                        f"output {name!r}; outputs that share a dimension must agree on its size"
+                    )
+                    raise SimulationError(msg)
+        for dim, values in self.coords.items():
+            if dim in sizes and len(values) != sizes[dim]:
+                msg = (
+                    f"coordinate {dim!r} has {len(values)} values but the dimension has "
+                    f"{sizes[dim]}"
+                )
+                raise SimulationError(msg)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Size of every output dimension."""
+        out: dict[str, int] = {}
+        for o in self.outputs.values():
+            out.update(zip(o.dims, o.shape, strict=True))
+        return out
+
+    def check(
+        self, result: Mapping[str, np.ndarray], member: str | Callable[[], str]
+    ) -> dict[str, np.ndarray]:
+        """Check one member's normalized result against the schema; return it cast.
+
+        Parameters
+        ----------
+        result : mapping
+            Normalized output arrays.
+        member : str or callable
+            The member's description for error messages (a callable is only called when
+            there is an error to report).
+
+        Raises
+        ------
+        OutputMismatchError
+            When names, shapes or dtype kinds disagree; the message names ``member``.
+        """
+        outputs = self.outputs
+        if len(result) >= len(outputs):  # the fast path: names, shapes and kinds agree
+            try:
+                fast = {k: result[k] for k in outputs}
+            except KeyError:
+                fast = None
+            if fast is not None and all(
+                fast[k].shape == o.shape and _castable(fast[k].dtype, o.dtype)
+                for k, o in outputs.items()
+            ):
+                return fast
+        if callable(member):
+            member = member()
+        missing = [k for k in self.outputs if k not in result]
+        if missing:
+            msg = f"{member} did not return output(s) {missing!r}; it returned {sorted(result)!r}"
+            raise OutputMismatchError(msg)
+        checked = {}
+        for name, out in self.outputs.items():
+            value = result[name]
+            if value.shape != out.shape:
+                msg = (
+                    f"{member} returned {name!r} with shape {value.shape}, but the ensemble's "
+                    f"schema says {out.shape} (dims {out.dims}); every member must return the "
+                    "same shape"
+                )
+                raise OutputMismatchError(msg)
+            if not _castable(value.dtype, out.dtype):
+                msg = (
+                    f"{member} returned {name!r} with dtype {value.dtype}, which cannot be stored "
+                    f"as the ensemble's {out.dtype}"
+                )
+                raise OutputMismatchError(msg)
+            checked[name] = value
+        return checked
+
+    def to_dict(self) -> dict:
+        """JSON-ready form of the schema (coordinates excluded)."""
+        return {
+            name: {"dims": list(o.dims), "shape": list(o.shape), "dtype": o.dtype.str}
+            for name, o in self.outputs.items()
+        }
+
+
+@functools.lru_cache(maxsize=256)
+def _castable(src: np.dtype, dst: np.dtype) -> bool:
+    return bool(np.can_cast(src, dst, casting="same_kind"))
+
+
+def _normalize_result(
+    result: Any, dims_hint: Mapping[str, tuple[str, ...]]
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
+    """Turn a simulation's return value into (arrays, dims, coords)."""
+    if isinstance(result, xr.Dataset):  # (a Dataset is also a Mapping: test it first)
+        arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
+        dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}
+        coords = {
+            str(k): np.asarray(v.values) for k, v in result.coords.items() if k in result.dims
+        }
+        return arrays, dims, coords
+    if not isinstance(result, Mapping):
+        msg = (
+            f"a simulation must return a mapping of output name to value (or an xarray.Dataset), "
+            f"got {type(result).__name__}; return e.g. {{'M': magnetization}}"
+        )
+        raise OutputMismatchError(msg)
+    raw = {str(k): np.asarray(v) for k, v in result.items()}
+    declared_dims = {d for ds in dims_hint.values() for d in ds}
+    coords = {k: v for k, v in raw.items() if k in declared_dims and k not in dims_hint}
+    arrays = {k: v for k, v in raw.items() if k not in coords}
+    dims = {}
+    for k, v in arrays.items():
+        if k in dims_hint:
+            dims[k] = tuple(dims_hint[k])
+        else:
+            dims[k] = tuple(f"{k}_dim_{i}" for i in range(v.ndim))
+        if len(dims[k]) != v.ndim:
+            msg = f"output {k!r} has {v.ndim} dimension(s) but is declared with dims {dims[k]!r}"
+            raise OutputMismatchError(msg)
+    return arrays, dims, coords
+
+
+class Simulation:
+    """A simulation function together with its declared outputs.
+
+    Use :func:`simulation` to build one; plain functions are wrapped automatically by
+    :func:`as_simulation`. Calling a ``Simulation`` calls the wrapped function unchanged.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(*, seed, **params)`` or ``func(*, rng, **params)``.
+    outputs : dict or callable, optional
+        ``{name: Output}`` or a callable ``outputs(**params) -> {name: Output}`` that
+        derives shapes from the member parameters (e.g. the number of recorded steps).
+    coords : dict or callable, optional
+        Coordinate values of output dimensions, or a callable of the parameters.
+    releases_gil : bool
+        True when the function spends its time in code that releases the GIL (numba
+        ``nogil``, numpy); the embedded default then runs members on threads.
+    name : str, optional
+        Name recorded in stores; defaults to ``module:qualname``.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
+        coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+        releases_gil: bool = False,
+        name: str | None = None,
+    ) -> None:
+        if not callable(func):
+            msg = f"a simulation must be callable, got {func!r}"
+            raise SimulationError(msg)
+        self.func = func
+        self.outputs = outputs
+        self.coords = coords
+        self.releases_gil = bool(releases_gil)
+        self.name = name or _qualified_name(func)
+        functools.update_wrapper(self, func)
+        try:
+            sig = inspect.signature(func)
+        except (TypeError, ValueError):  # builtins, some C callables
+            sig = None
+        self._signature = sig
+        self._seed_argument = self._find_seed_argument()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Simulation {self.name}>"
+
+    def __reduce__(self):
+        # a decorated function's module attribute is this object: pickle it by reference
+        try:
+            if import_object(self.name) is self:
+                return (import_object, (self.name,))
+        except Exception:  # not importable (a notebook, a closure): by value below
+            pass
+        return (
+            _rebuild_simulation,
+            (self.func, self.outputs, self.coords, self.releases_gil, self.name),
+        )
+
+    # -- signature -------------------------------------------------------------------
+    @property
+    def parameters(self) -> tuple[str, ...] | None:
+        """Keyword parameters the function accepts, or None if it takes ``**kwargs``."""
+        if self._signature is None:
+            return None
+        names = []
+        for p in self._signature.parameters.values():
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                return None
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                names.append(p.name)
+        return tuple(n for n in names if n not in ("seed", "rng"))
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Parameters without a default value (besides ``seed``/``rng``)."""
+        if self._signature is None:
+            return ()
+        return tuple(
+            p.name
+            for p in self._signature.parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.name not in ("seed", "rng")
+        )
+
+    @property
+    def seed_argument(self) -> str | None:
+        """``"rng"`` if the function asks for a Generator, ``"seed"`` for an int, else None."""
+        return self._seed_argument
+
+    def _find_seed_argument(self) -> str | None:
+        if self._signature is None:
+            return "seed"
+        params = self._signature.parameters
+        if "rng" in params:
+            return "rng"
+        if "seed" in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        ):
+            return "seed"
+        return None
+
+    def check_parameters(self, names: Iterable[str]) -> None:
+        """Raise :class:`SimulationError` if the function cannot take these parameters."""
+        names = list(names)
+        accepted = self.parameters
+        if accepted is not None:
+            unknown = [n for n in names if n not in accepted]
+            if unknown:
+                msg = (
+                    f"simulation {self.name!r} does not accept parameter(s) {unknown!r}; "
+                    f"it accepts {sorted(accepted)!r}. Rename the parameter in the design or "
+                    "fixed values, or add it to the function's signature"
+                )
+                raise SimulationError(msg)
+        missing = [n for n in self.required if n not in names]
+        if missing:
+            msg = (
+                f"simulation {self.name!r} requires parameter(s) {missing!r}, which neither the "
+                "design nor fixed= provides"
+            )
+            raise SimulationError(msg)
+
+    # -- calling ---------------------------------------------------------------------
+    def call(self, params: Mapping[str, Any], seed: int) -> Any:
+        """Call the simulation for one member, passing ``seed`` or ``rng`` as it asks."""
+        kwargs = dict(params)
+        arg = self._seed_argument
+        if arg == "rng":
+            kwargs["rng"] = np.random.default_rng(seed)
+        elif arg == "seed":
+            kwargs["seed"] = seed
+        return self.func(**kwargs)
+
+    def declared(
+        self, params: Mapping[str, Any]
+    ) -> tuple[dict[str, Output], dict[str, np.ndarray]]:
+        """Declared outputs and coordinates for members with these parameters."""
+        outputs = self.outputs(**params) if callable(self.outputs) else (self.outputs or {})
+        coords = self.coords(**params) if callable(self.coords) else (self.coords or {})
+        outs = {}
+        for k, v in dict(outputs).items():
+            if isinstance(v, Output):
+                outs[str(k)] = v
+            elif isinstance(v, (tuple, list, str)):
+                outs[str(k)] = Output(dims=v)
+            else:
+                msg = (
+                    f"output declaration for {k!r} must be an Output or a tuple of dims, got {v!r}"
+                )
+                raise SimulationError(msg)
+        return outs, {str(k): np.asarray(v) for k, v in dict(coords).items()}
+
+    def declared_schema(self, params: Mapping[str, Any]) -> Schema | None:
+        """The complete schema when outputs are fully declared, else None (probe needed)."""
+        outs, coords = self.declared(params)
+        if not outs or not all(o.complete for o in outs.values()):
+            return None
+        return Schema(outs, coords)
+
+    def normalize(
+        self, result: Any, params: Mapping[str, Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
+        """Normalize a raw result into (arrays, dims, coords) using declared dims."""
+        outs, _ = self.declared(params)
+        return _normalize_result(result, {k: o.dims for k, o in outs.items()})
+
+    def schema_from_result(self, result: Any, params: Mapping[str, Any]) -> Schema:
+        """Learn the schema from one member's result, completing any partial declaration."""
+        arrays, dims, coords = self.normalize(result, params)
+        declared, declared_coords = self.declared(params)
+        outputs = {}
+        for name, value in arrays.items():
+            d = declared.get(name, Output())
+            dtype = d.dtype if d.dtype is not None else _storage_dtype(value.dtype, name)
+            outputs[name] = Output(dims=dims[name], shape=value.shape, dtype=dtype, attrs=d.attrs)
+        missing = [k for k in declared if k not in arrays]
+        if missing:
+            msg = (
+                f"simulation {self.name!r} declares output(s) {missing!r} but did not return them"
+            )
+            raise OutputMismatchError(msg)
+        return Schema(outputs, {**coords, **declared_coords})
+
+
+def _storage_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    if dtype.kind in "biuf":
+        return dtype
+    if dtype.kind == "c":
+        return dtype
+    msg = (
+        f"output {name!r} has dtype {dtype}; ensembles stores numeric and boolean outputs. "
+        "Convert it to numbers, or encode categories as integers"
+    )
+    raise OutputMismatchError(msg)
+
+
+def _qualified_name(func: Callable[..., Any]) -> str:
+    module = getattr(func, "__module__", None) or "__main__"
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
+    return f"{module}:{qualname}"
+
+
+def _rebuild_simulation(func, outputs, coords, releases_gil, name) -> Simulation:
+    return Simulation(func, outputs=outputs, coords=coords, releases_gil=releases_gil, name=name)
+
+
+def simulation(
+    func: Callable[..., Any] | None = None,
+    *,
+    outputs: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+    coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+    releases_gil: bool = False,
+    name: str | None = None,
+) -> Any:
+    """Declare a function as a simulation, optionally with its outputs.
+
+    With outputs fully declared (dims, shape and dtype, possibly as a function of the
+    parameters), :meth:`Ensemble.to_dataset` builds its lazy Dataset without running
+    anything. Otherwise one probe member runs first and its result is reused.
+
+    Parameters
+    ----------
+    func : callable, optional
+        The simulation; when omitted, returns a decorator.
+    outputs, coords, releases_gil, name
+        See :class:`Simulation`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> @simulation(outputs={"x": Output(dims=("step",), shape=(3,), dtype="float64")})
+    ... def walk(*, rng, drift=0.0):
+    ...     return {"x": np.cumsum(drift + rng.standard_normal(3))}
+    >>> walk.seed_argument
+    'rng'
+    """
+
+    def wrap(f: Callable[..., Any]) -> Simulation:
+        return Simulation(f, outputs=outputs, coords=coords, releases_gil=releases_gil, name=name)
+
+    return wrap if func is None else wrap(func)
+
+
+def as_simulation(obj: Any) -> Simulation:
+    """Return ``obj`` as a :class:`Simulation` (wrapping plain callables, importing paths).
+
+    Parameters
+    ----------
+    obj : Simulation, callable or str
+        A ``"module:function"`` string is imported.
+    """
+    if isinstance(obj, Simulation):
+        return obj
+    to_simulation = getattr(obj, "__ensembles_simulation__", None)
+    if callable(to_simulation):  # adapters (commands, model classes) build their own
+        return to_simulation()
+    if isinstance(obj, str):
+        return as_simulation(import_object(obj))
+    if callable(obj):
+        return Simulation(obj)
+    msg = f"cannot use {obj!r} as a simulation; pass a function, a Simulation or 'module:function'"
+    raise SimulationError(msg)
+
+
+def import_object(path: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        msg = (
+            f"{path!r} is not of the form 'module:function' "
+            "(e.g. 'ensembles.models.ising:simulate')"
+        )
+        raise SimulationError(msg)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        msg = f"cannot import module {module_name!r} named in {path!r}: {exc}"
+        raise SimulationError(msg) from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            msg = f"module {module_name!r} has no attribute {attr!r} (from {path!r})"
+            raise SimulationError(msg) from None
+    return obj

@@ -1,0 +1,161 @@
+"""Resume and extend: compare a run with its store, and plan the members still to run.
+
+A store can be resumed (members not ok are run) or extended (a grown design or more seeds:
+only the new members run). Both require the same simulation, fixed values, root seed and
+outputs, and a design whose old values are a prefix of the new ones along every dim, so
+every old member keeps its parameters, its seed and therefore its results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import StoreMismatchError
+from ..execution.worker import FAILED, OK, PENDING
+from ..members.blocks import Members
+from ..simulations.contract import Output, Schema
+from .zarr_store import EnsembleStore
+
+if TYPE_CHECKING:
+    from ..ensemble import Ensemble
+
+__all__ = ["ResumePlan", "plan_resume", "todo_mask"]
+
+_SELECT = {None: (PENDING, FAILED), "failed": (FAILED,), "pending": (PENDING,)}
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What resuming needs: the members (with the store's blocks), the stored schema."""
+
+    members: Members
+    schema: Schema
+    grows: bool
+    stored_spec: dict[str, Any]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def stored_schema(store: EnsembleStore, spec: dict[str, Any]) -> Schema:
+    """The output schema recorded in a store, with its output coordinates."""
+    outputs: dict[str, Output] = {}
+    coords: dict[str, np.ndarray] = {}
+    group = store.group()
+    for name, out in spec["schema"].items():
+        attrs = {
+            k: v
+            for k, v in dict(group[name].attrs).items()
+            if k not in ("coordinates", "_FillValue")
+        }
+        outputs[name] = Output(tuple(out["dims"]), tuple(out["shape"]), out["dtype"], attrs)
+        for dim in out["dims"]:
+            if dim in group and dim not in coords:
+                coords[dim] = np.asarray(group[dim][...])
+    return Schema(outputs, coords)
+
+
+def plan_resume(ensemble: Ensemble, store: EnsembleStore) -> ResumePlan:
+    """Check that ``ensemble`` continues the run in ``store``; raise what differs if not.
+
+    Raises
+    ------
+    StoreMismatchError
+        Listing every difference (simulation, fixed values, root seed, outputs, design
+        dims, changed design values, fewer seeds), before anything is written.
+    """
+    spec = store.spec()
+    mine = ensemble.spec()
+    diffs: list[str] = []
+    if spec["simulation"] != mine["simulation"]:
+        diffs.append(
+            f"simulation: the store has {_short(spec['simulation'])}, this run "
+            f"{_short(mine['simulation'])}"
+        )
+    old_fixed, new_fixed = spec.get("fixed", {}), mine["fixed"]
+    for key in sorted(set(old_fixed) | set(new_fixed)):
+        if old_fixed.get(key, "<unset>") != new_fixed.get(key, "<unset>"):
+            diffs.append(
+                f"fixed value {key!r}: the store has {_short(old_fixed.get(key, '<unset>'))}, "
+                f"this run {_short(new_fixed.get(key, '<unset>'))}"
+            )
+    if int(spec["run"]["root_seed"]) != ensemble.root_seed:
+        diffs.append(
+            f"root_seed: the store has {spec['run']['root_seed']}, this run {ensemble.root_seed}"
+        )
+    old_seeds = int(spec["run"]["seeds"])
+    if ensemble.seeds < old_seeds:
+        diffs.append(
+            f"seeds: the store has {old_seeds} per point, this run {ensemble.seeds}; an "
+            "ensemble can grow, not shrink (open the store and select fewer seeds instead)"
+        )
+    block = tuple(int(b) for b in spec["block"])
+    design = ensemble.design
+    members = Members(
+        design.table(),
+        tuple(design.dims),
+        tuple(design.shape),
+        ensemble.seeds,
+        ensemble.root_seed,
+        block if len(block) == len(design.dims) + 1 else (),
+    )
+    group = store.group()
+    old_dims = tuple(group["status"].metadata.dimension_names)
+    old_shape = tuple(group["status"].shape)
+    if old_dims != members.dims:
+        diffs.append(f"design dims: the store has {list(old_dims)}, this run {list(members.dims)}")
+    else:
+        for dim, old, new in zip(old_dims, old_shape, members.shape, strict=True):
+            if new < old and dim != "seed":
+                diffs.append(
+                    f"design dim {dim!r}: the store has {old} values, this run {new}; "
+                    "designs can grow by appending values, not shrink"
+                )
+        for name, (_, values) in design.coords().items():
+            if name not in group:
+                diffs.append(f"design parameter {name!r} is not in the store")
+                continue
+            old_values = np.asarray(group[name][...])
+            new_values = np.asarray(values)
+            n = len(old_values)
+            if len(new_values) < n:
+                continue  # reported as a shrinking dim above
+            same = np.array_equal(old_values, new_values[:n]) if n else True
+            if not same:
+                pos = int(np.flatnonzero(old_values != new_values[:n])[0])
+                diffs.append(
+                    f"design values of {name!r} differ at position {pos}: the store has "
+                    f"{old_values[pos]!r}, this run {new_values[pos]!r}; extend a design by "
+                    "appending values (same sampling seed, larger n) so old members keep "
+                    "their parameters"
+                )
+    schema = stored_schema(store, spec)
+    params0 = {**members.params(0), **ensemble.fixed}
+    declared = ensemble.simulation.declared_schema(params0)
+    if declared is not None and declared.to_dict() != schema.to_dict():
+        diffs.append(
+            f"outputs: the store has {_short(schema.to_dict())}, the simulation declares "
+            f"{_short(declared.to_dict())}"
+        )
+    if diffs:
+        listing = "\n  - ".join(diffs)
+        msg = (
+            f"cannot resume {store.path!r}: this run differs from the one in the store "
+            f"(nothing was changed):\n  - {listing}"
+        )
+        raise StoreMismatchError(msg)
+    return ResumePlan(members, schema, members.shape != old_shape, spec)
+
+
+def todo_mask(status: np.ndarray, only: str | None = None) -> np.ndarray:
+    """Members to run on resume: not ok (default), only ``"failed"`` or only ``"pending"``."""
+    if only not in _SELECT:
+        msg = f"only must be None, 'failed' or 'pending', got {only!r}"
+        raise ValueError(msg)
+    mask = np.isin(status, _SELECT[only])
+    return mask & (status != OK)
