@@ -3,7 +3,8 @@
 Importing this module registers ``.ens``; every method delegates to a plain function of
 :mod:`~ensembles.analysis.reduce`, :mod:`~ensembles.analysis.summary`,
 :mod:`~ensembles.analysis.convergence`, :mod:`~ensembles.analysis.sensitivity` or
-:mod:`~ensembles.analysis.plot` with the object as first argument, so ``ds["M"].ens.envelope(over="seed")`` is ``reduce.envelope(ds["M"], over="seed")``.
+:mod:`~ensembles.analysis.plot` with the object as first argument, so
+``ds["M"].ens.envelope(over="seed")`` is ``reduce.envelope(ds["M"], over="seed")``.
 
 Examples
 --------

@@ -1,9 +1,9 @@
 """Member dims and the arguments every analysis takes: ``over=``, variables, quantiles.
 
 An ensemble's member dims are those of its ``status`` coordinate. The analysis modules
-(:mod:`.reduce`, :mod:`.convergence`, :mod:`.sensitivity`, :mod:`.plot`, ...) resolve ``over=`` to a tuple of dims, pick the data variables
-a reduction applies to and validate probabilities here, so they agree on what they accept
-and on their error messages.
+(:mod:`.reduce`, :mod:`.convergence`, :mod:`.sensitivity`, :mod:`.plot`, ...) resolve
+``over=`` to a tuple of dims, pick the data variables a reduction applies to and validate
+probabilities here, so they agree on what they accept and on their error messages.
 """
 
 from __future__ import annotations
