@@ -162,7 +162,7 @@ def bench_write(tmp, members=10_000, steps=1000):
 
     from ensembles.store.zarr_store import EnsembleStore
 
-    runner = e._plan(running=True, batch_size=None, n_workers=2, on_error="record")
+    runner = e._runner(running=True, n_workers=2, on_error="record")
     blocks = [(bid, runner.run_block(bid)) for bid in runner.members.block_ids()]
     store = EnsembleStore(str(Path(tmp) / "warm.zarr"))
 

@@ -140,10 +140,11 @@ def _client_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .spec import ensemble_from_spec, load_spec, run_options
+    from .ensemble import Ensemble
+    from .spec import load_spec, run_options
 
     spec = load_spec(args.spec)
-    ensemble = ensemble_from_spec(spec)
+    ensemble = Ensemble.from_spec(spec)
     options = run_options(spec)
     if args.batch_size:
         options["batch_size"] = args.batch_size
@@ -162,7 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _done_line(ds: Any, where: str) -> str:
     status = ds["status"].values
-    ok, failed = int((status == 1).sum()), int((status == 2).sum())
+    from .layout import FAILED, OK
+
+    ok, failed = int((status == OK).sum()), int((status == FAILED).sum())
     failed_txt = f", {failed} failed (see `ensembles info {where}`)" if failed else ""
     return f"{where}: {ok} of {status.size} members ok{failed_txt}"
 

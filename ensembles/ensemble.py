@@ -1,54 +1,38 @@
-"""The Ensemble: a simulation, a design, seeds and fixed values; run lazily or to a store."""
+"""The Ensemble: a simulation, a design, seeds and fixed values; run lazily or to a store.
+
+:class:`Ensemble` is a thin facade: planning (``execution.planning``), running
+(``execution.dispatch``) and the store's life (``store.lifecycle``, ``store.resume``)
+each live in their stage; this module validates the arguments and calls them in order.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from .errors import DesignError, MemberError, RunnerError
+from .errors import DesignError
+from .execution.clients import resolve_client, worker_count
+from .execution.dispatch import run_blocks
 from .execution.graph import assemble_dataset, lazy_arrays
-from .execution.planning import plan_run, run_token
-from .execution.submit import (
-    Progress,
-    is_killed_worker,
-    resolve_client,
-    run_tasks,
-    split_into_members,
-    worker_count,
-)
-from .execution.tasks import run_item, run_item_and_store
-from .execution.worker import (
-    FAILED,
-    OK,
-    BatchRunner,
-    BlockResult,
-    fill_value,
-    format_errors,
-)
+from .execution.planning import Job, plan_run
+from .execution.worker import BlockRunner
+from .layout import RESERVED
 from .members.blocks import Members, block_shape_for
-from .simulations.contract import Schema, Simulation, as_simulation
-from .store.provenance import now, provenance
-from .store.zarr_store import SPEC_ATTR, EnsembleStore
+from .simulations.contract import Simulation, as_simulation
+from .spec import ensemble_arguments
+from .store import lifecycle
+from .store.lease import Lease
+from .store.resume import plan_resume, todo_mask
+from .store.zarr_store import EnsembleStore
 from .sweep import Design, design_from_dict
 
 __all__ = ["Ensemble"]
 
-_RESERVED = ("seed", "rng", "sample")
 _ON_ERROR = ("raise", "record")
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 class Ensemble:
@@ -104,50 +88,15 @@ class Ensemble:
         setup_name: str = "setup",
     ) -> None:
         self.simulation: Simulation = as_simulation(simulation)
-        if isinstance(design, Mapping):
-            design = design_from_dict(design)
-        if not isinstance(design, Design):
-            msg = (
-                f"design must be a Design such as Grid(T=[1.5, 2.0]) or Sample(...), got "
-                f"{design!r}"
-            )
-            raise DesignError(msg)
-        self.design = design
-        if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
-            msg = f"seeds must be a positive integer (runs per design point), got {seeds!r}"
-            raise DesignError(msg)
-        self.seeds = int(seeds)
-        if root_seed is None:
-            root_seed = int(np.random.SeedSequence().entropy)  # recorded with the results
-        if (
-            isinstance(root_seed, bool)
-            or not isinstance(root_seed, (int, np.integer))
-            or not 0 <= int(root_seed) < 2**128
-        ):
-            msg = f"root_seed must be an integer in [0, 2**128), got {root_seed!r}"
-            raise DesignError(msg)
-        self.root_seed = int(root_seed)
-        self.fixed = {str(k): _json_value(v) for k, v in dict(fixed or {}).items()}
-        clash = sorted(set(self.fixed) & set(design.params))
-        if clash:
-            msg = f"parameter(s) {clash!r} are both in the design and in fixed=; keep one"
-            raise DesignError(msg)
-        reserved = sorted(set(self.fixed) & set(_RESERVED))
-        if reserved:
-            msg = (
-                f"fixed= cannot set {reserved!r}: seeds come from root_seed and the seed index; "
-                "use seeds= and root_seed="
-            )
-            raise DesignError(msg)
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            msg = f"batch_size must be a positive integer or None, got {batch_size!r}"
-            raise DesignError(msg)
-        self.batch_size = batch_size
+        self.design = _check_design(design)
+        self.seeds = _check_seeds(seeds)
+        self.root_seed = _check_root_seed(root_seed)
+        self.fixed = _check_fixed(fixed, self.design)
+        self.batch_size = _check_batch_size(batch_size)
         self.setup = setup
         self.setup_name = setup_name
-        names = [*design.params, *self.fixed]
+        self._setup_value: tuple[str, Any] | None = None
+        names = [*self.design.params, *self.fixed]
         if setup is not None:
             names.append(setup_name)
         self.simulation.check_parameters(names)
@@ -164,46 +113,36 @@ class Ensemble:
     # -- planning --------------------------------------------------------------------
     def members(self, batch_size: int | None = None) -> Members:
         """The member plan (design points x seeds, cut into blocks of ``batch_size``)."""
-        table = self.design.table()
         shape = (*self.design.shape, self.seeds)
-        bs = batch_size or self.batch_size or 1000
         return Members(
-            table,
+            self.design.table(),
             tuple(self.design.dims),
             tuple(self.design.shape),
             self.seeds,
             self.root_seed,
-            block_shape_for(shape, bs),
+            block_shape_for(shape, batch_size or self.batch_size or 1000),
         )
 
-    def _plan(
-        self,
-        *,
-        running: bool,
-        batch_size: int | None,
-        n_workers: int,
-        on_error: str,
-        retries: int = 0,
-    ) -> BatchRunner:
+    def _job(self) -> Job:
+        """The run as plain values for the planner (the shared setup built once)."""
+        if self.setup is not None and self._setup_value is None:
+            value = self.setup() if callable(self.setup) else self.setup
+            self._setup_value = (self.setup_name, value)
+        identity = json.dumps(self.spec(), sort_keys=True, default=repr)
+        return Job(self.simulation, self.members(), self.fixed, identity, self._setup_value)
+
+    def _runner(
+        self, *, running: bool, n_workers: int, on_error: str, retries: int = 0, **kw: Any
+    ) -> BlockRunner:
+        batch_size = kw.get("batch_size") or self.batch_size
         return plan_run(
-            self,
+            self._job(),
             running=running,
             batch_size=batch_size,
             n_workers=n_workers,
             on_error=on_error,
             retries=retries,
         )
-
-    def _token(self, members: Members, schema: Schema) -> str:
-        return run_token(self, members, schema)
-
-    def _shared_kwargs(self) -> dict[str, Any]:
-        """The shared state for runners: built once (on first use) and reused."""
-        if self.setup is None:
-            return {}
-        if not hasattr(self, "_shared"):
-            self._shared = self.setup() if callable(self.setup) else self.setup
-        return {"shared": self._shared, "has_shared": True, "setup_name": self.setup_name}
 
     # -- specification -----------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
@@ -220,26 +159,15 @@ class Ensemble:
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], **kwargs: Any) -> Ensemble:
         """Rebuild an ensemble from :meth:`spec` (or a TOML run file's tables)."""
-        from .spec import ensemble_from_spec
+        return cls(**ensemble_arguments(spec, **kwargs))
 
-        return ensemble_from_spec(spec, **kwargs)
-
-    def _attrs(self, runner: BatchRunner) -> dict[str, Any]:
-        spec = self.spec()
-        spec["block"] = list(runner.members.block)
-        spec["schema"] = runner.schema.to_dict()
-        spec["format"] = 1
-        text = json.dumps(spec, sort_keys=True, default=repr)
-        return {
-            SPEC_ATTR: text,
-            "ensembles_spec_sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "ensembles_provenance": json.dumps(provenance()),
-            "ensembles_root_seed": str(self.root_seed),
-        }
+    def _dataset(self, runner: BlockRunner, outputs: Any, status: Any) -> xr.Dataset:
+        attrs = lifecycle.run_attrs(self.spec(), runner, self.root_seed)
+        return assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
 
     # -- running ---------------------------------------------------------------------
     def _client(self, scheduler: Any, workers: int | None) -> Any:
-        """The client a run uses (see :func:`ensembles.execution.submit.resolve_client`)."""
+        """The client a run uses (see :func:`ensembles.execution.clients.resolve_client`)."""
         return resolve_client(
             scheduler, processes=not self.simulation.releases_gil, n_workers=workers
         )
@@ -257,13 +185,13 @@ class Ensemble:
             Outputs over (design dims, ``seed``, output dims), with ``status`` and
             ``member_seed`` coordinates over the member dims.
         """
-        from .execution.clients import _cpu_count
+        from .execution.clients import cpu_count
 
-        runner = self._plan(
-            running=False, batch_size=batch_size, n_workers=_cpu_count(), on_error="raise"
+        runner = self._runner(
+            running=False, batch_size=batch_size, n_workers=cpu_count(), on_error="raise"
         )
         outputs, status = lazy_arrays(runner, runner.token)
-        return assemble_dataset(runner, self.design.coords(), outputs, status, self._attrs(runner))
+        return self._dataset(runner, outputs, status)
 
     def compute(
         self,
@@ -295,41 +223,16 @@ class Ensemble:
         """
         _check_on_error(on_error, retries)
         with self._client(scheduler, workers) as client:
-            runner = self._plan(
+            runner = self._runner(
                 running=True,
                 batch_size=batch_size,
                 n_workers=worker_count(client),
                 on_error=on_error,
                 retries=retries,
             )
-            members, schema = runner.members, runner.schema
-            outputs = {
-                name: np.full((*members.shape, *o.shape), fill_value(o.dtype), dtype=o.dtype)
-                for name, o in schema.outputs.items()
-            }
-            status = np.zeros(members.shape, dtype=np.int8)
-            errors: list[tuple[int, str, str]] = []
-            bar = Progress(len(members), enabled=progress, client=client)
-            items = [(bid, None) for bid in members.block_ids()]
-            for outcome in run_tasks(
-                client,
-                run_item,
-                runner,
-                items,
-                key_prefix=f"ensemble-block-{runner.token}",
-                split=_member_split(members),
-            ):
-                res = _outcome_result(outcome, runner)
-                region = members.block_slices(res.block_id)
-                ran = res.status != 0  # a split part holds only some of its block's members
-                for name, values in res.outputs.items():
-                    outputs[name][region][ran] = values[ran]
-                status[region][ran] = res.status[ran]
-                errors.extend(res.errors)
-                bar.update(res.n_run, res.n_failed)
-            bar.close()
-        _report_failures(errors, len(members), progress)
-        return assemble_dataset(runner, self.design.coords(), outputs, status, self._attrs(runner))
+            report = run_blocks(client, runner, progress=progress)
+        report.print_failures(progress)
+        return self._dataset(runner, report.outputs, report.status)
 
     def to_zarr(
         self,
@@ -386,169 +289,110 @@ class Ensemble:
         StoreError
             Another live process holds the store's writer lease.
         """
-        from .errors import StoreExistsError
-        from .store.resume import plan_resume, todo_mask
-
         _check_on_error(on_error, retries)
-        if mode not in ("w-", "w", "resume"):
-            msg = f"mode must be 'w-' (new store), 'w' (overwrite) or 'resume', got {mode!r}"
-            raise ValueError(msg)
         if only is not None and mode != "resume":
             msg = f"only={only!r} selects members of a store to rerun; it needs mode='resume'"
             raise ValueError(msg)
         store = EnsembleStore(str(path), storage_options)
-        exists = store.exists()
-        if mode == "w-" and exists:
-            msg = (
-                f"a store already exists at {store.path!r}; pass mode='w' (CLI: --overwrite) "
-                "to replace it, or mode='resume' to finish or extend it"
+        resuming = lifecycle.check_target(store, mode)
+        plan = None
+        if resuming:  # validates before any write
+            plan = plan_resume(
+                store,
+                spec=self.spec(),
+                design=self.design,
+                simulation=self.simulation,
+                fixed=self.fixed,
             )
-            raise StoreExistsError(msg)
-        resuming = mode == "resume" and exists
-        plan = plan_resume(self, store) if resuming else None  # validates before any write
-        if exists:
-            store.lease("check", force=force).check()
+        if store.exists():
+            Lease(store, "check", force=force).check()
         with self._client(scheduler, workers) as client:
             if plan is not None:
-                runner = BatchRunner(
-                    self.simulation,
-                    plan.members,
-                    self.fixed,
-                    plan.schema,
-                    on_error=on_error,
-                    retries=retries,
-                    **self._shared_kwargs(),
+                runner = self._job().runner(
+                    plan.members, plan.schema, on_error=on_error, retries=retries
                 )
-                runner.token = self._token(plan.members, plan.schema)
             else:
-                runner = self._plan(
+                runner = self._runner(
                     running=True,
                     batch_size=batch_size,
                     n_workers=worker_count(client),
                     on_error=on_error,
                     retries=retries,
                 )
-            members = runner.members
-            outputs, status = lazy_arrays(runner, runner.token)
-            attrs = self._attrs(runner)
-            if plan is None:  # a new store: its creation marks the start of the run
-                attrs["ensembles_started"] = now()
-            template = assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
-            if plan is None:
-                samples: dict[str, list[np.ndarray]] = {}
-                for arrays in runner.precomputed.values():
-                    for name, values in arrays.items():
-                        samples.setdefault(name, []).append(values)
-                store.create(
-                    template, members.block, mode="w" if exists else "w-", samples=samples
-                )
-            elif plan.grows:
-                store.grow(
-                    template, {k: v for k, v in attrs.items() if k != "ensembles_provenance"}
-                )
-            with store.lease(runner.token, force=force):
+            template = self._dataset(runner, *lazy_arrays(runner, runner.token))
+            grows = plan is not None and plan.grows
+            lifecycle.lay_out(store, template, runner, resuming=resuming, grows=grows)
+            with Lease(store, runner.token, force=force):
                 todo = None if plan is None else todo_mask(store.status(), only)
-                if plan is not None:
-                    store.update_attrs(ensembles_started=now())
-                errors, counts = self._run_into(store, client, runner, todo, progress)
-                store.update_attrs(
-                    ensembles_finished=now(),
-                    ensembles_counts=json.dumps(_status_counts(store.status())),
-                )
-        _report_failures(errors, counts["run"], progress, where=store.path)
+                report = run_blocks(client, runner, todo=todo, store=store, progress=progress)
+                lifecycle.finish(store)
+        report.print_failures(progress, where=store.path)
         return store.open_dataset()
 
-    def _run_into(
-        self,
-        store: EnsembleStore,
-        client: Any,
-        runner: BatchRunner,
-        todo: np.ndarray | None,
-        progress: bool,
-    ) -> tuple[list[tuple[int, str, str]], dict[str, int]]:
-        """Run the selected members block by block; each task writes into the store."""
-        members = runner.members
-        items = []
-        for bid in members.block_ids():
-            if todo is None:
-                items.append((bid, None))
-                continue
-            mask = todo[members.block_slices(bid)]
-            if mask.all():
-                items.append((bid, None))
-            elif mask.any():
-                items.append((bid, mask))
-        total = len(members) if todo is None else int(np.count_nonzero(todo))
-        bar = Progress(total, enabled=progress, client=client)
-        if todo is not None and total < len(members):
-            bar.message(f"resuming: {total} of {len(members)} members to run")
-        errors: list[tuple[int, str, str]] = []
-        for outcome in run_tasks(
-            client,
-            run_item_and_store,
-            (runner, store),
-            items,
-            key_prefix=f"ensemble-store-{runner.token}",
-            split=_member_split(members),
-        ):
-            res = _outcome_result(outcome, runner)
-            if outcome.error is not None:  # a member that killed its worker: record it here
-                store.write_block(res, members.block_slices(res.block_id))
-            errors.extend(res.errors)
-            bar.update(res.n_run, res.n_failed)
-        bar.close()
-        return errors, {"run": total}
+
+# -- argument checks ---------------------------------------------------------------------
 
 
-def _member_split(members: Members) -> Any:
-    """How run_tasks splits a block whose task killed its worker: one member per part."""
-    return split_into_members(
-        lambda bid: tuple(s.stop - s.start for s in members.block_slices(bid))
-    )
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
 
 
-def _outcome_result(outcome: Any, runner: BatchRunner) -> BlockResult:
-    """A task's BlockResult; a member that repeatedly killed its worker becomes a failure.
-
-    Other task errors are raised. A lone member whose task ended in dask's KilledWorker
-    is recorded as failed (``on_error="record"``) or raised as a :class:`MemberError`.
-    """
-    if outcome.error is None:
-        return outcome.result
-    block_id, todo = outcome.item
-    alone = todo is not None and np.count_nonzero(todo) == 1
-    if not is_killed_worker(outcome.error) or not alone:
-        raise _task_error(outcome.error)
-    index = runner.members.block_members(block_id)
-    mask = np.asarray(todo, bool)
-    member = int(index[mask][0])
-    message = (
-        f"the member repeatedly killed the dask worker running it ({outcome.error}); it may "
-        "exhaust memory or crash the interpreter"
-    )
-    if runner.on_error == "raise":
-        raise runner.member_error(member, RunnerError(message))
-    shape = index.shape
-    outputs = {
-        n: np.full(shape + o.shape, fill_value(o.dtype), dtype=o.dtype)
-        for n, o in runner.schema.outputs.items()
-    }
-    return BlockResult(
-        tuple(block_id),
-        outputs,
-        np.where(mask, FAILED, 0).astype(np.int8),
-        np.full(shape, np.nan, np.float32),
-        mask.astype(np.uint8),
-        [(member, "KilledWorker", message)],
-    )
+def _check_design(design: Any) -> Design:
+    if isinstance(design, Mapping):
+        design = design_from_dict(design)
+    if not isinstance(design, Design):
+        msg = f"design must be a Design such as Grid(T=[1.5, 2.0]) or Sample(...), got {design!r}"
+        raise DesignError(msg)
+    return design
 
 
-def _status_counts(status: np.ndarray) -> dict[str, int]:
-    return {
-        "ok": int(np.count_nonzero(status == OK)),
-        "failed": int(np.count_nonzero(status == FAILED)),
-        "pending": int(np.count_nonzero(status == 0)),
-    }
+def _check_seeds(seeds: Any) -> int:
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+        msg = f"seeds must be a positive integer (runs per design point), got {seeds!r}"
+        raise DesignError(msg)
+    return int(seeds)
+
+
+def _check_root_seed(root_seed: Any) -> int:
+    if root_seed is None:
+        return int(np.random.SeedSequence().entropy)  # recorded with the results
+    if (
+        isinstance(root_seed, bool)
+        or not isinstance(root_seed, (int, np.integer))
+        or not 0 <= int(root_seed) < 2**128
+    ):
+        msg = f"root_seed must be an integer in [0, 2**128), got {root_seed!r}"
+        raise DesignError(msg)
+    return int(root_seed)
+
+
+def _check_fixed(fixed: Any, design: Design) -> dict[str, Any]:
+    values = {str(k): _json_value(v) for k, v in dict(fixed or {}).items()}
+    clash = sorted(set(values) & set(design.params))
+    if clash:
+        msg = f"parameter(s) {clash!r} are both in the design and in fixed=; keep one"
+        raise DesignError(msg)
+    reserved = sorted(set(values) & set(RESERVED))
+    if reserved:
+        msg = (
+            f"fixed= cannot set {reserved!r}: seeds come from root_seed and the seed index; "
+            "use seeds= and root_seed="
+        )
+        raise DesignError(msg)
+    return values
+
+
+def _check_batch_size(batch_size: Any) -> int | None:
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        msg = f"batch_size must be a positive integer or None, got {batch_size!r}"
+        raise DesignError(msg)
+    return batch_size
 
 
 def _check_on_error(on_error: str, retries: int) -> None:
@@ -558,30 +402,3 @@ def _check_on_error(on_error: str, retries: int) -> None:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         msg = f"retries must be a non-negative integer, got {retries!r}"
         raise ValueError(msg)
-
-
-def _task_error(exc: BaseException) -> BaseException:
-    if isinstance(exc, MemberError):
-        return exc
-    name = type(exc).__name__
-    if name == "KilledWorker":
-        msg = (
-            f"a task repeatedly killed its worker ({exc}); a member may be exhausting memory "
-            "or crashing the interpreter. Rerun with on_error='record' to isolate it"
-        )
-        return RunnerError(msg)
-    return exc
-
-
-def _report_failures(
-    errors: list[tuple[int, str, str]], total: int, enabled: bool, where: str | None = None
-) -> None:
-    """Tell on stderr how many members failed and why, grouped by error (unless quiet)."""
-    if not errors or not enabled:
-        return
-    store = f" (recorded in {where})" if where else ""
-    print(
-        f"{len(errors)} of {total} members failed{store}, by error:\n{format_errors(errors)}",
-        file=sys.stderr,
-        flush=True,
-    )

@@ -28,11 +28,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["RUN_OPTIONS", "ensemble_from_spec", "load_spec", "run_options", "simulation_from_spec"]
+__all__ = [
+    "ensemble_arguments",
+    "load_spec",
+    "run_options",
+    "simulation_from_spec",
+    "validate_spec",
+]
 
 _TOP = ("simulation", "design", "fixed", "run")
 _RUN_KEYS = ("seeds", "root_seed", "batch_size", "on_error", "retries")
-RUN_OPTIONS = ("on_error", "retries", "batch_size")
 
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -108,39 +113,40 @@ def simulation_from_spec(table: Mapping[str, Any]) -> Any:
     raise SpecError(msg)
 
 
-def ensemble_from_spec(spec: Mapping[str, Any], **overrides: Any) -> Any:
-    """Build an :class:`~ensembles.Ensemble` from a spec dict.
+def ensemble_arguments(spec: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The :class:`~ensembles.Ensemble` arguments a spec describes (``Ensemble(**args)``).
+
+    ``Ensemble.from_spec(spec)`` is ``Ensemble(**ensemble_arguments(spec))``.
 
     Examples
     --------
     >>> spec = {"simulation": {"function": "ensembles.models.ising:simulate"},
     ...         "design": {"grid": {"T": [1.5, 2.0]}}, "fixed": {"L": 16},
     ...         "run": {"seeds": 2, "root_seed": 42}}
-    >>> len(ensemble_from_spec(spec))
-    4
+    >>> args = ensemble_arguments(spec)
+    >>> args["design"], args["seeds"], args["fixed"]
+    (Grid(T=[1.5, 2.0]), 2, {'L': 16})
     """
-    from .ensemble import Ensemble
     from .sweep import design_from_dict
 
     validate_spec(spec)
     run = dict(spec.get("run", {}))
-    kwargs = {
-        "seeds": run.get("seeds", 1),
-        "root_seed": _root_seed(run.get("root_seed")),
-        "fixed": dict(spec.get("fixed", {})),
-        "batch_size": run.get("batch_size"),
-    }
-    kwargs.update(overrides)
     try:
-        design = design_from_dict(spec["design"])
-        return Ensemble(simulation_from_spec(spec["simulation"]), design, **kwargs)
-    except SpecError:
-        raise
+        args = {
+            "simulation": simulation_from_spec(spec["simulation"]),
+            "design": design_from_dict(spec["design"]),
+            "seeds": run.get("seeds", 1),
+            "root_seed": _root_seed(run.get("root_seed")),
+            "fixed": dict(spec.get("fixed", {})),
+            "batch_size": run.get("batch_size"),
+        }
     except EnsembleError:
         raise
     except (TypeError, KeyError) as exc:
         msg = f"invalid spec: {type(exc).__name__}: {exc}"
         raise SpecError(msg) from None
+    args.update(overrides)
+    return args
 
 
 def _root_seed(value: Any) -> Any:

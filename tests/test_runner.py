@@ -29,7 +29,7 @@ from ensembles.execution.submit import (
     resolve_client,
     run_tasks,
 )
-from ensembles.execution.worker import BlockResult
+from ensembles.layout import BlockResult
 
 from . import sims
 

@@ -18,6 +18,7 @@ import xarray as xr
 
 import ensembles as ens
 from ensembles.errors import StoreError, StoreExistsError, StoreMismatchError
+from ensembles.store.lease import Lease
 from ensembles.store.zarr_store import EnsembleStore
 
 from . import sims
@@ -284,7 +285,7 @@ def test_a_live_writer_lease_refuses_a_second_writer(tmp_path):
     e = ens.Ensemble(sims.walk, ens.Grid(drift=[0.0, 1.0]), seeds=2, root_seed=1)
     e.to_zarr(path, progress=False)
     store = EnsembleStore(str(path))
-    with store.lease("someone-else"):
+    with Lease(store, "someone-else"):
         with pytest.raises(StoreError, match="another process is writing"):
             e.to_zarr(path, mode="resume", progress=False)
         e.to_zarr(path, mode="resume", progress=False, force=True)  # an explicit override
@@ -297,7 +298,7 @@ def test_a_dead_writers_lease_is_broken(tmp_path):
     e.to_zarr(path, progress=False)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    lease = EnsembleStore(str(path)).lease("crashed")
+    lease = Lease(EnsembleStore(str(path)), "crashed")
     lease.record["pid"] = dead.pid
     lease._write()  # as if a process had crashed while holding it
     e.to_zarr(path, mode="resume", progress=False)
@@ -392,7 +393,7 @@ def test_workers_import_only_what_running_members_needs():
     code = textwrap.dedent(
         """
         import sys
-        import ensembles, ensembles.execution.tasks, ensembles.execution.worker
+        import ensembles, ensembles.execution.worker, ensembles.execution.worker
         import ensembles.store.zarr_store
         heavy = ["dask.array", "scipy.stats", "numba", "matplotlib", "ensembles.analysis.reduce"]
         print(",".join(m for m in heavy if m in sys.modules))

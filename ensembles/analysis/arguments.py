@@ -15,10 +15,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError
+from ..layout import STATUS
 
 __all__ = [
-    "OK",
-    "STATUS",
     "check_envelope_q",
     "check_probabilities",
     "is_numeric",
@@ -26,11 +25,6 @@ __all__ = [
     "resolve_over",
     "selected_vars",
 ]
-
-STATUS = "status"
-"""Name of the per-member status coordinate (0 pending, 1 ok, 2 failed)."""
-OK = 1
-"""Status value of a member that ran successfully."""
 
 
 def member_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, ...]:

@@ -16,8 +16,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError
+from ..layout import STATUS
 from . import reduce
-from .arguments import STATUS, check_envelope_q, member_dims, resolve_over, selected_vars
+from .arguments import check_envelope_q, member_dims, resolve_over, selected_vars
 
 __all__ = ["check_convergence", "convergence", "default_sizes"]
 

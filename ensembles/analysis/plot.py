@@ -15,8 +15,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError
+from ..layout import STATUS
 from . import reduce
-from .arguments import STATUS, check_envelope_q, member_dims, resolve_over
+from .arguments import check_envelope_q, member_dims, resolve_over
 from .summary import aggregate_outputs, output_dims, parameter_names
 
 if TYPE_CHECKING:

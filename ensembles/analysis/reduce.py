@@ -31,9 +31,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError
+from ..layout import OK, STATUS
 from .arguments import (  # member dims and argument checks shared by the analysis modules
-    OK,
-    STATUS,
     check_envelope_q,
     check_probabilities,
     is_numeric,

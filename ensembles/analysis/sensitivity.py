@@ -23,9 +23,10 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError
+from ..layout import BOOKKEEPING, STATUS
 from . import reduce
-from .arguments import STATUS, member_dims, resolve_over
-from .summary import BOOKKEEPING, aggregate_outputs, parameter_names
+from .arguments import member_dims, resolve_over
+from .summary import aggregate_outputs, parameter_names
 
 __all__ = ["METHODS", "main_effects", "sensitivity"]
 

@@ -21,11 +21,11 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import AnalysisError
+from ..layout import BOOKKEEPING, OK, STATUS
 from . import reduce
-from .arguments import OK, STATUS, check_probabilities, member_dims, resolve_over, selected_vars
+from .arguments import check_probabilities, member_dims, resolve_over, selected_vars
 
 __all__ = [
-    "BOOKKEEPING",
     "TABLE_FORMATS",
     "aggregate_outputs",
     "groups",
@@ -37,8 +37,6 @@ __all__ = [
     "write_table",
 ]
 
-BOOKKEEPING = ("status", "member_seed", "wall_time", "error", "attempts")
-"""Per-member coordinates the engine records besides the parameters."""
 
 _PANDAS_MAJOR = int(pd.__version__.split(".")[0])
 

@@ -22,6 +22,7 @@ from ..errors import RunnerError
 __all__ = [
     "SAFE_DESERIALIZERS",
     "close_default_clients",
+    "cpu_count",
     "default_client",
     "resolve_client",
     "worker_count",
@@ -38,7 +39,7 @@ _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.\-]+):\d{1,5}$")
 logger = logging.getLogger("ensembles")
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -74,7 +75,7 @@ def default_client(
     """
     from distributed import Client, LocalCluster
 
-    n = int(n_workers or _cpu_count())
+    n = int(n_workers or cpu_count())
     if n < 1:
         msg = f"n_workers must be at least 1, got {n_workers!r}"
         raise RunnerError(msg)

@@ -14,18 +14,18 @@ import numpy as np
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from .tasks import get_output, get_status, run_block
-from .worker import STATUS_ATTRS, BatchRunner
+from ..layout import STATUS_ATTRS
+from .worker import BlockRunner, get_output, get_status, run_block
 
 __all__ = ["assemble_dataset", "lazy_arrays"]
 
 
-def lazy_arrays(runner: BatchRunner, token: str) -> tuple[dict[str, da.Array], da.Array]:
+def lazy_arrays(runner: BlockRunner, token: str) -> tuple[dict[str, da.Array], da.Array]:
     """Dask arrays of every output and of the member status, computing nothing.
 
     Parameters
     ----------
-    runner : BatchRunner
+    runner : BlockRunner
         Shipped once (one graph key) and used by every block task.
     token : str
         Deterministic identity of the run; task names derive from it.
@@ -80,7 +80,7 @@ def lazy_arrays(runner: BatchRunner, token: str) -> tuple[dict[str, da.Array], d
 
 
 def assemble_dataset(
-    runner: BatchRunner,
+    runner: BlockRunner,
     design_coords: Mapping[str, tuple[tuple[str, ...], np.ndarray]],
     outputs: Mapping[str, Any],
     status: Any,

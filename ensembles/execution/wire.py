@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MemberError, RunnerError
-from .worker import BlockResult
+from ..layout import BlockResult
 
 __all__: list[str] = []
 

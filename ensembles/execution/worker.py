@@ -1,92 +1,40 @@
-"""Batches: run one block of members on a worker and return arrays and status.
+"""What runs on a worker: a block of members, and the task functions that call it.
 
-:class:`BatchRunner` is shipped to workers once per run. ``run_block`` calls the simulation
+:class:`BlockRunner` is shipped to workers once per run. ``run_block`` calls the simulation
 for every member of a block, checks each result against the schema, and returns a
-:class:`BlockResult` of block-shaped arrays, so the cost of a task is paid per block,
-not per member.
+:class:`~ensembles.layout.BlockResult` of block-shaped arrays, so the cost of a task is
+paid per block, not per member. The task functions at the end are what dask workers and
+the local pool call; this module's imports stay light (numpy, the simulation contract),
+so a worker loads only what running and storing members needs.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import time
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import MemberError, OutputMismatchError
+from ..layout import FAILED, OK, PENDING, BlockResult, fill_value
 from ..members.blocks import Members
 from ..simulations.contract import Schema, Simulation, _normalize_result
 
+if TYPE_CHECKING:
+    from ..store.zarr_store import EnsembleStore
+
 __all__ = [
-    "FAILED",
-    "OK",
-    "PENDING",
-    "STATUS_ATTRS",
-    "BatchRunner",
-    "BlockResult",
-    "fill_value",
+    "BlockRunner",
+    "get_output",
+    "get_status",
+    "protected_copy",
+    "run_block",
+    "run_item",
+    "run_item_and_store",
 ]
-
-PENDING, OK, FAILED = 0, 1, 2
-STATUS_ATTRS = {
-    "flag_values": [PENDING, OK, FAILED],
-    "flag_meanings": "pending ok failed",
-    "long_name": "member status",
-}
-
-
-def fill_value(dtype: np.dtype) -> Any:
-    """The value that stands for a missing member in an output of ``dtype``."""
-    dtype = np.dtype(dtype)
-    if dtype.kind in "fc":
-        return np.nan
-    if dtype.kind == "b":
-        return False
-    return 0
-
-
-@dataclass
-class BlockResult:
-    """What one block of members produced.
-
-    Attributes
-    ----------
-    block_id : tuple of int
-    outputs : dict of str to numpy.ndarray
-        Block-shaped output arrays (member block shape + output shape).
-    status : numpy.ndarray of int8
-        ``OK``, ``FAILED`` or ``PENDING`` (not run in this task) per member.
-    wall_time : numpy.ndarray of float32
-        Seconds spent per member (NaN where not run).
-    attempts : numpy.ndarray of uint8
-        Calls made per member in this task.
-    errors : list of (member, error type, message)
-        One entry per failed member.
-    """
-
-    block_id: tuple[int, ...]
-    outputs: dict[str, np.ndarray]
-    status: np.ndarray
-    wall_time: np.ndarray
-    attempts: np.ndarray
-    errors: list[tuple[int, str, str]] = field(default_factory=list)
-
-    @property
-    def n_ok(self) -> int:
-        return int(np.count_nonzero(self.status == OK))
-
-    @property
-    def n_failed(self) -> int:
-        return int(np.count_nonzero(self.status == FAILED))
-
-    @property
-    def n_run(self) -> int:
-        return int(np.count_nonzero(self.status != PENDING))
 
 
 def protected_copy(obj: Any) -> Any:
@@ -102,7 +50,7 @@ def protected_copy(obj: Any) -> Any:
 
 
 @dataclass
-class BatchRunner:
+class BlockRunner:
     """Everything a worker needs to run blocks of members.
 
     Parameters
@@ -122,12 +70,10 @@ class BatchRunner:
         Results already computed on the client (the probe member), reused, not rerun.
     precomputed_errors : dict
         Exceptions of members that failed while probing, recorded without a rerun.
-    shared : object, optional
-        Shared initial state, built once on the client and shipped with the runner (so
-        once per worker); each member gets a protected copy as the keyword
-        ``setup_name`` (see :func:`protected_copy`).
-    setup_name : str
-        Keyword under which members receive the shared state.
+    setup : (str, object), optional
+        Shared initial state and the keyword members receive it as: built once on the
+        client and shipped with the runner (so once per worker); each member gets a
+        protected copy (see :func:`protected_copy`).
     token : str
         Identifies the run (cache key of the shared state).
     """
@@ -140,36 +86,33 @@ class BatchRunner:
     retries: int = 0
     precomputed: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     precomputed_errors: dict[int, BaseException] = field(default_factory=dict)
-    shared: Any = None
-    has_shared: bool = False
-    setup_name: str = "setup"
+    setup: tuple[str, Any] | None = None
     token: str = ""
+    _dims: dict[str, tuple[str, ...]] | None = field(default=None, init=False, repr=False)
 
     def member_params(self, member: int) -> dict[str, Any]:
         """Parameters of one member: its design values, then fixed values."""
         return {**self.members.params(member), **self.fixed}
 
-    def run_member(self, member: int) -> dict[str, np.ndarray]:
-        """Run one member (the simulation call and the schema check), raising on failure."""
-        return self._run_one(member, self.member_params(member), self.members.seed(member))
-
     def _dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-        hint = self.__dict__.get("_hint")
-        if hint is None:  # the same for every member: derive it once per runner
+        if self._dims is None:  # the same for every member: derive it once per runner
             declared, _ = self.simulation.declared(params)
-            hint = {k: o.dims for k, o in declared.items()}
-            self.__dict__["_hint"] = hint
-        return hint
+            self._dims = {k: o.dims for k, o in declared.items()}
+        return self._dims
 
     def _run_one(self, member: int, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
         if member in self.precomputed:
             return self.precomputed[member]
         if member in self.precomputed_errors:  # failed while probing: not run again
             raise self.precomputed_errors[member]
-        kwargs = params
-        if self.has_shared:
-            kwargs = {**params, self.setup_name: protected_copy(self.shared)}
-        return self._finish(member, params, self.simulation.call(kwargs, seed))
+        return self._finish(member, params, self.call(params, seed))
+
+    def call(self, params: Mapping[str, Any], seed: int) -> Any:
+        """Call the simulation for one member: its raw result, not yet checked."""
+        if self.setup is not None:
+            name, value = self.setup
+            params = {**params, name: protected_copy(value)}
+        return self.simulation.call(params, seed)
 
     def _finish(self, member: int, params: dict[str, Any], raw: Any) -> dict[str, np.ndarray]:
         """Normalize and check one member's raw result against the schema."""
@@ -203,7 +146,7 @@ class BatchRunner:
         general path.
         """
         sim = self.simulation
-        if type(sim) is not Simulation or self.has_shared:
+        if type(sim) is not Simulation or self.setup is not None:
             return None
         func, arg = sim.func, sim.seed_argument
         if arg == "seed":
@@ -337,40 +280,40 @@ def _message(exc: BaseException) -> str:
     return text
 
 
-def format_errors(errors: list[tuple[int, str, str]], limit: int = 5) -> str:
-    """Group failures by error type and message for a end-of-run report."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for member, etype, message in errors:
-        first_line = message.strip().splitlines()[0] if message.strip() else ""
-        groups.setdefault((etype, first_line), []).append(member)
-    lines = []
-    for (etype, msg), members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:limit]:
-        shown = ", ".join(str(m) for m in members[:5]) + (", ..." if len(members) > 5 else "")
-        lines.append(f"  {len(members)} x {etype}: {msg} (members {shown})")
-    if len(groups) > limit:
-        lines.append(f"  ... and {len(groups) - limit} other kinds of error")
-    return "\n".join(lines)
+# -- task functions: what workers are sent -----------------------------------------------
 
 
-def traceback_text(exc: BaseException) -> str:  # pragma: no cover - debugging helper
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+def run_block(runner: BlockRunner, block_id: tuple[int, ...]) -> BlockResult:
+    """Run every member of one block (a task of the lazy graph)."""
+    return runner.run_block(block_id)
 
 
-def batch_size_for(
-    member_seconds: float, n_members: int, n_workers: int, member_bytes: int
-) -> int:
-    """Members per task: about 0.1 s of work, at least 4 tasks per worker, chunks <= 64 MiB.
+def get_output(result: BlockResult, name: str) -> np.ndarray:
+    """One output's block of values from a block result."""
+    return result.outputs[name]
 
-    Examples
-    --------
-    >>> batch_size_for(1e-6, 100_000, 2, 8)   # tiny members: thousands per task
-    10000
-    >>> batch_size_for(0.5, 200, 2, 8000)     # slow members: one per task
-    1
+
+def get_status(result: BlockResult) -> np.ndarray:
+    """The member status of a block result."""
+    return result.status
+
+
+def run_item(runner: BlockRunner, item: tuple[tuple[int, ...], Any]) -> BlockResult:
+    """Run the members ``todo`` of one block; ``item`` is ``(block_id, todo)``."""
+    block_id, todo = item
+    return runner.run_block(block_id, todo)
+
+
+def run_item_and_store(
+    shared: tuple[BlockRunner, EnsembleStore], item: tuple[tuple[int, ...], Any]
+) -> BlockResult:
+    """Run one block's members and write them into the store, from the worker itself.
+
+    Returns the result without its outputs: the data is in the store, only status,
+    errors and timings travel back to the client.
     """
-    target_seconds = 0.1
-    by_time = target_seconds / max(member_seconds, 1e-7)
-    by_spread = math.ceil(n_members / max(4 * n_workers, 1))
-    by_bytes = (64 * 2**20) / max(member_bytes, 1)
-    size = int(min(by_time, by_spread, by_bytes, 10_000))
-    return max(size, 1)
+    runner, store = shared
+    block_id, todo = item
+    result = runner.run_block(block_id, todo)
+    store.write_block(result, runner.members.block_slices(block_id))
+    return result.without_outputs()

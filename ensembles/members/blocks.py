@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ..layout import SEED_DIM
 from .seeds import member_seeds, point_keys
 
 __all__ = ["Members", "block_shape_for"]
-
-SEED_DIM = "seed"
 
 
 def block_shape_for(shape: tuple[int, ...], batch_size: int) -> tuple[int, ...]:

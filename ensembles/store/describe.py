@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..execution.worker import FAILED, OK, PENDING
+from ..layout import FAILED, OK, PENDING
 from .zarr_store import EnsembleStore
 
 __all__ = ["describe"]

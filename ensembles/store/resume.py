@@ -8,19 +8,18 @@ every old member keeps its parameters, its seed and therefore its results.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import StoreMismatchError
-from ..execution.worker import FAILED, OK, PENDING
+from ..layout import FAILED, OK, PENDING, SEED_DIM, STATUS
 from ..members.blocks import Members
-from ..simulations.contract import Output, Schema
+from ..simulations.contract import Output, Schema, Simulation
+from ..sweep import Design
 from .zarr_store import EnsembleStore
-
-if TYPE_CHECKING:
-    from ..ensemble import Ensemble
 
 __all__ = ["ResumePlan", "plan_resume", "todo_mask"]
 
@@ -60,8 +59,23 @@ def stored_schema(store: EnsembleStore, spec: dict[str, Any]) -> Schema:
     return Schema(outputs, coords)
 
 
-def plan_resume(ensemble: Ensemble, store: EnsembleStore) -> ResumePlan:
-    """Check that ``ensemble`` continues the run in ``store``; raise what differs if not.
+def plan_resume(
+    store: EnsembleStore,
+    *,
+    spec: Mapping[str, Any],
+    design: Design,
+    simulation: Simulation,
+    fixed: Mapping[str, Any],
+) -> ResumePlan:
+    """Check that a run continues the one in ``store``; raise what differs if not.
+
+    Parameters
+    ----------
+    store : EnsembleStore
+    spec : mapping
+        The run as ``Ensemble.spec()`` gives it (simulation, design, fixed, run).
+    design, simulation, fixed
+        The run's design, simulation and fixed values.
 
     Raises
     ------
@@ -69,74 +83,23 @@ def plan_resume(ensemble: Ensemble, store: EnsembleStore) -> ResumePlan:
         Listing every difference (simulation, fixed values, root seed, outputs, design
         dims, changed design values, fewer seeds), before anything is written.
     """
-    spec = store.spec()
-    mine = ensemble.spec()
-    diffs: list[str] = []
-    if spec["simulation"] != mine["simulation"]:
-        diffs.append(
-            f"simulation: the store has {_short(spec['simulation'])}, this run "
-            f"{_short(mine['simulation'])}"
-        )
-    old_fixed, new_fixed = spec.get("fixed", {}), mine["fixed"]
-    for key in sorted(set(old_fixed) | set(new_fixed)):
-        if old_fixed.get(key, "<unset>") != new_fixed.get(key, "<unset>"):
-            diffs.append(
-                f"fixed value {key!r}: the store has {_short(old_fixed.get(key, '<unset>'))}, "
-                f"this run {_short(new_fixed.get(key, '<unset>'))}"
-            )
-    if int(spec["run"]["root_seed"]) != ensemble.root_seed:
-        diffs.append(
-            f"root_seed: the store has {spec['run']['root_seed']}, this run {ensemble.root_seed}"
-        )
-    old_seeds = int(spec["run"]["seeds"])
-    if ensemble.seeds < old_seeds:
-        diffs.append(
-            f"seeds: the store has {old_seeds} per point, this run {ensemble.seeds}; an "
-            "ensemble can grow, not shrink (open the store and select fewer seeds instead)"
-        )
-    block = tuple(int(b) for b in spec["block"])
-    design = ensemble.design
+    stored = store.spec()
+    seeds, root_seed = int(spec["run"]["seeds"]), int(spec["run"]["root_seed"])
+    diffs = _spec_differences(stored, spec)
+    block = tuple(int(b) for b in stored["block"])
     members = Members(
         design.table(),
         tuple(design.dims),
         tuple(design.shape),
-        ensemble.seeds,
-        ensemble.root_seed,
+        seeds,
+        root_seed,
         block if len(block) == len(design.dims) + 1 else (),
     )
     group = store.group()
-    old_dims = tuple(group["status"].metadata.dimension_names)
-    old_shape = tuple(group["status"].shape)
-    if old_dims != members.dims:
-        diffs.append(f"design dims: the store has {list(old_dims)}, this run {list(members.dims)}")
-    else:
-        for dim, old, new in zip(old_dims, old_shape, members.shape, strict=True):
-            if new < old and dim != "seed":
-                diffs.append(
-                    f"design dim {dim!r}: the store has {old} values, this run {new}; "
-                    "designs can grow by appending values, not shrink"
-                )
-        for name, (_, values) in design.coords().items():
-            if name not in group:
-                diffs.append(f"design parameter {name!r} is not in the store")
-                continue
-            old_values = np.asarray(group[name][...])
-            new_values = np.asarray(values)
-            n = len(old_values)
-            if len(new_values) < n:
-                continue  # reported as a shrinking dim above
-            same = np.array_equal(old_values, new_values[:n]) if n else True
-            if not same:
-                pos = int(np.flatnonzero(old_values != new_values[:n])[0])
-                diffs.append(
-                    f"design values of {name!r} differ at position {pos}: the store has "
-                    f"{old_values[pos]!r}, this run {new_values[pos]!r}; extend a design by "
-                    "appending values (same sampling seed, larger n) so old members keep "
-                    "their parameters"
-                )
-    schema = stored_schema(store, spec)
-    params0 = {**members.params(0), **ensemble.fixed}
-    declared = ensemble.simulation.declared_schema(params0)
+    old_shape = tuple(group[STATUS].shape)
+    diffs += _design_differences(group, members, design)
+    schema = stored_schema(store, stored)
+    declared = simulation.declared_schema({**members.params(0), **fixed})
     if declared is not None and declared.to_dict() != schema.to_dict():
         diffs.append(
             f"outputs: the store has {_short(schema.to_dict())}, the simulation declares "
@@ -149,7 +112,64 @@ def plan_resume(ensemble: Ensemble, store: EnsembleStore) -> ResumePlan:
             f"(nothing was changed):\n  - {listing}"
         )
         raise StoreMismatchError(msg)
-    return ResumePlan(members, schema, members.shape != old_shape, spec)
+    return ResumePlan(members, schema, members.shape != old_shape, stored)
+
+
+def _spec_differences(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
+    """Differences of simulation, fixed values, root seed and seeds (fewer is refused)."""
+    diffs: list[str] = []
+    if stored["simulation"] != mine["simulation"]:
+        diffs.append(
+            f"simulation: the store has {_short(stored['simulation'])}, this run "
+            f"{_short(mine['simulation'])}"
+        )
+    old_fixed, new_fixed = stored.get("fixed", {}), mine["fixed"]
+    for key in sorted(set(old_fixed) | set(new_fixed)):
+        old, new = old_fixed.get(key, "<unset>"), new_fixed.get(key, "<unset>")
+        if old != new:
+            diffs.append(
+                f"fixed value {key!r}: the store has {_short(old)}, this run {_short(new)}"
+            )
+    old_root, new_root = int(stored["run"]["root_seed"]), int(mine["run"]["root_seed"])
+    if old_root != new_root:
+        diffs.append(f"root_seed: the store has {old_root}, this run {new_root}")
+    old_seeds, new_seeds = int(stored["run"]["seeds"]), int(mine["run"]["seeds"])
+    if new_seeds < old_seeds:
+        diffs.append(
+            f"seeds: the store has {old_seeds} per point, this run {new_seeds}; an "
+            "ensemble can grow, not shrink (open the store and select fewer seeds instead)"
+        )
+    return diffs
+
+
+def _design_differences(group: Any, members: Members, design: Design) -> list[str]:
+    """Differences of design dims and values: old values must be a prefix of the new."""
+    old_dims = tuple(group[STATUS].metadata.dimension_names)
+    old_shape = tuple(group[STATUS].shape)
+    if old_dims != members.dims:
+        return [f"design dims: the store has {list(old_dims)}, this run {list(members.dims)}"]
+    diffs = [
+        f"design dim {dim!r}: the store has {old} values, this run {new}; designs can grow "
+        "by appending values, not shrink"
+        for dim, old, new in zip(old_dims, old_shape, members.shape, strict=True)
+        if new < old and dim != SEED_DIM
+    ]
+    for name, (_, values) in design.coords().items():
+        if name not in group:
+            diffs.append(f"design parameter {name!r} is not in the store")
+            continue
+        old_values, new_values = np.asarray(group[name][...]), np.asarray(values)
+        n = len(old_values)
+        if len(new_values) < n or np.array_equal(old_values, new_values[:n]):
+            continue  # a shrinking dim is reported above
+        pos = int(np.flatnonzero(old_values != new_values[:n])[0])
+        diffs.append(
+            f"design values of {name!r} differ at position {pos}: the store has "
+            f"{old_values[pos]!r}, this run {new_values[pos]!r}; extend a design by "
+            "appending values (same sampling seed, larger n) so old members keep "
+            "their parameters"
+        )
+    return diffs
 
 
 def todo_mask(status: np.ndarray, only: str | None = None) -> np.ndarray:

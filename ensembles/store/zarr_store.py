@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -33,15 +33,11 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from ..errors import StoreError, StoreExistsError
-from ..execution.worker import BlockResult, fill_value
-
-if TYPE_CHECKING:
-    from .lease import Lease
+from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult, fill_value
 
 __all__ = ["SPEC_ATTR", "EnsembleStore", "compressors_for", "open_ensemble", "output_chunks"]
 
 SPEC_ATTR = "ensembles"
-_BOOKKEEPING = ("status", "wall_time", "error", "attempts")  # per-member arrays
 _FORBIDDEN_CODECS = ("pickle", "object", "vlen-bytes-pickle")
 
 
@@ -291,7 +287,7 @@ class EnsembleStore:
         with self._lock:
             if name not in self._arrays:
                 arr = zarr.open_array(self.zarr_store(), path=name, mode="r+")
-                if name not in _BOOKKEEPING:
+                if name not in MEMBER_ARRAYS:
                     # outputs hold results, never all-fill chunks worth skipping: do not
                     # scan every chunk for the fill value before writing it
                     arr = arr.with_config({"write_empty_chunks": True})
@@ -307,7 +303,7 @@ class EnsembleStore:
         """
         from zarr.core.sync import sync
 
-        ran = result.status != 0
+        ran = result.status != PENDING
         if not ran.any():
             return
         full = bool(ran.all())
@@ -382,13 +378,6 @@ class EnsembleStore:
         group.attrs.update(dict(attrs))
         self._arrays.clear()
         self.consolidate()
-
-    # -- writer lease ------------------------------------------------------------------
-    def lease(self, token: str, force: bool = False) -> Lease:
-        """A lease that marks this process as the store's only writer (a context manager)."""
-        from .lease import Lease
-
-        return Lease(self, token, force=force)
 
     # -- reading ---------------------------------------------------------------------
     def group(self) -> Any:
@@ -496,7 +485,7 @@ class EnsembleStore:
         )
         extra = [n for n in ("error", "attempts") if n in ds.data_vars]
         ds = ds.set_coords(extra)
-        ok = ds["status"] == 1
+        ok = ds[STATUS] == OK
         for name, var in ds.data_vars.items():
             if var.dtype.kind in "iub":  # no NaN to mark missing members: mask by status
                 ds[name] = var.where(ok)
