@@ -1,0 +1,1 @@
+"""Analysis of ensemble results: statistics over members, intervals, tables and plots."""
