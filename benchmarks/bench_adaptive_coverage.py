@@ -25,7 +25,8 @@ temperature. The adaptive run is compared with the smallest uniform N whose t-in
 are all within +-0.01 on the same members (found by running every temperature up to it;
 ``--quick`` estimates it from the adaptive run's spread instead).
 
-Prints markdown tables; raw results go to ``benchmarks/results/adaptive_coverage.json``.
+Prints markdown tables; raw results go to ``benchmarks/results/adaptive_coverage.json``
+(``adaptive_coverage_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -300,6 +301,7 @@ def ising_case(quick: bool, root: int) -> dict:
 def ising_tables(result: dict) -> str:
     a, u = result["adaptive"], result["uniform"]
     total = sum(a["n"])
+    seconds = f"{u['member_seconds']:.1f}" if "member_seconds" in u else "not run"
     lines = [
         "| T | members | mean of time-averaged abs(M) | half-width (95 %) |",
         "|---:|---:|---:|---:|",
@@ -313,8 +315,7 @@ def ising_tables(result: dict) -> str:
         "| run | members | member compute (s) |",
         "|---|---:|---:|",
         f"| adaptive ({a['rounds']} rounds) | {total} | {a['member_seconds']:.1f} |",
-        f"| uniform N = {u['N']} ({u['how']}) | {u['N'] * len(a['n'])} "
-        f"| {u.get('member_seconds', float('nan')):.1f} |",
+        f"| uniform N = {u['N']} ({u['how']}) | {u['N'] * len(a['n'])} | {seconds} |",
         "",
         f"Members saved: {result['saved']:.0%}. Time in `decide` between rounds: "
         f"{a['decide_seconds']:.2f} s ({result['overhead']:.2%} of decide + member time).",
@@ -373,9 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         print(ising_tables(ising))
         results["ising"] = ising
     results["machine"] = machine()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\nraw results: {RESULTS.relative_to(ROOT)}")
+    path = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nraw results: {path.relative_to(ROOT)}")
     return 0
 
 

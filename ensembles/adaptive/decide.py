@@ -94,6 +94,16 @@ class Decision:
         ``-1`` where unknown): above ``max`` means the target cannot be met there.
     results : tuple of TargetResult
         Per target.
+
+    Examples
+    --------
+    >>> from ensembles.adaptive import Adaptive, Precision, decide
+    >>> x = np.random.default_rng(1).normal(scale=[[0.1], [9.0]], size=(2, 64))
+    >>> d = decide(x, [64, 64], Precision("y", halfwidth=0.5), Adaptive(initial=8, max=64))
+    >>> d.done, d.converged.tolist(), d.at_max.tolist(), d.summary()["converged"]
+    (True, [True, False], [False, True], 1)
+    >>> print(d.report())  # doctest: +ELLIPSIS
+    point (1,): stopped at max=64 members: mean of y +- 0.5 (95 % confidence) reached only ...
     """
 
     n: np.ndarray
