@@ -1,1 +1,7 @@
-"""store."""
+"""6. Where results live: Zarr stores that stream, resume, grow and describe themselves.
+
+``zarr_store`` lays out a store and writes blocks (outputs first, status last);
+``lifecycle`` is what a run does to a store from start to finish; ``resume`` checks
+that a run continues a store; ``lease`` keeps a store to one writer; ``provenance``
+and ``describe`` say how a store was made and what it holds.
+"""

@@ -1,8 +1,9 @@
-"""Parameter designs: Grid, Points, Sample, LatinHypercube, Sobol and their combinations.
+"""1. What to run: parameter designs (Grid, Points, Sample, LatinHypercube, Sobol).
 
-One module per kind: ``base`` (the Design contract), ``explicit`` (Grid, Points),
-``sampled`` (Sample, LatinHypercube, Sobol), ``combine`` (``*`` and ``+``) and
-``serialize`` (:func:`design_from_dict`, the inverse of ``Design.to_dict``).
+``design`` is the Design contract, ``explicit`` holds Grid and Points, ``sampled`` the
+random and quasi-random designs, ``combine`` their products (``*``) and concatenations
+(``+``), ``distributions`` what sampled parameters are drawn from, and ``serialize``
+:func:`design_from_dict`, the inverse of ``Design.to_dict``.
 """
 
 from .combine import Concat, Product
