@@ -1,0 +1,1 @@
+"""Where and how members run: planning, local process pool, dask submission, progress."""
