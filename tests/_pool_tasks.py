@@ -96,3 +96,14 @@ def shared_identity(obj: Counted, sleep: float = 0.0) -> tuple[int, int, int]:
     """(worker pid, id of the shared object, times one was unpickled in this worker)."""
     time.sleep(sleep)
     return os.getpid(), id(obj), LOADS
+
+
+def die_in_package_code(member: int) -> None:
+    """Report a member the way ensembles' block loop will (through the package), then die."""
+    import importlib
+
+    importlib.import_module("ensembles.batch")  # the package, as a real task loads it
+    from ensembles.execution import pool_worker
+
+    pool_worker.report_member(member)
+    os._exit(1)

@@ -152,6 +152,14 @@ def test_worker_killed_from_outside_names_the_member(pool, tmp_path):
     assert pool.submit(operator.neg, 1).result(timeout=WAIT) == -1
 
 
+def test_member_reported_from_package_code_names_the_culprit(pool):
+    # the worker loads pool_worker without the package; code of the package, imported
+    # later by a task, must reach the same module (and so the same status slot)
+    with pytest.raises(WorkerDied) as info:
+        pool.submit(tasks.die_in_package_code, 17).result(timeout=WAIT)
+    assert info.value.member == 17
+
+
 def test_crash_in_native_code_fails_its_task(pool):
     with pytest.raises(WorkerDied) as info:
         pool.submit(tasks.crash).result(timeout=WAIT)
