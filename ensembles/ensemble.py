@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import DesignError
-from .execution.clients import resolve_client, worker_count
+from .execution.backends import resolve_backend
 from .execution.dispatch import run_blocks
 from .execution.graph import assemble_dataset, lazy_arrays
 from .execution.planning import Job, plan_run
@@ -132,16 +132,25 @@ class Ensemble:
         return Job(self.simulation, self.members(), self.fixed, identity, self._setup_value)
 
     def _runner(
-        self, *, running: bool, n_workers: int, on_error: str, retries: int = 0, **kw: Any
+        self,
+        *,
+        running: bool,
+        n_workers: int,
+        on_error: str,
+        retries: int = 0,
+        batch_size: int | None = None,
+        timeout: float | None = None,
+        backend: Any = None,
     ) -> BlockRunner:
-        batch_size = kw.get("batch_size") or self.batch_size
         return plan_run(
             self._job(),
             running=running,
-            batch_size=batch_size,
+            batch_size=batch_size or self.batch_size,
             n_workers=n_workers,
             on_error=on_error,
             retries=retries,
+            member_timeout=timeout,
+            remote=None if backend is None else backend.remote(timeout),
         )
 
     # -- specification -----------------------------------------------------------------
@@ -166,11 +175,6 @@ class Ensemble:
         return assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
 
     # -- running ---------------------------------------------------------------------
-    def _client(self, scheduler: Any, workers: int | None) -> Any:
-        """The client a run uses (see :func:`ensembles.execution.clients.resolve_client`)."""
-        return resolve_client(
-            scheduler, processes=not self.simulation.releases_gil, n_workers=workers
-        )
 
     def to_dataset(self, *, batch_size: int | None = None) -> xr.Dataset:
         """The ensemble as a lazy Dataset: nothing runs until it is computed.
@@ -202,13 +206,16 @@ class Ensemble:
         retries: int = 0,
         batch_size: int | None = None,
         workers: int | None = None,
+        timeout: float | None = None,
     ) -> xr.Dataset:
         """Run every member now and return the results in memory.
 
         Parameters
         ----------
-        scheduler : distributed.Client or str, optional
-            Where to run; default: the active client, else the embedded local cluster.
+        scheduler : distributed.Client, cluster or str, optional
+            Where to run: a dask client, cluster object, address (``tcp://host:8786``)
+            or scheduler file; default: the active dask client, else the local pool
+            (worker processes on this machine).
         progress : bool
             Show a progress line.
         on_error : {"raise", "record"}
@@ -218,19 +225,27 @@ class Ensemble:
         batch_size : int, optional
             Members per task; default chosen from the measured cost of a member.
         workers : int, optional
-            Workers of the embedded local cluster (default: every core); ignored when
-            a scheduler is given or a client is active.
+            Worker processes of the local pool (default: every core); ignored when a
+            scheduler is given or a client is active.
+        timeout : float, optional
+            Seconds a member may run; a member over its time is recorded as failed
+            ("timed out after N s") and the run goes on (with ``on_error="raise"`` it
+            stops the run). On the local pool a member stuck in compiled code has its
+            worker process replaced; see ``docs/running.md``.
         """
         _check_on_error(on_error, retries)
-        with self._client(scheduler, workers) as client:
+        timeout = _check_timeout(timeout)
+        with resolve_backend(scheduler, workers=workers) as backend:
             runner = self._runner(
                 running=True,
                 batch_size=batch_size,
-                n_workers=worker_count(client),
+                n_workers=backend.workers,
                 on_error=on_error,
                 retries=retries,
+                timeout=timeout,
+                backend=backend,
             )
-            report = run_blocks(client, runner, progress=progress)
+            report = run_blocks(backend, runner, progress=progress, timeout=timeout)
         report.print_failures(progress)
         return self._dataset(runner, report.outputs, report.status)
 
@@ -248,6 +263,7 @@ class Ensemble:
         retries: int = 0,
         batch_size: int | None = None,
         workers: int | None = None,
+        timeout: float | None = None,
     ) -> xr.Dataset:
         """Run every member, streaming results into a Zarr v3 store as they finish.
 
@@ -268,7 +284,7 @@ class Ensemble:
             With ``mode="resume"``: run only failed, or only pending, members.
         force : bool
             Break the writer lease of another process (only if it is surely dead).
-        scheduler, progress, retries, batch_size, workers
+        scheduler, progress, retries, batch_size, workers, timeout
             As in :meth:`compute`.
         storage_options : dict, optional
             fsspec options for URLs.
@@ -290,6 +306,7 @@ class Ensemble:
             Another live process holds the store's writer lease.
         """
         _check_on_error(on_error, retries)
+        timeout = _check_timeout(timeout)
         if only is not None and mode != "resume":
             msg = f"only={only!r} selects members of a store to rerun; it needs mode='resume'"
             raise ValueError(msg)
@@ -306,25 +323,33 @@ class Ensemble:
             )
         if store.exists():
             Lease(store, "check", force=force).check()
-        with self._client(scheduler, workers) as client:
+        with resolve_backend(scheduler, workers=workers) as backend:
             if plan is not None:
                 runner = self._job().runner(
-                    plan.members, plan.schema, on_error=on_error, retries=retries
+                    plan.members,
+                    plan.schema,
+                    on_error=on_error,
+                    retries=retries,
+                    member_timeout=timeout,
                 )
             else:
                 runner = self._runner(
                     running=True,
                     batch_size=batch_size,
-                    n_workers=worker_count(client),
+                    n_workers=backend.workers,
                     on_error=on_error,
                     retries=retries,
+                    timeout=timeout,
+                    backend=backend,
                 )
             template = self._dataset(runner, *lazy_arrays(runner, runner.token))
             grows = plan is not None and plan.grows
             lifecycle.lay_out(store, template, runner, resuming=resuming, grows=grows)
             with Lease(store, runner.token, force=force):
                 todo = None if plan is None else todo_mask(store.status(), only)
-                report = run_blocks(client, runner, todo=todo, store=store, progress=progress)
+                report = run_blocks(
+                    backend, runner, todo=todo, store=store, progress=progress, timeout=timeout
+                )
                 lifecycle.finish(store)
         report.print_failures(progress, where=store.path)
         return store.open_dataset()
@@ -393,6 +418,20 @@ def _check_batch_size(batch_size: Any) -> int | None:
         msg = f"batch_size must be a positive integer or None, got {batch_size!r}"
         raise DesignError(msg)
     return batch_size
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float, np.integer, np.floating))
+        or not np.isfinite(timeout)
+        or timeout <= 0
+    ):
+        msg = f"timeout must be a positive number of seconds per member or None, got {timeout!r}"
+        raise ValueError(msg)
+    return float(timeout)
 
 
 def _check_on_error(on_error: str, retries: int) -> None:

@@ -18,12 +18,15 @@ import numpy as np
 from ..errors import MemberError, RunnerError
 from ..layout import FAILED, PENDING, BlockResult, fill_value
 from ..members.blocks import Members
+from .deadline import hard_limit
+from .pool_task import MemberTimeout, WorkerDied
 from .progress import Progress, format_errors
-from .submit import is_killed_worker, run_tasks, split_into_members
+from .submit import is_killed_worker
 from .worker import BlockRunner, run_item, run_item_and_store
 
 if TYPE_CHECKING:
     from ..store.zarr_store import EnsembleStore
+    from .backends import Backend
 
 __all__ = ["RunReport", "run_blocks"]
 
@@ -61,20 +64,22 @@ class RunReport:
 
 
 def run_blocks(
-    client: Any,
+    backend: Backend,
     runner: BlockRunner,
     *,
     todo: np.ndarray | None = None,
     store: EnsembleStore | None = None,
     progress: bool = True,
+    timeout: float | None = None,
 ) -> RunReport:
-    """Run the members of ``runner`` (those in ``todo``, default all) on ``client``.
+    """Run the members of ``runner`` (those in ``todo``, default all) on ``backend``.
 
-    With a ``store``, each task writes its block itself and only status travels back;
-    without one, the results are gathered into the report's arrays.
+    With a ``store``, results go into it as blocks finish (written by the driver for the
+    local pool, by each task on dask); without one, they are gathered into the report's
+    arrays. A member that kills its worker, or runs longer than ``timeout`` seconds, is
+    recorded as failed and the rest of its block runs again.
     """
     members = runner.members
-    items = list(_items(members, todo))
     total = len(members) if todo is None else int(np.count_nonzero(todo))
     report = RunReport(total)
     if store is None:
@@ -83,28 +88,30 @@ def run_blocks(
             for name, o in runner.schema.outputs.items()
         }
         report.status = np.zeros(members.shape, dtype=np.int8)
-        func, shared, prefix = run_item, runner, "ensemble-block"
-    else:
-        func, shared, prefix = run_item_and_store, (runner, store), "ensemble-store"
-    bar = Progress(total, enabled=progress, client=client)
+    tasks_write = store is not None and not backend.driver_writes
+    func, shared = (run_item_and_store, (runner, store)) if tasks_write else (run_item, runner)
+    bar = Progress(total, enabled=progress, client=backend.dashboard)
     if todo is not None and total < len(members):
         bar.message(f"resuming: {total} of {len(members)} members to run")
-    for outcome in run_tasks(
-        client,
+    outcomes = backend.run(
         func,
         shared,
-        items,
-        key_prefix=f"{prefix}-{runner.token}",
-        split=_member_split(members),
-    ):
-        result = _outcome_result(outcome, runner)
-        region = members.block_slices(result.block_id)
-        if store is None:
-            _gather(report, result, region)
-        elif outcome.error is not None:  # a member that killed its worker: record it here
-            store.write_block(result, region)
-        report.errors.extend(result.errors)
-        bar.update(result.n_run, result.n_failed)
+        _items(members, todo),
+        key_prefix=f"ensemble-{runner.token}",
+        split=_BlockSplitter(members),
+        member_timeout=hard_limit(timeout),
+        on_flight=bar.running,
+    )
+    with bar.ticking():
+        for outcome in outcomes:
+            result = _outcome_result(outcome, runner, timeout)
+            region = members.block_slices(result.block_id)
+            if store is None:
+                _gather(report, result, region)
+            elif not tasks_write or outcome.error is not None:
+                store.write_block(result, region)
+            report.errors.extend(result.errors)
+            bar.update(result.n_run, result.n_failed)
     bar.close()
     return report
 
@@ -132,32 +139,49 @@ def _gather(report: RunReport, result: BlockResult, region: tuple[slice, ...]) -
         status[region][ran] = result.status[ran]
 
 
-def _member_split(members: Members) -> Any:
-    """How run_tasks splits a block whose task killed its worker: one member per part."""
-    return split_into_members(
-        lambda bid: tuple(s.stop - s.start for s in members.block_slices(bid))
-    )
+class _BlockSplitter:
+    """Cuts an item ``(block_id, mask or None)`` by member (see :class:`Splitter`)."""
+
+    def __init__(self, members: Members) -> None:
+        self.members = members
+
+    def _mask(self, item: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+        block_id, todo = item
+        index = self.members.block_members(block_id)
+        mask = np.ones(index.shape, bool) if todo is None else np.asarray(todo, bool).copy()
+        return block_id, index, mask
+
+    def apart(self, item: Any, member: int) -> tuple[Any, Any]:
+        block_id, index, mask = self._mask(item)
+        one = index == member
+        mask &= ~one
+        return (block_id, one), ((block_id, mask) if mask.any() else None)
+
+    def each(self, item: Any) -> list[Any] | None:
+        block_id, index, mask = self._mask(item)
+        if np.count_nonzero(mask) <= 1:
+            return None
+        return [(block_id, index == m) for m in index[mask].tolist()]
 
 
-def _outcome_result(outcome: Any, runner: BlockRunner) -> BlockResult:
-    """A task's BlockResult; a member that repeatedly killed its worker becomes a failure.
+def _outcome_result(outcome: Any, runner: BlockRunner, timeout: float | None) -> BlockResult:
+    """A task's BlockResult; a member that killed its worker or overran becomes a failure.
 
-    Other task errors are raised. A lone member whose task ended in dask's KilledWorker
-    is recorded as failed (``on_error="record"``) or raised as a :class:`MemberError`.
+    The local pool names such a member exactly (:class:`WorkerDied`,
+    :class:`MemberTimeout`); on dask, a lone member whose task ended in ``KilledWorker``
+    is the culprit. It is recorded as failed (``on_error="record"``) or raised as a
+    :class:`MemberError`. Other task errors are raised.
     """
     if outcome.error is None:
         return outcome.result
-    block_id, todo = outcome.item
-    alone = todo is not None and np.count_nonzero(todo) == 1
-    if not is_killed_worker(outcome.error) or not alone:
+    message = _culprit_message(outcome, timeout)
+    if message is None:
         raise _task_error(outcome.error)
+    block_id, todo = outcome.item
     index = runner.members.block_members(block_id)
     mask = np.asarray(todo, bool)
     member = int(index[mask][0])
-    message = (
-        f"the member repeatedly killed the dask worker running it ({outcome.error}); it may "
-        "exhaust memory or crash the interpreter"
-    )
+    kind = "MemberTimeoutError" if isinstance(outcome.error, MemberTimeout) else "WorkerDied"
     if runner.on_error == "raise":
         raise runner.member_error(member, RunnerError(message))
     shape = index.shape
@@ -171,8 +195,38 @@ def _outcome_result(outcome: Any, runner: BlockRunner) -> BlockResult:
         np.where(mask, FAILED, PENDING).astype(np.int8),
         np.full(shape, np.nan, np.float32),
         mask.astype(np.uint8),
-        [(member, "KilledWorker", message)],
+        [(member, kind, message)],
     )
+
+
+def _culprit_message(outcome: Any, timeout: float | None) -> str | None:
+    """Why a lone member failed with its worker, or None when the error is not that."""
+    error = outcome.error
+    _, todo = outcome.item
+    alone = todo is not None and np.count_nonzero(todo) == 1
+    if not alone:
+        return None
+    if isinstance(error, MemberTimeout):
+        return (
+            f"timed out after {timeout:g} s; it did not stop when interrupted, so its worker "
+            "process was killed"
+        )
+    if isinstance(error, WorkerDied):
+        how = (
+            f"killed by signal {error.signal}"
+            if error.signal is not None
+            else f"exited with code {error.exitcode}"
+        )
+        return (
+            f"the member killed the worker process running it ({how}); it may exhaust "
+            "memory, crash the interpreter or call os._exit"
+        )
+    if is_killed_worker(error):
+        return (
+            f"the member repeatedly killed the dask worker running it ({error}); it may "
+            "exhaust memory or crash the interpreter"
+        )
+    return None
 
 
 def _task_error(exc: BaseException) -> BaseException:

@@ -10,19 +10,22 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import MemberError, SimulationError
+from ..errors import MemberError, RunnerError, SimulationError
 from ..layout import BOOKKEEPING
 from ..members.blocks import Members
 from ..simulations.contract import Schema, Simulation
+from .deadline import deadline
+from .pool_task import MemberTimeout, WorkerDied
+from .pool_worker import end_member, report_member
 from .worker import BlockRunner
 
-__all__ = ["Job", "batch_size_for", "plan_run", "probe", "run_token"]
+__all__ = ["Job", "Probe", "batch_size_for", "plan_run", "probe", "probe_members", "run_token"]
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,26 @@ class Job:
         )
 
 
-def probe(
-    job: Job, on_error: str, timing: bool
-) -> tuple[Schema, dict[int, dict[str, np.ndarray]], dict[int, BaseException], float]:
-    """Run the first members on the client: learn the schema and the cost of a member.
+@dataclass
+class Probe:
+    """What the first members told: the schema, their results, their errors, their times."""
+
+    schema: Schema | None = None
+    precomputed: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    failures: dict[int, BaseException] = field(default_factory=dict)
+    times: list[float] = field(default_factory=list)
+    next: int = 0  # the member to run next; -1 once probing is done
+
+    @property
+    def cost(self) -> float:
+        """Seconds per member, without the first call's warm-up where there is more."""
+        return min(self.times[1:]) if len(self.times) > 1 else self.times[0]
+
+
+def probe_members(
+    job: Job, on_error: str, timing: bool, member_timeout: float | None, probe: Probe
+) -> Probe:
+    """Run members from ``probe.next`` on, in this process, until the probe is done.
 
     Members run in order until one succeeds (its result gives the schema). With
     ``timing``, a few more members run to measure the cost without the first call's
@@ -72,44 +91,86 @@ def probe(
     a slow member once more. Every result is kept and reused; nothing runs twice.
     """
     members, sim = job.members, job.simulation
-    precomputed: dict[int, dict[str, np.ndarray]] = {}
-    failures: dict[int, BaseException] = {}
     runner = BlockRunner(sim, members, job.fixed, Schema({}), setup=job.setup)
     limit = min(len(members), 20)
-    schema: Schema | None = None
-    times: list[float] = []
-    for member in range(len(members)):
+    for member in range(probe.next, len(members)):
+        probe.next = member + 1
         params = runner.member_params(member)
+        report_member(member)
         start = time.perf_counter()
         try:
-            raw = runner.call(params, members.seed(member))
+            with deadline(member_timeout):
+                raw = runner.call(params, members.seed(member))
             elapsed = time.perf_counter() - start
-            if schema is None:
-                schema = sim.declared_schema(params) or sim.schema_from_result(raw, params)
+            schema = probe.schema or sim.declared_schema(params)
+            schema = schema or sim.schema_from_result(raw, params)
             arrays, _, _ = sim.normalize(raw, params)
-            arrays = schema.check(arrays, members.describe(member))
+            probe.precomputed[member] = schema.check(arrays, members.describe(member))
+            probe.schema = schema
         except Exception as exc:
             if on_error == "raise" or isinstance(exc, SimulationError):
                 raise runner.member_error(member, exc) from exc
-            failures[member] = exc
-            if schema is None and member + 1 >= limit:
+            probe.failures[member] = exc
+            if probe.schema is None and member + 1 >= limit:
                 break
             continue
-        precomputed[member] = arrays
-        times.append(elapsed)
+        finally:
+            end_member()
+        probe.times.append(elapsed)
+        times = probe.times
         if not timing or len(times) >= 20 or elapsed > 2.0:
             break
         if len(times) >= 2 and (elapsed > 1e-3 or sum(times[1:]) > 0.01):
             break
-    if schema is None:
-        first = next(iter(failures.values()))
+    probe.next = -1
+    return probe
+
+
+def probe(
+    job: Job,
+    on_error: str,
+    timing: bool,
+    member_timeout: float | None = None,
+    remote: Callable[..., Probe] | None = None,
+) -> Probe:
+    """Probe the first members, here or (``remote``) on a worker process.
+
+    ``remote(probe_members, *args)`` runs the probe where a member that kills its
+    process or overruns ``member_timeout`` cannot take the client down or hang it:
+    such a member is recorded as failed and probing goes on with the next.
+    """
+    state = Probe()
+    while state.next >= 0:
+        if remote is None:
+            state = probe_members(job, on_error, timing, member_timeout, state)
+            break
+        try:
+            state = remote(probe_members, job, on_error, timing, member_timeout, state)
+        except (WorkerDied, MemberTimeout) as exc:
+            if exc.member is None:
+                raise
+            failure = RunnerError(
+                f"timed out after {member_timeout:g} s"
+                if isinstance(exc, MemberTimeout)
+                else f"the member killed the worker process running it ({exc})"
+            )
+            if on_error == "raise":
+                raise BlockRunner(job.simulation, job.members, job.fixed, Schema({})).member_error(
+                    exc.member, failure
+                ) from None
+            state.failures[exc.member] = failure
+            state.next = exc.member + 1
+            if state.next >= min(len(job.members), 20) and state.schema is None:
+                break
+    if state.schema is None:
+        first = next(iter(state.failures.values()))
         msg = (
-            f"the first {len(failures)} members all failed, so the outputs could not be "
-            f"learned; the first error was {type(first).__name__}: {first}"
+            f"the first {len(state.failures)} members all failed, so the outputs could not "
+            f"be learned; the first error was {type(first).__name__}: {first}"
         )
-        raise MemberError(msg, params=runner.member_params(0), seed=members.seed(0))
-    cost = min(times[1:]) if len(times) > 1 else times[0]
-    return schema, precomputed, failures, cost
+        members = job.members
+        raise MemberError(msg, params={**members.params(0), **job.fixed}, seed=members.seed(0))
+    return state
 
 
 def plan_run(
@@ -120,6 +181,8 @@ def plan_run(
     n_workers: int,
     on_error: str,
     retries: int = 0,
+    member_timeout: float | None = None,
+    remote: Callable[..., Probe] | None = None,
 ) -> BlockRunner:
     """The runner of a new run: its schema (declared or probed) and its blocks.
 
@@ -132,8 +195,10 @@ def plan_run(
         Members per block, as the user gave it; default: from the measured cost.
     n_workers : int
         Threads that will run blocks (blocks are cut so each gets several).
-    on_error, retries
-        As in :meth:`ensembles.Ensemble.compute`.
+    on_error, retries, member_timeout
+        As in :meth:`ensembles.Ensemble.compute` (``timeout``).
+    remote : callable, optional
+        Runs the probe on a worker process (see :func:`probe`).
     """
     members = job.members
     declared = job.simulation.declared_schema({**members.params(0), **job.fixed})
@@ -141,9 +206,9 @@ def plan_run(
     failures: dict[int, BaseException] = {}
     cost = None
     if declared is None or (running and batch_size is None):
-        schema, precomputed, failures, cost = probe(
-            job, on_error, timing=running and batch_size is None
-        )
+        found = probe(job, on_error, running and batch_size is None, member_timeout, remote=remote)
+        schema, precomputed, failures = found.schema, found.precomputed, found.failures
+        cost = found.cost if running else None
     else:
         schema = declared
     _check_output_names(schema, members)
@@ -159,6 +224,7 @@ def plan_run(
         retries=retries,
         precomputed=precomputed,
         precomputed_errors=failures,
+        member_timeout=member_timeout,
     )
 
 

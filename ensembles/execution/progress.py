@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 __all__ = ["Progress", "dashboard_link", "format_errors"]
@@ -101,6 +103,9 @@ class Progress:
         self._interactive = self._display is not None or bool(
             getattr(self.stream, "isatty", lambda: False)()
         )
+        self._interval = 0.2 if self._interactive else 5.0
+        self._lock = threading.RLock()
+        self.in_flight = 0
         if self.enabled and client is not None:
             link = dashboard_link(client)
             if link:
@@ -108,13 +113,44 @@ class Progress:
 
     def update(self, n: int, failed: int = 0) -> None:
         """Count ``n`` more members done, ``failed`` of them failed."""
-        self.done += n
-        self.failed += failed
-        now = time.perf_counter()
-        interval = 0.2 if self._interactive else 5.0
-        if self.enabled and self.done < self.total and now - self._last >= interval:
-            self._last = now
-            self._render(final=False)
+        with self._lock:
+            self.done += n
+            self.failed += failed
+            now = time.perf_counter()
+            if self.enabled and self.done < self.total and now - self._last >= self._interval:
+                self._last = now
+                self._render(final=False)
+
+    def running(self, tasks: int) -> None:
+        """Tell how many tasks (blocks of members) are in flight now."""
+        self.in_flight = tasks
+
+    @contextlib.contextmanager
+    def ticking(self) -> Iterator[Progress]:
+        """Redraw the line while the body runs, even when no member finishes for a while.
+
+        A run of slow members would otherwise show nothing between finishes; the line's
+        elapsed time and blocks in flight keep it honest.
+        """
+        if not self.enabled:
+            yield self
+            return
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(self._interval):
+                with self._lock:
+                    if self.done < self.total:
+                        self._last = time.perf_counter()
+                        self._render(final=False)
+
+        thread = threading.Thread(target=tick, name="ensembles-progress", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
 
     def line(self) -> str:
         """The current progress line."""
@@ -124,8 +160,9 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         eta_txt = _fmt_seconds(eta) if eta == eta else "?"
         failed = f", {self.failed} failed" if self.failed else ""
+        flight = f" {self.in_flight} blocks in flight" if self.in_flight else ""
         return (
-            f"{self.label}: {self.done}/{self.total} ({pct:5.1f}%{failed}) "
+            f"{self.label}: {self.done}/{self.total} ({pct:5.1f}%{failed}){flight} "
             f"{_fmt_rate(rate)} elapsed {_fmt_seconds(elapsed)} eta {eta_txt}"
         )
 
@@ -145,7 +182,9 @@ class Progress:
     def close(self) -> None:
         """Draw the final line."""
         if self.enabled:
-            self._render(final=True)
+            with self._lock:
+                self.in_flight = 0
+                self._render(final=True)
 
     def message(self, text: str) -> None:
         """Write a line of text (below the progress line)."""
@@ -185,11 +224,7 @@ def _fmt_rate(rate: float) -> str:
     return f"{rate:,.1f}/s"
 
 
-# -- safe transport of results ---------------------------------------------------------
-#
-# In safe mode a task returns a tree of msgpack-native values: None, bool, int, float,
-# str and bytes as themselves; everything else as a list whose first element is a tag.
-# Only the types below are rebuilt; nothing is imported or unpickled on the client.
+# -- the end-of-run report --------------------------------------------------------------
 
 
 def format_errors(errors: list[tuple[int, str, str]], limit: int = 5) -> str:

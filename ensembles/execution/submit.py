@@ -67,6 +67,7 @@ class TaskOutcome:
     item: Any
     result: Any = None
     error: BaseException | None = None
+    lost: bool = False
 
 
 def is_killed_worker(exc: BaseException | None) -> bool:
@@ -188,8 +189,9 @@ def run_tasks(
     key_prefix: str,
     max_in_flight: int | None = None,
     split: Callable[[Any], list[Any] | None] | None = None,
-    killed_retries: int = 1,
+    killed_retries: int = 2,
     safe: bool | None = None,
+    on_flight: Callable[[int], None] | None = None,
 ) -> Iterator[TaskOutcome]:
     """Run ``func(shared, item)`` for every item on ``client``; yield outcomes as they finish.
 
@@ -338,6 +340,9 @@ def run_tasks(
             item, family, attempt = pending.pop(fut.key)
             outcome = _outcome(fut, item, safe)
             fut.release()
+            if outcome.lost and attempt < _LOST_RETRIES:  # cancelled or lost by dask
+                submit(item, family, attempt + 1)
+                continue
             if is_killed_worker(outcome.error):
                 parts = split(item) if split is not None else None
                 if parts:
@@ -355,6 +360,8 @@ def run_tasks(
                     del family_parts[family]
             yield outcome
             fill()
+            if on_flight is not None:
+                on_flight(len(pending))
     finally:
         for key in list(pending):
             with contextlib.suppress(Exception):
@@ -371,7 +378,16 @@ def _default_limit(client: Any) -> int:
     return max(8, 4 * worker_count(client))
 
 
+_LOST_RETRIES = 3  # times a task cancelled or lost by the scheduler is submitted again
+
+
 def _outcome(fut: Any, item: Any, safe: bool) -> TaskOutcome:
+    if fut.status in ("cancelled", "lost"):  # neither a result nor an error: run it again
+        reason = RunnerError(
+            f"the dask scheduler cancelled the task of {item!r} {_LOST_RETRIES + 1} times "
+            "(its worker or its input was lost); check the cluster's health and resume"
+        )
+        return TaskOutcome(item, error=reason, lost=True)
     if fut.status == "finished":
         try:
             result = fut.result()
@@ -386,4 +402,6 @@ def _outcome(fut: Any, item: Any, safe: bool) -> TaskOutcome:
         failure = fut.exception()
     except Exception as cancelled:  # cancelled futures
         failure = cancelled
-    return TaskOutcome(item, error=_translate(failure) if failure is not None else None)
+    if failure is None:
+        failure = RunnerError(f"the task of {item!r} ended with status {fut.status!r}")
+    return TaskOutcome(item, error=_translate(failure))

@@ -22,6 +22,8 @@ from ..errors import MemberError, OutputMismatchError
 from ..layout import FAILED, OK, PENDING, BlockResult, fill_value
 from ..members.blocks import Members
 from ..simulations.contract import Schema, Simulation, _normalize_result
+from .deadline import deadline
+from .pool_worker import end_member, report_member
 
 if TYPE_CHECKING:
     from ..store.zarr_store import EnsembleStore
@@ -76,6 +78,8 @@ class BlockRunner:
         protected copy (see :func:`protected_copy`).
     token : str
         Identifies the run (cache key of the shared state).
+    member_timeout : float, optional
+        Seconds a member may run (see :mod:`ensembles.execution.deadline`).
     """
 
     simulation: Simulation
@@ -88,6 +92,7 @@ class BlockRunner:
     precomputed_errors: dict[int, BaseException] = field(default_factory=dict)
     setup: tuple[str, Any] | None = None
     token: str = ""
+    member_timeout: float | None = None
     _dims: dict[str, tuple[str, ...]] | None = field(default=None, init=False, repr=False)
 
     def member_params(self, member: int) -> dict[str, Any]:
@@ -99,13 +104,6 @@ class BlockRunner:
             declared, _ = self.simulation.declared(params)
             self._dims = {k: o.dims for k, o in declared.items()}
         return self._dims
-
-    def _run_one(self, member: int, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
-        if member in self.precomputed:
-            return self.precomputed[member]
-        if member in self.precomputed_errors:  # failed while probing: not run again
-            raise self.precomputed_errors[member]
-        return self._finish(member, params, self.call(params, seed))
 
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
         """Call the simulation for one member: its raw result, not yet checked."""
@@ -138,12 +136,10 @@ class BlockRunner:
         return self.schema.check(arrays, lambda: self.members.describe(member))
 
     def _direct_call(self) -> Any:
-        """``call(params, seed)`` straight to a plain function, or None (use ``_run_one``).
+        """``f(params, seed)`` straight to a plain function, or None for the general path.
 
-        The per-member path of plain Python simulations: no copies of the parameters and no
-        schema check once a member returned values of the same types and shapes (see
-        ``run_block``). Adapters, shared setup state and precomputed members take the
-        general path.
+        The per-member path of plain Python simulations: no copies of the parameters. Adapters
+        (commands, model classes) and shared setup state take the general path.
         """
         sim = self.simulation
         if type(sim) is not Simulation or self.setup is not None:
@@ -155,8 +151,40 @@ class BlockRunner:
             return lambda params, seed: func(**params, rng=np.random.default_rng(seed))
         return lambda params, seed: func(**params)
 
+    def _member_function(self) -> Any:
+        """The function that runs one member and returns its checked outputs.
+
+        Members computed while planning are reused (or their error re-raised). A result
+        whose signature (types, shapes, dtypes) was already checked against the schema
+        skips the check: two results with the same signature pass or fail it alike.
+        """
+        direct = self._direct_call()
+        seen: set[tuple[Any, ...]] = set()
+        n_outputs = len(self.schema.outputs)
+
+        def run(member: int, params: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
+            if member in self.precomputed:
+                return self.precomputed[member]
+            if member in self.precomputed_errors:  # failed while probing: not run again
+                raise self.precomputed_errors[member]
+            if direct is None:
+                return self._finish(member, params, self.call(params, seed))
+            result = direct(params, seed)
+            key = _signature(result, n_outputs)
+            if key is None or key not in seen:
+                result = self._finish(member, params, result)
+                if key is not None:
+                    seen.add(key)
+            return result
+
+        return run
+
     def run_block(self, block_id: tuple[int, ...], todo: np.ndarray | None = None) -> BlockResult:
         """Run the members of one block.
+
+        Each member is reported to the local pool (which names the culprit if a member
+        kills its worker, and stops one that overruns ``member_timeout``) and runs under
+        its deadline.
 
         Parameters
         ----------
@@ -165,75 +193,33 @@ class BlockRunner:
             Block-shaped mask of members to run; the others are left ``PENDING``
             (used by resume). Default: all.
         """
-        members = self.members
-        index = members.block_members(block_id)
-        bshape = index.shape
-        flat = index.reshape(-1)
-        points = flat // members.n_seeds
-        seeds = members.seeds.reshape(-1)[flat].tolist()
-        names = list(members.table)
-        columns = [np.asarray(members.table[k])[points].tolist() for k in names]
-        # uninitialized: rows of members that do not end ok are filled once, at the end
-        outputs = {
-            name: np.empty(bshape + out.shape, dtype=out.dtype)
-            for name, out in self.schema.outputs.items()
-        }
-        status = np.full(bshape, PENDING, dtype=np.int8)
-        wall = np.full(bshape, np.nan, dtype=np.float32)
-        attempts = np.zeros(bshape, dtype=np.uint8)
-        errors: list[tuple[int, str, str]] = []
-        todo_flat = None if todo is None else np.asarray(todo, bool).reshape(-1)
-        # flat views: one member per row, no index arithmetic per member
-        n = flat.size
-        flat_out = {k: v.reshape((n, *v.shape[len(bshape) :])) for k, v in outputs.items()}
-        flat_status, flat_wall = status.reshape(-1), wall.reshape(-1)
-        flat_attempts = attempts.reshape(-1)
+        block = _Block(self, block_id, todo)
+        run = self._member_function()
         clock = time.perf_counter
-        fixed = self.fixed
-        direct = self._direct_call()
-        special = set(self.precomputed) | set(self.precomputed_errors)
-        n_outputs = len(self.schema.outputs)
-        # result signatures (per output: type, or type/shape/dtype of an array) already
-        # checked against the schema: later members returning the same skip the check
-        seen: set[tuple[Any, ...]] = set()
-        for pos, member in enumerate(flat.tolist()):
-            if todo_flat is not None and not todo_flat[pos]:
-                continue
-            params = dict(zip(names, [c[pos] for c in columns], strict=True))
-            if fixed:
-                params.update(fixed)
+        for pos, member, params, seed in block.todo(self.fixed):
+            report_member(member)
             start = clock()
-            for attempt in range(self.retries + 1):
-                try:
-                    if direct is None or member in special:
-                        result = self._run_one(member, params, seeds[pos])
-                    else:
-                        result = direct(params, seeds[pos])
-                        key = _signature(result, n_outputs)
-                        if key is None or key not in seen:
-                            result = self._finish(member, params, result)
-                            if key is not None:
-                                seen.add(key)
-                    for name, value in result.items():
-                        flat_out[name][pos] = value
-                except Exception as exc:
-                    if attempt < self.retries and not isinstance(exc, OutputMismatchError):
-                        continue
-                    flat_attempts[pos] = attempt + 1
-                    if self.on_error == "raise":
-                        raise self.member_error(member, exc) from exc
-                    flat_status[pos] = FAILED
-                    errors.append((member, type(exc).__name__, _message(exc)))
-                    break
-                flat_attempts[pos] = attempt + 1
-                flat_status[pos] = OK
-                break
-            flat_wall[pos] = clock() - start
-        not_ok = flat_status != OK
-        if not_ok.any():
-            for name, out in self.schema.outputs.items():
-                flat_out[name][not_ok] = fill_value(out.dtype)
-        return BlockResult(tuple(block_id), outputs, status, wall, attempts, errors)
+            outcome, attempts = self._attempts(run, member, params, seed)
+            block.record(pos, member, outcome, attempts, clock() - start)
+        end_member()
+        return block.result()
+
+    def _attempts(self, run: Any, member: int, params: dict[str, Any], seed: int) -> Any:
+        """``(outputs or the exception, calls made)`` for one member, retrying failures."""
+        timeout = self.member_timeout
+        for attempt in range(1, self.retries + 2):
+            try:
+                if timeout is None:
+                    return run(member, params, seed), attempt
+                with deadline(timeout):
+                    return run(member, params, seed), attempt
+            except Exception as exc:
+                if attempt <= self.retries and not isinstance(exc, OutputMismatchError):
+                    continue
+                if self.on_error == "raise":
+                    raise self.member_error(member, exc) from exc
+                return exc, attempt
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def member_error(self, member: int, exc: BaseException) -> MemberError:
         desc = self.members.describe(member)
@@ -242,6 +228,73 @@ class BlockRunner:
         else:
             msg = f"{desc} raised {type(exc).__name__}: {_message(exc)}"
         return MemberError(msg, params=self.member_params(member), seed=self.members.seed(member))
+
+
+class _Block:
+    """The arrays one block's members fill in, one row per member of the block."""
+
+    def __init__(self, runner: BlockRunner, block_id: tuple[int, ...], todo: Any) -> None:
+        members = runner.members
+        self.runner, self.block_id = runner, tuple(block_id)
+        index = members.block_members(block_id)
+        self.shape = index.shape
+        self.flat = index.reshape(-1)
+        n = self.flat.size
+        # uninitialized: rows of members that do not end ok are filled once, at the end
+        self.outputs = {
+            name: np.empty(self.shape + out.shape, dtype=out.dtype)
+            for name, out in runner.schema.outputs.items()
+        }
+        self.rows = {
+            k: v.reshape((n, *v.shape[len(self.shape) :])) for k, v in self.outputs.items()
+        }
+        self.status = np.full(n, PENDING, dtype=np.int8)
+        self.wall = np.full(n, np.nan, dtype=np.float32)
+        self.attempts = np.zeros(n, dtype=np.uint8)
+        self.errors: list[tuple[int, str, str]] = []
+        self.mask = None if todo is None else np.asarray(todo, bool).reshape(-1)
+
+    def todo(self, fixed: Mapping[str, Any]) -> Any:
+        """``(position, member, parameters, seed)`` of every member to run, in order."""
+        members = self.runner.members
+        points = self.flat // members.n_seeds
+        seeds = members.seeds.reshape(-1)[self.flat].tolist()
+        names = list(members.table)
+        columns = [np.asarray(members.table[k])[points].tolist() for k in names]
+        for pos, member in enumerate(self.flat.tolist()):
+            if self.mask is not None and not self.mask[pos]:
+                continue
+            params = dict(zip(names, [c[pos] for c in columns], strict=True))
+            if fixed:
+                params.update(fixed)
+            yield pos, member, params, seeds[pos]
+
+    def record(self, pos: int, member: int, outcome: Any, attempts: int, seconds: float) -> None:
+        """Keep one member's outputs (or its error), attempts and time."""
+        self.attempts[pos] = attempts
+        self.wall[pos] = seconds
+        if isinstance(outcome, BaseException):
+            self.status[pos] = FAILED
+            self.errors.append((member, type(outcome).__name__, _message(outcome)))
+            return
+        for name, value in outcome.items():
+            self.rows[name][pos] = value
+        self.status[pos] = OK
+
+    def result(self) -> BlockResult:
+        """The block's result; members not ok hold the fill value."""
+        not_ok = self.status != OK
+        if not_ok.any():
+            for name, out in self.runner.schema.outputs.items():
+                self.rows[name][not_ok] = fill_value(out.dtype)
+        return BlockResult(
+            self.block_id,
+            self.outputs,
+            self.status.reshape(self.shape),
+            self.wall.reshape(self.shape),
+            self.attempts.reshape(self.shape),
+            self.errors,
+        )
 
 
 # result types a signature can stand for (a Python int only when it fits in int64)

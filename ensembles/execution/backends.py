@@ -1,0 +1,217 @@
+"""Where a run's blocks execute: the local pool (the default) or a dask.distributed cluster.
+
+:func:`resolve_backend` picks, in order: the ``scheduler`` given (a client, a cluster
+object, an address or a scheduler file), the active dask client, else the embedded
+default, a :class:`~ensembles.execution.pool.LocalPool` of worker processes on this
+machine. Both backends run ``func(shared, item)`` per block and yield
+:class:`~ensembles.execution.submit.TaskOutcome` objects as tasks finish; they differ in
+who writes a store (the driver, fed by the pool's pipes; or each dask worker, next to
+its data) and in how a member that kills its worker is found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from ..errors import RunnerError
+from .submit import TaskOutcome
+
+__all__ = ["Backend", "DaskBackend", "PoolBackend", "Splitter", "resolve_backend"]
+
+
+class Splitter(Protocol):
+    """How a task's item ``(block_id, mask)`` is cut when its worker dies."""
+
+    def apart(self, item: Any, member: int) -> tuple[Any, Any]:
+        """The item of ``member`` alone, and the rest of ``item`` (None if empty)."""
+
+    def each(self, item: Any) -> list[Any] | None:
+        """One item per member of ``item`` (None when it holds one member or none)."""
+
+
+class Backend(Protocol):
+    """What the dispatcher needs from where tasks run."""
+
+    #: True when the driver writes each block to the store (tasks return the data).
+    driver_writes: bool
+
+    @property
+    def workers(self) -> int:
+        """Tasks that run at once."""
+
+    @property
+    def dashboard(self) -> Any:
+        """The dask client whose dashboard link progress shows, or None."""
+
+    def remote(self, member_timeout: float | None) -> Callable[..., Any] | None:
+        """Where the planner probes the first members (None: on the client)."""
+
+    def run(
+        self,
+        func: Callable[[Any, Any], Any],
+        shared: Any,
+        items: Iterable[Any],
+        *,
+        key_prefix: str,
+        split: Splitter,
+        member_timeout: float | None,
+        on_flight: Callable[[int], None] | None = None,
+    ) -> Iterator[TaskOutcome]:
+        """Run ``func(shared, item)`` per item; yield outcomes as tasks finish."""
+
+
+class PoolBackend:
+    """The embedded default: a :class:`~ensembles.execution.pool.LocalPool`."""
+
+    driver_writes = True
+    dashboard = None
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    @property
+    def workers(self) -> int:
+        return int(self.pool.n_workers)
+
+    def remote(self, member_timeout: float | None) -> Callable[..., Any]:
+        """``call(fn, *args)``: run ``fn`` on a worker and wait (the planner's probe)."""
+        from .deadline import hard_limit
+
+        limit = hard_limit(member_timeout)
+        return lambda fn, *args: self.pool.submit(fn, *args, member_timeout=limit).result()
+
+    def run(
+        self,
+        func: Callable[[Any, Any], Any],
+        shared: Any,
+        items: Iterable[Any],
+        *,
+        key_prefix: str,
+        split: Splitter,
+        member_timeout: float | None,
+        on_flight: Callable[[int], None] | None = None,
+    ) -> Iterator[TaskOutcome]:
+        from .pool_tasks import run_pool_tasks
+
+        return run_pool_tasks(
+            self.pool,
+            func,
+            shared,
+            items,
+            split=split.apart,
+            member_timeout=member_timeout,
+            on_flight=on_flight,
+        )
+
+
+class DaskBackend:
+    """A dask.distributed client: the caller's, the active one, or one we connected."""
+
+    driver_writes = False
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @property
+    def workers(self) -> int:
+        from .clients import worker_count
+
+        return worker_count(self.client)
+
+    @property
+    def dashboard(self) -> Any:
+        return self.client
+
+    def remote(self, member_timeout: float | None) -> None:
+        """None: the planner probes members on the client (see ``docs/clusters.md``)."""
+        return None
+
+    def run(
+        self,
+        func: Callable[[Any, Any], Any],
+        shared: Any,
+        items: Iterable[Any],
+        *,
+        key_prefix: str,
+        split: Splitter,
+        member_timeout: float | None,
+        on_flight: Callable[[int], None] | None = None,
+    ) -> Iterator[TaskOutcome]:
+        from .submit import run_tasks
+
+        # a dask worker cannot be stopped from outside per member: timeouts are enforced
+        # inside the task (see ensembles.execution.deadline); a member that kills its
+        # worker is isolated by splitting its block (see run_tasks)
+        return run_tasks(
+            self.client,
+            func,
+            shared,
+            items,
+            key_prefix=key_prefix,
+            split=split.each,
+            on_flight=on_flight,
+        )
+
+
+def _active_client() -> Any:
+    """The active dask client, without importing distributed if nothing did."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:  # no client in this session
+        return None
+
+
+@contextlib.contextmanager
+def resolve_backend(
+    scheduler: Any = None,
+    *,
+    workers: int | None = None,
+    safe: bool = False,
+) -> Iterator[Backend]:
+    """Yield the backend a run uses, closing a client afterwards only if we opened it.
+
+    Parameters
+    ----------
+    scheduler : distributed.Client, Cluster, str, path-like or None
+        Where to run (see :func:`ensembles.execution.clients.resolve_client`); None: the
+        active dask client, else the local pool.
+    workers : int, optional
+        Worker processes of the local pool (default: every core); ignored when the run
+        goes to dask.
+    safe : bool
+        Safe mode for dask clients (see :func:`~ensembles.execution.clients.resolve_client`).
+
+    Examples
+    --------
+    >>> with resolve_backend(workers=1) as backend:  # doctest: +SKIP
+    ...     backend.workers
+    1
+    """
+    if scheduler is None:
+        active = _active_client()
+        if active is None:
+            from .pool import default_pool
+
+            _check_workers(workers)
+            yield PoolBackend(default_pool(workers))
+            return
+        scheduler = active
+    from .clients import resolve_client
+
+    with resolve_client(scheduler, n_workers=workers, safe=safe) as client:
+        yield DaskBackend(client)
+
+
+def _check_workers(workers: Any) -> None:
+    if workers is None:
+        return
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        msg = f"workers must be a whole number of at least 1, got {workers!r}"
+        raise RunnerError(msg)
