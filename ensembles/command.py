@@ -44,6 +44,7 @@ from .command_process import (
 )
 from .errors import MemberError, SimulationError
 from .outputs import OutputFileError, infer_format, read_output
+from .seeds import DEFAULT_SEED_BITS, check_seed_bits
 from .simulation import Output, Simulation
 
 __all__ = ["Command", "CommandError"]
@@ -159,6 +160,11 @@ class Command(Simulation):
         temporary directory.
     name : str, optional
         Name recorded in stores; default ``"command:"`` and the program's first words.
+    seed_bits : int
+        Bits of the seed passed through ``{seed}``, 1 to 63 (default 63: seeds below
+        ``2**63``). Use 31 for programs that take a 32-bit signed integer seed, such as
+        R's ``set.seed`` and many C and Fortran codes: seeds are then below ``2**31``. The
+        stored ``member_seed`` is always the value the program received.
 
     Examples
     --------
@@ -190,6 +196,7 @@ class Command(Simulation):
         variables: Sequence[str] | None = None,
         scratch_dir: str | os.PathLike[str] | None = None,
         name: str | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
         self.argv = parse_argv(argv)
         self.output = parse_output(output)
@@ -215,6 +222,7 @@ class Command(Simulation):
         self.variables = None if variables is None else tuple(str(v) for v in variables)
         self.scratch_dir = None if scratch_dir is None else os.path.abspath(scratch_dir)
         self.releases_gil = True  # the member waits on a subprocess
+        self.seed_bits = check_seed_bits(seed_bits)
         self._signature = None
         self._templates = tuple(compile_template(a, f"argv[{i}]") for i, a in enumerate(self.argv))
         self._env_templates = tuple(
@@ -366,6 +374,8 @@ class Command(Simulation):
             d["scratch_dir"] = self.scratch_dir
         if self.name != default_name(self.argv):
             d["name"] = self.name
+        if self.seed_bits != DEFAULT_SEED_BITS:
+            d["seed_bits"] = self.seed_bits
         return d
 
     @classmethod

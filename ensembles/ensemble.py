@@ -174,6 +174,7 @@ class Ensemble:
             self.seeds,
             self.root_seed,
             block_shape_for(shape, bs),
+            seed_bits=self.simulation.seed_bits,
         )
 
     def _plan(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .seeds import member_seeds, point_keys
+from .seeds import DEFAULT_SEED_BITS, member_seeds, point_keys
 
 __all__ = ["Members", "block_shape_for"]
 
@@ -68,6 +68,8 @@ class Members:
         The root of every member's seed.
     block : tuple of int
         Block shape over the member dims (design dims + ``seed``).
+    seed_bits : int
+        Bits per member seed (the simulation's ``seed_bits``): seeds in ``[0, 2**seed_bits)``.
     """
 
     table: Mapping[str, np.ndarray]
@@ -76,6 +78,7 @@ class Members:
     n_seeds: int
     root_seed: int
     block: tuple[int, ...] = field(default=())
+    seed_bits: int = DEFAULT_SEED_BITS
 
     def __post_init__(self) -> None:
         if not self.block:
@@ -169,6 +172,7 @@ class Members:
             keys[:, None],
             occurrences[:, None],
             np.arange(self.n_seeds)[None, :],
+            bits=self.seed_bits,
         )
         return seeds.reshape(self.shape)
 

@@ -103,6 +103,7 @@ def plan_resume(ensemble: Ensemble, store: EnsembleStore) -> ResumePlan:
         ensemble.seeds,
         ensemble.root_seed,
         block if len(block) == len(design.dims) + 1 else (),
+        seed_bits=ensemble.simulation.seed_bits,
     )
     group = store.group()
     old_dims = tuple(group["status"].metadata.dimension_names)
