@@ -438,23 +438,26 @@ class Command(Simulation):
                 "to the path given by '{output}'"
             )
             raise fail("missing-output", summary, returncode)
+        declared = self._declared(params)
+        variables = self.variables
+        if variables is None and declared is not None:
+            variables = list(declared)  # only the declared outputs are read
         try:
             return read_output(
                 output_path,
                 self.format,
                 index=self.index or None,
-                variables=self._selected_variables(params),
+                variables=variables,
+                dtypes=_declared_dtypes(declared),
             )
         except OutputFileError as exc:
             raise fail("garbled-output", f"command output is unusable: {exc}", 0) from None
 
-    def _selected_variables(self, params: Mapping[str, Any]) -> Sequence[str] | None:
-        if self.variables is not None:
-            return self.variables
+    def _declared(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The declared outputs of a member with these parameters, or None."""
         if self.outputs is None:
             return None
-        declared = self.outputs(**params) if callable(self.outputs) else self.outputs
-        return list(declared)
+        return dict(self.outputs(**params) if callable(self.outputs) else self.outputs)
 
     def _error(
         self,
@@ -487,6 +490,15 @@ class Command(Simulation):
             params=params,
             seed=seed,
         )
+
+
+def _declared_dtypes(declared: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The dtypes that declared outputs fix (an output declared by its dims alone has none)."""
+    return {
+        name: out.dtype
+        for name, out in (declared or {}).items()
+        if isinstance(out, Output) and out.dtype is not None
+    }
 
 
 def _restore(cls: type, state: dict[str, Any]) -> Any:

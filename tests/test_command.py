@@ -131,6 +131,35 @@ def test_program_sweeping_its_own_parameter_pivots_on_two_index_columns():
     assert ds["ParamValue"].values.tolist() == [1.5, 2.5]
 
 
+# Writes its temperature like R's write.csv: `3` when it is whole, `2.95` otherwise.
+WHOLE_AS_INTEGER = """
+import sys
+out, t = sys.argv[1], float(sys.argv[2])
+text = str(int(t)) if t.is_integer() else repr(t)
+with open(out, "w") as f:
+    f.write("sweep,temp,count\\n" + "".join(f"{s},{text},{2 * s}\\n" for s in (1, 2, 3)))
+"""
+
+
+def test_a_first_member_writing_integers_does_not_fix_the_output_type(tmp_path):
+    script = tmp_path / "whole.py"
+    script.write_text(WHOLE_AS_INTEGER)
+    argv = [sys.executable, str(script), "{output}", "{T}"]
+    design = ens.Grid(T=[3.0, 2.95, 3.05])  # the first member writes `3`, the others floats
+    sim = Command(argv, output="r.csv", index="sweep")
+    ds = ens.Ensemble(sim, design, seeds=2, root_seed=1).to_dataset().compute(scheduler="threads")
+    assert (ds["status"] == 1).all()
+    assert ds["temp"].dtype == np.float64
+    np.testing.assert_array_equal(ds["temp"].isel(seed=0, sweep=0).values, [3.0, 2.95, 3.05])
+    assert ds["sweep"].dtype == np.int64
+    # a declared dtype wins over the promotion to float64
+    outputs = {"temp": Output(dims=("sweep",)), "count": Output(dims=("sweep",), dtype="int64")}
+    sim = Command(argv, output="r.csv", index="sweep", outputs=outputs)
+    ds = ens.Ensemble(sim, design, seeds=1, root_seed=1).to_dataset().compute(scheduler="threads")
+    assert (ds["temp"].dtype, ds["count"].dtype) == (np.float64, np.int64)
+    assert ds["count"].isel(T=1, seed=0).values.tolist() == [2, 4, 6]
+
+
 def test_schema_and_normalize_follow_the_simulation_contract(tool):
     sim = _cmd(tool, "csv", "{a}", "{seed}", index="step")
     result = sim.call({"a": 2.0}, 10)
@@ -288,7 +317,7 @@ def test_parameter_values_arrive_as_one_literal_argument(tool, tmp_path, value):
     sim = _cmd(tool, "echo", "{v}", "tail", keep_workdirs=True, scratch_dir=tmp_path)
     ds = sim(v=value, seed=1)
     assert int(ds["n_args"]) == 2  # the value and "tail": nothing split, nothing added
-    assert "".join(map(chr, ds["codes"].values.tolist())) == value
+    assert "".join(chr(int(c)) for c in ds["codes"].values) == value
     (member,) = list(tmp_path.iterdir())
     assert not (member / "work" / "pwned").exists()
     assert not Path("pwned").exists()
@@ -413,7 +442,7 @@ def test_format_specs_literal_braces_and_numbers(tool):
     assert sim.parameters == ("T",)
     echo = _cmd(tool, "echo", "--t={T:.3f}{{{T!r}}}", "x")
     ds = echo(T=np.float64(2.0), seed=0)
-    assert "".join(map(chr, ds["codes"].values.tolist())) == "--t=2.000{np.float64(2.0)}"
+    assert "".join(chr(int(c)) for c in ds["codes"].values) == "--t=2.000{np.float64(2.0)}"
 
 
 @pytest.mark.parametrize(
