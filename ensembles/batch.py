@@ -169,7 +169,18 @@ class BatchRunner:
         kwargs = params
         if self.has_shared:
             kwargs = {**params, self.setup_name: protected_copy(self.shared)}
-        return self._finish(member, params, self.simulation.call(kwargs, seed))
+        return self._finish(member, params, self.call(member, kwargs, seed))
+
+    def call(self, member: int, kwargs: Mapping[str, Any], seed: int) -> Any:
+        """The simulation's raw result for one member.
+
+        A simulation with ``takes_member`` (a Command, which names its scratch directory
+        after the member) also receives :meth:`Members.identity` as ``member=``.
+        """
+        sim = self.simulation
+        if sim.takes_member:
+            return sim.call(kwargs, seed, member=self.members.identity(member))
+        return sim.call(kwargs, seed)
 
     def _finish(self, member: int, params: dict[str, Any], raw: Any) -> dict[str, np.ndarray]:
         """Normalize and check one member's raw result against the schema."""

@@ -10,8 +10,8 @@ carrying the command line, the exit code and the tail of stderr.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +40,10 @@ from .command_process import (
     copy_inputs,
     describe_exit,
     failure_report,
+    make_member_dir,
+    member_dir_name,
     run_program,
+    write_member_record,
 )
 from .errors import MemberError, SimulationError
 from .outputs import OutputFileError, infer_format, read_output
@@ -143,8 +146,10 @@ class Command(Simulation):
         name, a directory is a template whose contents are copied; a dict maps a relative
         destination to its source.
     keep_workdirs : bool
-        Keep each member's scratch directory (with ``stdout.txt``, ``stderr.txt`` and the
-        program's ``work/`` directory) instead of removing it.
+        Keep each member's scratch directory instead of removing it. It is named after the
+        member (``member-000017_T=3.07392_seed=2-<suffix>``) and holds ``member.json``
+        (the command line, parameters and seed), ``stdout.txt``, ``stderr.txt`` and the
+        program's ``work/`` directory.
     env : dict of str to str, optional
         Environment variables set for the program on top of the inherited ones; values may
         hold placeholders.
@@ -222,6 +227,7 @@ class Command(Simulation):
         self.variables = None if variables is None else tuple(str(v) for v in variables)
         self.scratch_dir = None if scratch_dir is None else os.path.abspath(scratch_dir)
         self.releases_gil = True  # the member waits on a subprocess
+        self.takes_member = True  # scratch directories are named after their member
         self.seed_bits = check_seed_bits(seed_bits)
         self._signature = None
         self._templates = tuple(compile_template(a, f"argv[{i}]") for i, a in enumerate(self.argv))
@@ -311,8 +317,21 @@ class Command(Simulation):
     def __ensembles_simulation__(self) -> Command:
         return self
 
-    def call(self, params: Mapping[str, Any], seed: int) -> Any:
+    def call(
+        self, params: Mapping[str, Any], seed: int, member: Mapping[str, Any] | None = None
+    ) -> Any:
         """Run the program for one member and return its output as an xarray.Dataset.
+
+        Parameters
+        ----------
+        params : mapping
+            The member's parameters (design and fixed values).
+        seed : int
+            Its seed, passed through ``{seed}``.
+        member : mapping, optional
+            Its identity (:meth:`ensembles.members.Members.identity`), which names its
+            scratch directory ``member-000017_T=3.07392_seed=2-<suffix>``; ensembles passes
+            it, a call by hand need not.
 
         Raises
         ------
@@ -322,12 +341,9 @@ class Command(Simulation):
         SimulationError
             When a placeholder has no value in ``params``.
         """
-        base = self.scratch_dir
-        if base is not None:
-            os.makedirs(base, exist_ok=True)
-        member_dir = tempfile.mkdtemp(prefix="ensembles-", dir=base)
+        member_dir = make_member_dir(self.scratch_dir, member_dir_name(member, params))
         try:
-            return self._run_member(member_dir, dict(params), seed)
+            return self._run_member(member_dir, dict(params), seed, member)
         finally:
             if not self.keep_workdirs:
                 shutil.rmtree(member_dir, ignore_errors=True)
@@ -403,7 +419,13 @@ class Command(Simulation):
         return f"Command({list(self.argv)!r}, output={self.output!r}, index={self.index!r})"
 
     # -- running -------------------------------------------------------------------------
-    def _run_member(self, member_dir: str, params: dict[str, Any], seed: int) -> Any:
+    def _run_member(
+        self,
+        member_dir: str,
+        params: dict[str, Any],
+        seed: int,
+        member: Mapping[str, Any] | None,
+    ) -> Any:
         workdir = os.path.join(member_dir, "work")
         os.mkdir(workdir)
         copy_inputs(self.inputs, workdir)
@@ -417,9 +439,22 @@ class Command(Simulation):
         values = {**params, "seed": seed, "output": output_path, "workdir": workdir}
         argv = [render_template(t, values, self.name) for t in self._templates]
         env = None
-        if self._env_templates:
-            env = dict(os.environ)
-            env.update({k: render_template(t, values, self.name) for k, t in self._env_templates})
+        extra_env = {k: render_template(t, values, self.name) for k, t in self._env_templates}
+        if extra_env:
+            env = {**os.environ, **extra_env}
+        if self.keep_workdirs:  # for whoever audits or reruns the member by hand
+            record = {
+                **(member or {}),
+                "params": params,
+                "seed": seed,
+                "seed_bits": self.seed_bits,
+                "argv": argv,
+                "command": shlex.join(argv),
+                "env": extra_env,
+                "workdir": workdir,
+                "output": output_path,
+            }
+            write_member_record(member_dir, record)
 
         def fail(reason: str, summary: str, returncode: int | None) -> CommandError:
             return self._error(reason, summary, argv, returncode, member_dir, params, seed)

@@ -189,6 +189,22 @@ class Members:
     def seed(self, member: int) -> int:
         return int(self.seeds.reshape(-1)[member])
 
+    def identity(self, member: int) -> dict[str, Any]:
+        """Who a member is: its flat index, its position on the member grid, its parameters.
+
+        Examples
+        --------
+        >>> m = Members({"T": np.array([2.0, 3.0])}, ("T",), (2,), 3, 7, (1, 3))
+        >>> m.identity(5)
+        {'member': 5, 'position': {'T': 1, 'seed': 2}, 'params': {'T': 3.0}}
+        """
+        position = np.unravel_index(member, self.shape)
+        return {
+            "member": int(member),
+            "position": {d: int(i) for d, i in zip(self.dims, position, strict=True)},
+            "params": self.params(member),
+        }
+
     def describe(self, member: int, fixed: Mapping[str, Any] | None = None) -> str:
         """``member 7 (T=2.0, seed index 3, seed=123...)`` for messages."""
         index = np.unravel_index(member, self.shape)

@@ -52,7 +52,7 @@ def probe(
             kwargs = {**params, ensemble.setup_name: protected_copy(runner.shared)}
         start = time.perf_counter()
         try:
-            raw = ensemble.simulation.call(kwargs, members.seed(member))
+            raw = runner.call(member, kwargs, members.seed(member))
             elapsed = time.perf_counter() - start
             if schema is None:
                 schema = ensemble.simulation.declared_schema(params)

@@ -244,6 +244,9 @@ class Simulation:
 
     #: Bits of each member's seed (see the ``seed_bits`` parameter).
     seed_bits: int = DEFAULT_SEED_BITS
+    #: True when ``call`` takes ``member=``, the member's identity (flat index, position,
+    #: parameters), as :class:`~ensembles.command.Command` does to name its scratch dirs.
+    takes_member: bool = False
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ import xarray as xr
 
 import ensembles as ens
 from ensembles.command import Command, CommandError
+from ensembles.command_process import member_dir_name
 from ensembles.errors import MemberError, SimulationError, SpecError
 from ensembles.simulation import Output, Simulation, as_simulation
 
@@ -349,8 +350,66 @@ def test_keep_workdirs_keeps_them_with_logs(tool, tmp_path):
     (member,) = list(tmp_path.iterdir())
     assert f"scratch directory kept at {member}" in str(info.value)
     assert info.value.workdir == str(member)
-    assert sorted(p.name for p in member.iterdir()) == ["stderr.txt", "stdout.txt", "work"]
+    assert sorted(p.name for p in member.iterdir()) == [
+        "member.json",
+        "stderr.txt",
+        "stdout.txt",
+        "work",
+    ]
     assert "diagnostic line 0" in (member / "stderr.txt").read_text()
+    assert json.loads((member / "member.json").read_text())["seed"] == 0
+
+
+def test_kept_scratch_directories_name_their_member_and_record_how_to_rerun_it(tool, tmp_path):
+    scratch = tmp_path / "scratch"
+    sim = _cmd(tool, "csv", "{a}", "{seed}", index="step", keep_workdirs=True, scratch_dir=scratch)
+    e = ens.Ensemble(sim, ens.Grid(a=[3.0739214, -2.5]), seeds=2, root_seed=4)
+    ds = e.to_dataset().compute(scheduler="threads")
+    e.to_dataset().compute(scheduler="threads")  # a second run sharing the scratch dir
+    dirs = sorted(p.name for p in scratch.iterdir())
+    assert len(dirs) == 8  # nothing overwritten
+    expected = [
+        "member-000000_a=3.07392_seed=0-",
+        "member-000001_a=3.07392_seed=1-",
+        "member-000002_a=-2.5_seed=0-",
+        "member-000003_a=-2.5_seed=1-",
+    ]
+    assert [d[: d.rindex("-") + 1] for d in dirs] == sorted(expected * 2)
+    for path in scratch.iterdir():
+        record = json.loads((path / "member.json").read_text())
+        pos = record["position"]
+        here = ds.isel(a=pos["a"], seed=pos["seed"])
+        assert record["member"] == int(path.name[7:13])
+        assert record["params"] == {"a": float(here["a"])}
+        assert record["seed"] == int(here["member_seed"])
+        assert record["seed_bits"] == 63
+        assert record["argv"][-2:] == [repr(float(here["a"])), str(record["seed"])]
+        assert record["command"] == " ".join(record["argv"])
+        # rerun by hand, exactly as recorded: the same output
+        rerun = tmp_path / "rerun.csv"
+        argv = [str(rerun) if a == record["output"] else a for a in record["argv"]]
+        subprocess.run(argv, check=True)
+        assert rerun.read_text() == Path(record["output"]).read_text()
+        np.testing.assert_array_equal(pd.read_csv(rerun)["x"].to_numpy(), here["x"].values)
+
+
+def test_a_member_run_by_hand_is_named_by_its_parameters(tool, tmp_path):
+    sim = _cmd(
+        tool, "csv", "{a}", "{seed}", index="step", keep_workdirs=True, scratch_dir=tmp_path
+    )
+    sim(a=1.5, seed=3)
+    (member,) = list(tmp_path.iterdir())
+    assert member.name.startswith("member_a=1.5-")
+    record = json.loads((member / "member.json").read_text())
+    assert (record["params"], record["seed"]) == ({"a": 1.5}, 3)
+    assert "member" not in record  # not part of an ensemble
+    # unsafe characters are replaced, long names cut (keeping the seed index)
+    assert member_dir_name(None, {"s": "a b/c:d"}) == "member_s=a_b_c_d"
+    many = {"a": 1.0, **{f"parameter_{i}": "v" * 20 for i in range(10)}}
+    name = member_dir_name({"member": 1, "position": {"seed": 3}, "params": many}, many)
+    assert len(name) == 100
+    assert name.startswith("member-000001_a=1_parameter_0=vvv")
+    assert name.endswith("_seed=3")
 
 
 def test_members_get_fresh_directories_seeded_with_inputs(tool, tmp_path):
