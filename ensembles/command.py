@@ -43,6 +43,7 @@ from .command_process import (
     make_member_dir,
     member_dir_name,
     run_program,
+    tail,
     write_member_record,
 )
 from .errors import MemberError, SimulationError
@@ -512,7 +513,7 @@ class Command(Simulation):
             member_dir,
             params,
             seed,
-            hints=self._hints,
+            hints=self._hints + self._seed_hint(reason, member_dir, seed),
             keep_workdirs=self.keep_workdirs,
         )
         return CommandError(
@@ -524,6 +525,19 @@ class Command(Simulation):
             workdir=member_dir,
             params=params,
             seed=seed,
+        )
+
+    def _seed_hint(self, reason: str, member_dir: str, seed: int) -> tuple[str, ...]:
+        """A hint when the program failed on a seed it may find too large (32-bit codes)."""
+        if reason != "exit" or "seed" not in self._fields or seed < 2**31:
+            return ()
+        if "seed" not in tail(os.path.join(member_dir, "stderr.txt")).lower():
+            return ()
+        return (
+            f"the program's error mentions the seed, and {{seed}} was {seed}, which needs "
+            f"{seed.bit_length()} bits; if the program takes a 32-bit integer seed (R's "
+            "set.seed, many C and Fortran codes), pass seed_bits=31 to Command (seed_bits = "
+            "31 in a spec's [simulation] table) to give every member a seed below 2**31",
         )
 
 
