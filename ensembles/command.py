@@ -53,6 +53,9 @@ from .simulation import Output, Simulation
 
 __all__ = ["Command", "CommandError"]
 
+#: Words that, on a line of stderr mentioning the seed, say the program refused it.
+_SEED_TROUBLE = ("valid", "range", "overflow", "too large", "too big", "integer")
+
 
 class CommandError(MemberError):
     """A member's program failed: non-zero exit, timeout, missing or garbled output.
@@ -531,7 +534,11 @@ class Command(Simulation):
         """A hint when the program failed on a seed it may find too large (32-bit codes)."""
         if reason != "exit" or "seed" not in self._fields or seed < 2**31:
             return ()
-        if "seed" not in tail(os.path.join(member_dir, "stderr.txt")).lower():
+        stderr = tail(os.path.join(member_dir, "stderr.txt"))
+        if str(seed) not in stderr and not any(
+            "seed" in line and any(word in line for word in _SEED_TROUBLE)
+            for line in stderr.lower().splitlines()
+        ):  # (a usage line such as "[--seed SEED]" is no complaint about the seed)
             return ()
         return (
             f"the program's error mentions the seed, and {{seed}} was {seed}, which needs "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -109,3 +110,18 @@ def test_31_bit_seeds_run_and_the_store_holds_what_the_program_received(seedchec
     sim = Command([seedcheck, "{seed}", "{T}", "{output}"], output="o.csv")
     by_hand = sim(T=float(member["T"]), seed=int(member["member_seed"]))
     assert float(by_hand["x"]) == float(member["x"])
+
+
+def test_no_seed_hint_when_the_failure_is_not_about_the_seed(tmp_path):
+    script = tmp_path / "usage.py"
+    script.write_text(
+        "import sys\n"
+        "print('usage: prog [-h] --temps TEMPS [--seed SEED] --output OUTPUT', file=sys.stderr)\n"
+        "print('prog: error: --temps needs at least one positive temperature', file=sys.stderr)\n"
+        "sys.exit(2)\n"
+    )
+    sim = Command([sys.executable, str(script), "{T}", "--seed", "{seed}"], output="o.csv")
+    with pytest.raises(CommandError) as info:
+        sim(T=-1.0, seed=2**40)
+    assert "--temps needs at least one positive temperature" in str(info.value)
+    assert "  hint:" not in str(info.value)
