@@ -430,22 +430,11 @@ class Command(Simulation):
         seed: int,
         member: Mapping[str, Any] | None,
     ) -> Any:
-        workdir = os.path.join(member_dir, "work")
-        os.mkdir(workdir)
-        copy_inputs(self.inputs, workdir)
-        if self.output == STDOUT:
-            output_path = os.path.join(member_dir, "stdout.txt")
-        else:
-            output_path = os.path.join(workdir, self.output)
-            parent = os.path.dirname(output_path)
-            if parent != workdir:
-                os.makedirs(parent, exist_ok=True)
+        workdir, output_path = self._prepare(member_dir)
         values = {**params, "seed": seed, "output": output_path, "workdir": workdir}
         argv = [render_template(t, values, self.name) for t in self._templates]
-        env = None
         extra_env = {k: render_template(t, values, self.name) for k, t in self._env_templates}
-        if extra_env:
-            env = {**os.environ, **extra_env}
+        env = {**os.environ, **extra_env} if extra_env else None
         if self.keep_workdirs:  # for whoever audits or reruns the member by hand
             record = {
                 **(member or {}),
@@ -477,20 +466,37 @@ class Command(Simulation):
                 "to the path given by '{output}'"
             )
             raise fail("missing-output", summary, returncode)
+        try:
+            return self._read(output_path, params)
+        except OutputFileError as exc:
+            raise fail("garbled-output", f"command output is unusable: {exc}", 0) from None
+
+    def _prepare(self, member_dir: str) -> tuple[str, str]:
+        """Make the member's working directory with its inputs; return it and the output path."""
+        workdir = os.path.join(member_dir, "work")
+        os.mkdir(workdir)
+        copy_inputs(self.inputs, workdir)
+        if self.output == STDOUT:
+            return workdir, os.path.join(member_dir, "stdout.txt")
+        output_path = os.path.join(workdir, self.output)
+        parent = os.path.dirname(output_path)
+        if parent != workdir:
+            os.makedirs(parent, exist_ok=True)
+        return workdir, output_path
+
+    def _read(self, output_path: str, params: Mapping[str, Any]) -> Any:
+        """Read the member's output: the selected or declared outputs, in declared types."""
         declared = self._declared(params)
         variables = self.variables
         if variables is None and declared is not None:
             variables = list(declared)  # only the declared outputs are read
-        try:
-            return read_output(
-                output_path,
-                self.format,
-                index=self.index or None,
-                variables=variables,
-                dtypes=_declared_dtypes(declared),
-            )
-        except OutputFileError as exc:
-            raise fail("garbled-output", f"command output is unusable: {exc}", 0) from None
+        return read_output(
+            output_path,
+            self.format,
+            index=self.index or None,
+            variables=variables,
+            dtypes=_declared_dtypes(declared),
+        )
 
     def _declared(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The declared outputs of a member with these parameters, or None."""
