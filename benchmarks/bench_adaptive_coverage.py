@@ -207,7 +207,7 @@ class IsingMembers:
         try:
             from ensembles.members.seeds import member_seeds, point_keys
         except ImportError:  # before the package moved into stage subpackages
-            from ensembles.seeds import member_seeds, point_keys
+            from ensembles.members.seeds import member_seeds, point_keys
         from ensembles.models.ising import simulate
 
         keys, occurrences = point_keys({"T": temps})

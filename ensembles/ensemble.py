@@ -121,6 +121,7 @@ class Ensemble:
             self.seeds,
             self.root_seed,
             block_shape_for(shape, batch_size or self.batch_size or 1000),
+            seed_bits=self.simulation.seed_bits,
         )
 
     def _job(self) -> Job:

@@ -89,11 +89,14 @@ def simulation_from_spec(table: Mapping[str, Any]) -> Any:
     from .simulations.contract import import_object
 
     if "function" in table:
-        extra = sorted(set(table) - {"function"})
+        extra = sorted(set(table) - {"function", "seed_bits"})
         if extra:
-            msg = f"[simulation] with 'function' takes no other keys, got {extra!r}"
+            msg = f"[simulation] with 'function' takes only 'seed_bits' besides it, got {extra!r}"
             raise SpecError(msg)
-        return import_object(str(table["function"]))
+        sim = import_object(str(table["function"]))
+        if "seed_bits" in table:
+            return _with_seed_bits(sim, table["seed_bits"], str(table["function"]))
+        return sim
     if "command" in table:
         from .simulations.command import Command
 
@@ -111,6 +114,25 @@ def simulation_from_spec(table: Mapping[str, Any]) -> Any:
         f"model = 'module:Class' or mesa_model = 'module:Class'; got keys {sorted(table)!r}"
     )
     raise SpecError(msg)
+
+
+def _with_seed_bits(func: Any, bits: Any, path: str) -> Any:
+    """The function ``path`` names, run with seeds of ``bits`` bits."""
+    from .members.seeds import check_seed_bits
+    from .simulations.contract import Simulation, as_simulation
+
+    bits = check_seed_bits(bits)
+    if isinstance(func, Simulation) or hasattr(func, "__ensembles_simulation__"):
+        sim = as_simulation(func)
+        if sim.seed_bits != bits:
+            msg = (
+                f"[simulation] sets seed_bits = {bits} but {path!r} declares "
+                f"seed_bits={sim.seed_bits}; make them agree (a stored run keeps the "
+                "seed_bits it was run with)"
+            )
+            raise SpecError(msg)
+        return sim
+    return Simulation(func, seed_bits=bits)
 
 
 def ensemble_arguments(spec: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:

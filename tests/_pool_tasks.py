@@ -102,7 +102,7 @@ def die_in_package_code(member: int) -> None:
     """Report a member the way ensembles' block loop will (through the package), then die."""
     import importlib
 
-    importlib.import_module("ensembles.batch")  # the package, as a real task loads it
+    importlib.import_module("ensembles.execution.worker")  # the package, as a real task loads it
     from ensembles.execution import pool_worker
 
     pool_worker.report_member(member)

@@ -198,3 +198,12 @@ def shape_shifter(*, seed, a):
     if a == 4.0:
         return {"y": "text"}
     return {"y": float(a)}
+
+
+@simulation(seed_bits=31)
+def small_seed(*, seed, a):
+    """Like R's set.seed: refuses seeds above 2**31 - 1; returns the seed it received."""
+    if not 0 <= seed <= 2**31 - 1:
+        msg = f"supplied seed {seed} is not a valid integer"
+        raise ValueError(msg)
+    return {"got_seed": seed, "y": float(a)}

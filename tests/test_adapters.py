@@ -191,6 +191,28 @@ def test_model_class_ensemble_equals_members_built_by_hand():
             np.testing.assert_array_equal(member["x"].values, ref.path)
 
 
+class Int32Seeded:
+    """Keeps its seed in a signed 32-bit integer, as many C extensions do."""
+
+    def __init__(self, a=0.0, seed=None):
+        self.seed = int(np.int32(seed))  # raises OverflowError for seeds of 32 bits or more
+        self.a = a
+
+    def run(self):
+        return {"got_seed": self.seed, "y": self.a}
+
+
+def test_model_class_with_seed_bits_gets_seeds_its_constructor_takes():
+    design = ens.Grid(a=[0.0, 1.0])
+    with pytest.raises(ens.MemberError, match="OverflowError"):
+        ens.Ensemble(ModelClass(Int32Seeded), design, seeds=2, root_seed=3).to_dataset()
+    sim = ModelClass(Int32Seeded, seed_bits=31)
+    ds = ens.Ensemble(sim, design, seeds=2, root_seed=3).to_dataset().compute(scheduler="sync")
+    np.testing.assert_array_equal(ds["got_seed"].values, ds["member_seed"].values)
+    assert int(ds["member_seed"].max()) <= 2**31 - 1
+    assert ModelClass.from_dict(sim.to_dict()).seed_bits == 31
+
+
 # -- Mesa ----------------------------------------------------------------------------------
 
 
@@ -390,6 +412,9 @@ def test_to_dict_from_dict_roundtrip():
     xr.testing.assert_identical(
         MesaModel.from_dict(mesa_sim.to_dict())(n=4, seed=1), mesa_sim(n=4, seed=1)
     )
+    narrow = MesaModel(Exchange, steps=4, seed_bits=31)
+    assert narrow.to_dict()["seed_bits"] == 31
+    assert MesaModel.from_dict(narrow.to_dict()).seed_bits == 31
     with pytest.raises(SpecError, match=r"unknown key\(s\) \['ticks'\]"):
         MesaModel.from_dict({"mesa_model": "tests.test_adapters:Exchange", "ticks": 3})
     with pytest.raises(SpecError, match="needs 'model'"):

@@ -20,6 +20,7 @@ import ensembles as ens
 from ensembles.errors import MemberError, SimulationError, SpecError
 from ensembles.simulations.command import Command, CommandError
 from ensembles.simulations.contract import Output, Simulation, as_simulation
+from ensembles.simulations.programs import member_dir_name
 
 ISING = Path(__file__).resolve().parents[1] / "examples" / "ising_cli" / "run_ising.py"
 
@@ -129,6 +130,35 @@ def test_program_sweeping_its_own_parameter_pivots_on_two_index_columns():
     ds = sim(T="1.5,2.5", seed=3, **ISING_FIXED)
     assert ds["M"].dims == ("ParamValue", "sweep")
     assert ds["ParamValue"].values.tolist() == [1.5, 2.5]
+
+
+# Writes its temperature like R's write.csv: `3` when it is whole, `2.95` otherwise.
+WHOLE_AS_INTEGER = """
+import sys
+out, t = sys.argv[1], float(sys.argv[2])
+text = str(int(t)) if t.is_integer() else repr(t)
+with open(out, "w") as f:
+    f.write("sweep,temp,count\\n" + "".join(f"{s},{text},{2 * s}\\n" for s in (1, 2, 3)))
+"""
+
+
+def test_a_first_member_writing_integers_does_not_fix_the_output_type(tmp_path):
+    script = tmp_path / "whole.py"
+    script.write_text(WHOLE_AS_INTEGER)
+    argv = [sys.executable, str(script), "{output}", "{T}"]
+    design = ens.Grid(T=[3.0, 2.95, 3.05])  # the first member writes `3`, the others floats
+    sim = Command(argv, output="r.csv", index="sweep")
+    ds = ens.Ensemble(sim, design, seeds=2, root_seed=1).to_dataset().compute(scheduler="threads")
+    assert (ds["status"] == 1).all()
+    assert ds["temp"].dtype == np.float64
+    np.testing.assert_array_equal(ds["temp"].isel(seed=0, sweep=0).values, [3.0, 2.95, 3.05])
+    assert ds["sweep"].dtype == np.int64
+    # a declared dtype wins over the promotion to float64
+    outputs = {"temp": Output(dims=("sweep",)), "count": Output(dims=("sweep",), dtype="int64")}
+    sim = Command(argv, output="r.csv", index="sweep", outputs=outputs)
+    ds = ens.Ensemble(sim, design, seeds=1, root_seed=1).to_dataset().compute(scheduler="threads")
+    assert (ds["temp"].dtype, ds["count"].dtype) == (np.float64, np.int64)
+    assert ds["count"].isel(T=1, seed=0).values.tolist() == [2, 4, 6]
 
 
 def test_schema_and_normalize_follow_the_simulation_contract(tool):
@@ -288,7 +318,7 @@ def test_parameter_values_arrive_as_one_literal_argument(tool, tmp_path, value):
     sim = _cmd(tool, "echo", "{v}", "tail", keep_workdirs=True, scratch_dir=tmp_path)
     ds = sim(v=value, seed=1)
     assert int(ds["n_args"]) == 2  # the value and "tail": nothing split, nothing added
-    assert "".join(map(chr, ds["codes"].values.tolist())) == value
+    assert "".join(chr(int(c)) for c in ds["codes"].values) == value
     (member,) = list(tmp_path.iterdir())
     assert not (member / "work" / "pwned").exists()
     assert not Path("pwned").exists()
@@ -320,8 +350,66 @@ def test_keep_workdirs_keeps_them_with_logs(tool, tmp_path):
     (member,) = list(tmp_path.iterdir())
     assert f"scratch directory kept at {member}" in str(info.value)
     assert info.value.workdir == str(member)
-    assert sorted(p.name for p in member.iterdir()) == ["stderr.txt", "stdout.txt", "work"]
+    assert sorted(p.name for p in member.iterdir()) == [
+        "member.json",
+        "stderr.txt",
+        "stdout.txt",
+        "work",
+    ]
     assert "diagnostic line 0" in (member / "stderr.txt").read_text()
+    assert json.loads((member / "member.json").read_text())["seed"] == 0
+
+
+def test_kept_scratch_directories_name_their_member_and_record_how_to_rerun_it(tool, tmp_path):
+    scratch = tmp_path / "scratch"
+    sim = _cmd(tool, "csv", "{a}", "{seed}", index="step", keep_workdirs=True, scratch_dir=scratch)
+    e = ens.Ensemble(sim, ens.Grid(a=[3.0739214, -2.5]), seeds=2, root_seed=4)
+    ds = e.to_dataset().compute(scheduler="threads")
+    e.to_dataset().compute(scheduler="threads")  # a second run sharing the scratch dir
+    dirs = sorted(p.name for p in scratch.iterdir())
+    assert len(dirs) == 8  # nothing overwritten
+    expected = [
+        "member-000000_a=3.07392_seed=0-",
+        "member-000001_a=3.07392_seed=1-",
+        "member-000002_a=-2.5_seed=0-",
+        "member-000003_a=-2.5_seed=1-",
+    ]
+    assert [d[: d.rindex("-") + 1] for d in dirs] == sorted(expected * 2)
+    for path in scratch.iterdir():
+        record = json.loads((path / "member.json").read_text())
+        pos = record["position"]
+        here = ds.isel(a=pos["a"], seed=pos["seed"])
+        assert record["member"] == int(path.name[7:13])
+        assert record["params"] == {"a": float(here["a"])}
+        assert record["seed"] == int(here["member_seed"])
+        assert record["seed_bits"] == 63
+        assert record["argv"][-2:] == [repr(float(here["a"])), str(record["seed"])]
+        assert record["command"] == " ".join(record["argv"])
+        # rerun by hand, exactly as recorded: the same output
+        rerun = tmp_path / "rerun.csv"
+        argv = [str(rerun) if a == record["output"] else a for a in record["argv"]]
+        subprocess.run(argv, check=True)
+        assert rerun.read_text() == Path(record["output"]).read_text()
+        np.testing.assert_array_equal(pd.read_csv(rerun)["x"].to_numpy(), here["x"].values)
+
+
+def test_a_member_run_by_hand_is_named_by_its_parameters(tool, tmp_path):
+    sim = _cmd(
+        tool, "csv", "{a}", "{seed}", index="step", keep_workdirs=True, scratch_dir=tmp_path
+    )
+    sim(a=1.5, seed=3)
+    (member,) = list(tmp_path.iterdir())
+    assert member.name.startswith("member_a=1.5-")
+    record = json.loads((member / "member.json").read_text())
+    assert (record["params"], record["seed"]) == ({"a": 1.5}, 3)
+    assert "member" not in record  # not part of an ensemble
+    # unsafe characters are replaced, long names cut (keeping the seed index)
+    assert member_dir_name(None, {"s": "a b/c:d"}) == "member_s=a_b_c_d"
+    many = {"a": 1.0, **{f"parameter_{i}": "v" * 20 for i in range(10)}}
+    name = member_dir_name({"member": 1, "position": {"seed": 3}, "params": many}, many)
+    assert len(name) == 100
+    assert name.startswith("member-000001_a=1_parameter_0=vvv")
+    assert name.endswith("_seed=3")
 
 
 def test_members_get_fresh_directories_seeded_with_inputs(tool, tmp_path):
@@ -413,7 +501,7 @@ def test_format_specs_literal_braces_and_numbers(tool):
     assert sim.parameters == ("T",)
     echo = _cmd(tool, "echo", "--t={T:.3f}{{{T!r}}}", "x")
     ds = echo(T=np.float64(2.0), seed=0)
-    assert "".join(map(chr, ds["codes"].values.tolist())) == "--t=2.000{np.float64(2.0)}"
+    assert "".join(chr(int(c)) for c in ds["codes"].values) == "--t=2.000{np.float64(2.0)}"
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,49 @@ def test_csv_variables_select_and_ignore_text_columns(tmp_path):
         read_output(path, index="sweep", variables=["Q"])
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("r.csv", "sweep,temp,M,ok\n10,3,1,True\n20,3,0,False\n"),
+        ("r.tsv", "sweep\ttemp\tM\tok\n10\t3\t1\ttrue\n20\t3\t0\tfalse\n"),
+        ("r.json", '{"sweep": [10, 20], "temp": [3, 3], "M": [1, 0], "ok": [true, false]}'),
+    ],
+    ids=["csv", "tsv", "json"],
+)
+def test_numbers_read_from_text_are_float64_whatever_a_member_wrote(tmp_path, name, text):
+    """A member writing `3` stores like one writing `2.95`: the type never depends on it."""
+    ds = read_output(_write(tmp_path, name, text), index="sweep")
+    assert ds["temp"].dtype == np.float64
+    assert ds["M"].dtype == np.float64
+    assert ds["temp"].values.tolist() == [3.0, 3.0]
+    assert ds["ok"].dtype == bool  # booleans stay booleans
+    assert ds["sweep"].dtype == np.int64  # an index keeps its type
+    floats = read_output(_write(tmp_path, "f" + name, text.replace("3", "2.95")), index="sweep")
+    assert floats["temp"].dtype == ds["temp"].dtype
+
+
+def test_a_declared_dtype_wins(tmp_path):
+    big = 2**62 + 1  # not a float64: declared int64 keeps it exact
+    path = _write(tmp_path, "r.csv", f"sweep,n,x,seed\n1,3,1.5,{big}\n2,4.0,2,{big}\n")
+    ds = read_output(path, index="sweep", dtypes={"n": "int64", "x": "float32", "seed": "int64"})
+    assert (ds["n"].dtype, ds["x"].dtype, ds["seed"].dtype) == ("int64", "float32", "int64")
+    assert ds["n"].values.tolist() == [3, 4]  # 4.0 is a whole number
+    assert ds["seed"].values.tolist() == [big, big]
+    assert read_output(path, index="sweep")["seed"].dtype == np.float64  # undeclared
+    frac = _write(tmp_path, "frac.csv", "sweep,n\n1,3\n2,2.5\n")
+    with pytest.raises(
+        OutputFileError,
+        match=r"column 'n' is declared int64 but holds float64 values such as 2\.5",
+    ):
+        read_output(frac, index="sweep", dtypes={"n": "int64"})
+    flags = _write(tmp_path, "flags.csv", "sweep,ok\n1,0.5\n2,1\n")
+    with pytest.raises(OutputFileError, match="column 'ok' is declared bool but holds float64"):
+        read_output(flags, index="sweep", dtypes={"ok": bool})
+    as_json = _write(tmp_path, "r.json", '{"n": 3, "x": [1, 2]}')
+    ds = read_output(as_json, dtypes={"n": "int32"})
+    assert (ds["n"].dtype, ds["x"].dtype) == ("int32", "float64")
+
+
 def test_tsv(tmp_path):
     ds = read_output(_write(tmp_path, "r.tsv", "t\ty\n0\t1.5\n1\t2.5\n"), index="t")
     assert ds["y"].values.tolist() == [1.5, 2.5]

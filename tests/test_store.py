@@ -277,6 +277,30 @@ def test_mismatched_resume_is_refused_and_store_unchanged(tmp_path, change, matc
     assert _tree_digest(path) == digest
 
 
+def test_seed_bits_store_what_members_received_and_resume_keeps_them(tmp_path):
+    path = tmp_path / "small.zarr"
+    e = ens.Ensemble(sims.small_seed, ens.Grid(a=[1.0, 2.0]), seeds=3, root_seed=2)
+    ds = e.to_zarr(path, progress=False)
+    assert (ds["status"] == 1).all()
+    np.testing.assert_array_equal(ds["member_seed"].values, ds["got_seed"].values)
+    assert int(ds["member_seed"].max()) < 2**31
+    spec = EnsembleStore(path).spec()
+    assert spec["simulation"] == {"function": "tests.sims:small_seed", "seed_bits": 31}
+    # extending from the stored spec (what `ensembles resume` does) keeps the 31-bit seeds
+    grown = ens.Ensemble.from_spec(spec, seeds=5).to_zarr(path, mode="resume", progress=False)
+    assert (grown["status"] == 1).all()
+    np.testing.assert_array_equal(grown["member_seed"].values, grown["got_seed"].values)
+    np.testing.assert_array_equal(grown["member_seed"].values[:, :3], ds["member_seed"].values)
+    # the same function with the default 63 bits is another run: refused, store unchanged
+    digest = _tree_digest(path)
+    wide = ens.Simulation(sims.small_seed.func, name="tests.sims:small_seed")
+    with pytest.raises(StoreMismatchError, match="simulation: the store has"):
+        ens.Ensemble(wide, ens.Grid(a=[1.0, 2.0]), seeds=5, root_seed=2).to_zarr(
+            path, mode="resume", progress=False
+        )
+    assert _tree_digest(path) == digest
+
+
 # -- one writer at a time ------------------------------------------------------------------
 
 

@@ -100,7 +100,7 @@ def probe_members(
         start = time.perf_counter()
         try:
             with deadline(member_timeout):
-                raw = runner.call(params, members.seed(member))
+                raw = runner.call(member, params, members.seed(member))
             elapsed = time.perf_counter() - start
             schema = probe.schema or sim.declared_schema(params)
             schema = schema or sim.schema_from_result(raw, params)

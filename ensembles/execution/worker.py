@@ -105,12 +105,20 @@ class BlockRunner:
             self._dims = {k: o.dims for k, o in declared.items()}
         return self._dims
 
-    def call(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Call the simulation for one member: its raw result, not yet checked."""
+    def call(self, member: int, params: Mapping[str, Any], seed: int) -> Any:
+        """Call the simulation for one member: its raw result, not yet checked.
+
+        Members receive a protected copy of the shared setup state; a simulation with
+        ``takes_member`` (a Command, which names its scratch directory after the member)
+        also receives :meth:`Members.identity` as ``member=``.
+        """
         if self.setup is not None:
             name, value = self.setup
             params = {**params, name: protected_copy(value)}
-        return self.simulation.call(params, seed)
+        sim = self.simulation
+        if sim.takes_member:
+            return sim.call(params, seed, member=self.members.identity(member))
+        return sim.call(params, seed)
 
     def _finish(self, member: int, params: dict[str, Any], raw: Any) -> dict[str, np.ndarray]:
         """Normalize and check one member's raw result against the schema."""
@@ -168,7 +176,7 @@ class BlockRunner:
             if member in self.precomputed_errors:  # failed while probing: not run again
                 raise self.precomputed_errors[member]
             if direct is None:
-                return self._finish(member, params, self.call(params, seed))
+                return self._finish(member, params, self.call(member, params, seed))
             result = direct(params, seed)
             key = _signature(result, n_outputs)
             if key is None or key not in seen:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..layout import SEED_DIM
-from .seeds import member_seeds, point_keys
+from .seeds import DEFAULT_SEED_BITS, member_seeds, point_keys
 
 __all__ = ["Members", "block_shape_for"]
 
@@ -67,6 +67,8 @@ class Members:
         The root of every member's seed.
     block : tuple of int
         Block shape over the member dims (design dims + ``seed``).
+    seed_bits : int
+        Bits per member seed (the simulation's ``seed_bits``): seeds in ``[0, 2**seed_bits)``.
     """
 
     table: Mapping[str, np.ndarray]
@@ -75,6 +77,7 @@ class Members:
     n_seeds: int
     root_seed: int
     block: tuple[int, ...] = field(default=())
+    seed_bits: int = DEFAULT_SEED_BITS
 
     def __post_init__(self) -> None:
         if not self.block:
@@ -168,6 +171,7 @@ class Members:
             keys[:, None],
             occurrences[:, None],
             np.arange(self.n_seeds)[None, :],
+            bits=self.seed_bits,
         )
         return seeds.reshape(self.shape)
 
@@ -183,6 +187,22 @@ class Members:
 
     def seed(self, member: int) -> int:
         return int(self.seeds.reshape(-1)[member])
+
+    def identity(self, member: int) -> dict[str, Any]:
+        """Who a member is: its flat index, its position on the member grid, its parameters.
+
+        Examples
+        --------
+        >>> m = Members({"T": np.array([2.0, 3.0])}, ("T",), (2,), 3, 7, (1, 3))
+        >>> m.identity(5)
+        {'member': 5, 'position': {'T': 1, 'seed': 2}, 'params': {'T': 3.0}}
+        """
+        position = np.unravel_index(member, self.shape)
+        return {
+            "member": int(member),
+            "position": {d: int(i) for d, i in zip(self.dims, position, strict=True)},
+            "params": self.params(member),
+        }
 
     def describe(self, member: int, fixed: Mapping[str, Any] | None = None) -> str:
         """``member 7 (T=2.0, seed index 3, seed=123...)`` for messages."""

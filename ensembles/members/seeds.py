@@ -3,7 +3,10 @@
 A member is a design point run with one seed index. Its seed is::
 
     SeedSequence(root_seed, spawn_key=(key_hi, key_lo, occurrence, seed_index))
-        .generate_state(2, uint32)  ->  one 64-bit word  ->  shifted to 63 bits
+        .generate_state(2, uint32)  ->  one 64-bit word  ->  its top ``bits`` bits
+
+(``bits`` is the simulation's ``seed_bits``, 63 by default: seeds in ``[0, 2**63)``;
+31 gives seeds in ``[0, 2**31)`` for programs that take a 32-bit signed integer.)
 
 where ``key_hi, key_lo`` are the two halves of a 64-bit hash of the point's parameter
 values and ``occurrence`` counts earlier points with the very same values (so duplicated
@@ -23,7 +26,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["member_seed", "member_seeds", "point_keys"]
+from ..errors import SimulationError
+
+__all__ = [
+    "DEFAULT_SEED_BITS",
+    "check_seed_bits",
+    "member_seed",
+    "member_seeds",
+    "point_keys",
+]
+
+#: Bits in a member's seed unless the simulation asks for fewer: seeds in ``[0, 2**63)``.
+DEFAULT_SEED_BITS = 63
 
 _MASK32 = 0xFFFFFFFF
 _INIT_A = 0x43B0D7E5
@@ -52,7 +66,40 @@ def _check_root(root_seed: int) -> list[int]:
     return words or [0]
 
 
-def member_seed(root_seed: int, key: int, occurrence: int, seed_index: int) -> int:
+def check_seed_bits(bits: object) -> int:
+    """Validate a simulation's ``seed_bits``: an integer from 1 to 63.
+
+    Raises
+    ------
+    SimulationError
+        If ``bits`` is not an integer in ``[1, 63]``.
+
+    Examples
+    --------
+    >>> check_seed_bits(31)
+    31
+    """
+    if (
+        isinstance(bits, (bool, np.bool_))
+        or not isinstance(bits, (int, np.integer))
+        or not 1 <= int(bits) <= DEFAULT_SEED_BITS
+    ):
+        msg = (
+            f"seed_bits must be an integer from 1 to {DEFAULT_SEED_BITS}, got {bits!r}; it is "
+            "the number of bits of each member's seed (31 for programs that take a 32-bit "
+            "signed integer seed, such as R's set.seed)"
+        )
+        raise SimulationError(msg)
+    return int(bits)
+
+
+def member_seed(
+    root_seed: int,
+    key: int,
+    occurrence: int,
+    seed_index: int,
+    bits: int = DEFAULT_SEED_BITS,
+) -> int:
     """The seed of one member, through :class:`numpy.random.SeedSequence` (reference).
 
     Examples
@@ -60,18 +107,25 @@ def member_seed(root_seed: int, key: int, occurrence: int, seed_index: int) -> i
     >>> s = member_seed(42, key=0x1234_5678_9ABC_DEF0, occurrence=0, seed_index=3)
     >>> 0 <= s < 2**63
     True
+    >>> member_seed(42, 0x1234_5678_9ABC_DEF0, 0, 3, bits=31) == s >> 32
+    True
     """
     _check_root(root_seed)
+    bits = check_seed_bits(bits)
     key = int(key)
     ss = np.random.SeedSequence(
         int(root_seed),
         spawn_key=(key >> 32, key & _MASK32, int(occurrence), int(seed_index)),
     )
-    return int(ss.generate_state(1, np.uint64)[0]) >> 1
+    return int(ss.generate_state(1, np.uint64)[0]) >> (64 - bits)
 
 
 def member_seeds(
-    root_seed: int, keys: np.ndarray, occurrences: np.ndarray, seed_indices: np.ndarray
+    root_seed: int,
+    keys: np.ndarray,
+    occurrences: np.ndarray,
+    seed_indices: np.ndarray,
+    bits: int = DEFAULT_SEED_BITS,
 ) -> np.ndarray:
     """Seeds of many members at once; equal to :func:`member_seed` element by element.
 
@@ -83,11 +137,13 @@ def member_seeds(
         Point keys from :func:`point_keys`.
     occurrences, seed_indices : arrays of int
         Broadcast against ``keys``; each must be below ``2**32``.
+    bits : int
+        Bits per seed, 1 to 63: the top ``bits`` bits of the SeedSequence's 64-bit word.
 
     Returns
     -------
     numpy.ndarray of int64
-        Non-negative seeds below ``2**63``, broadcast shape of the inputs.
+        Non-negative seeds below ``2**bits``, broadcast shape of the inputs.
 
     Examples
     --------
@@ -97,6 +153,7 @@ def member_seeds(
     True
     """
     root_words = _check_root(root_seed)
+    shift = np.uint64(64 - check_seed_bits(bits))
     keys, occurrences, seed_indices = np.broadcast_arrays(
         np.asarray(keys, dtype=np.uint64),
         np.asarray(occurrences, dtype=np.int64),
@@ -150,7 +207,7 @@ def member_seeds(
             value = value * u32(const_b)
             words.append(value ^ (value >> u32(_XSHIFT)))
     state = words[0].astype(np.uint64) | (words[1].astype(np.uint64) << np.uint64(32))
-    return (state >> np.uint64(1)).astype(np.int64).reshape(shape)
+    return (state >> shift).astype(np.int64).reshape(shape)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

@@ -10,14 +10,15 @@ carrying the command line, the exit code and the tail of stderr.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import MemberError, SimulationError
+from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
 from .command_templates import (
     FIELDS,
     STDOUT,
@@ -43,10 +44,17 @@ from .programs import (
     copy_inputs,
     describe_exit,
     failure_report,
+    make_member_dir,
+    member_dir_name,
     run_program,
+    tail,
+    write_member_record,
 )
 
 __all__ = ["Command", "CommandError"]
+
+#: Words that, on a line of stderr mentioning the seed, say the program refused it.
+_SEED_TROUBLE = ("valid", "range", "overflow", "too large", "too big", "integer")
 
 
 class CommandError(MemberError):
@@ -142,8 +150,10 @@ class Command(Simulation):
         name, a directory is a template whose contents are copied; a dict maps a relative
         destination to its source.
     keep_workdirs : bool
-        Keep each member's scratch directory (with ``stdout.txt``, ``stderr.txt`` and the
-        program's ``work/`` directory) instead of removing it.
+        Keep each member's scratch directory instead of removing it. It is named after the
+        member (``member-000017_T=3.07392_seed=2-<suffix>``) and holds ``member.json``
+        (the command line, parameters and seed), ``stdout.txt``, ``stderr.txt`` and the
+        program's ``work/`` directory.
     env : dict of str to str, optional
         Environment variables set for the program on top of the inherited ones; values may
         hold placeholders.
@@ -159,6 +169,11 @@ class Command(Simulation):
         temporary directory.
     name : str, optional
         Name recorded in stores; default ``"command:"`` and the program's first words.
+    seed_bits : int
+        Bits of the seed passed through ``{seed}``, 1 to 63 (default 63: seeds below
+        ``2**63``). Use 31 for programs that take a 32-bit signed integer seed, such as
+        R's ``set.seed`` and many C and Fortran codes: seeds are then below ``2**31``. The
+        stored ``member_seed`` is always the value the program received.
 
     Examples
     --------
@@ -190,6 +205,7 @@ class Command(Simulation):
         variables: Sequence[str] | None = None,
         scratch_dir: str | os.PathLike[str] | None = None,
         name: str | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
         self.argv = parse_argv(argv)
         self.output = parse_output(output)
@@ -215,6 +231,8 @@ class Command(Simulation):
         self.variables = None if variables is None else tuple(str(v) for v in variables)
         self.scratch_dir = None if scratch_dir is None else os.path.abspath(scratch_dir)
         self.releases_gil = True  # the member waits on a subprocess
+        self.takes_member = True  # scratch directories are named after their member
+        self.seed_bits = check_seed_bits(seed_bits)
         self._signature = None
         self._templates = tuple(compile_template(a, f"argv[{i}]") for i, a in enumerate(self.argv))
         self._env_templates = tuple(
@@ -303,8 +321,21 @@ class Command(Simulation):
     def __ensembles_simulation__(self) -> Command:
         return self
 
-    def call(self, params: Mapping[str, Any], seed: int) -> Any:
+    def call(
+        self, params: Mapping[str, Any], seed: int, member: Mapping[str, Any] | None = None
+    ) -> Any:
         """Run the program for one member and return its output as an xarray.Dataset.
+
+        Parameters
+        ----------
+        params : mapping
+            The member's parameters (design and fixed values).
+        seed : int
+            Its seed, passed through ``{seed}``.
+        member : mapping, optional
+            Its identity (:meth:`ensembles.members.Members.identity`), which names its
+            scratch directory ``member-000017_T=3.07392_seed=2-<suffix>``; ensembles passes
+            it, a call by hand need not.
 
         Raises
         ------
@@ -314,12 +345,9 @@ class Command(Simulation):
         SimulationError
             When a placeholder has no value in ``params``.
         """
-        base = self.scratch_dir
-        if base is not None:
-            os.makedirs(base, exist_ok=True)
-        member_dir = tempfile.mkdtemp(prefix="ensembles-", dir=base)
+        member_dir = make_member_dir(self.scratch_dir, member_dir_name(member, params))
         try:
-            return self._run_member(member_dir, dict(params), seed)
+            return self._run_member(member_dir, dict(params), seed, member)
         finally:
             if not self.keep_workdirs:
                 shutil.rmtree(member_dir, ignore_errors=True)
@@ -366,6 +394,8 @@ class Command(Simulation):
             d["scratch_dir"] = self.scratch_dir
         if self.name != default_name(self.argv):
             d["name"] = self.name
+        if self.seed_bits != DEFAULT_SEED_BITS:
+            d["seed_bits"] = self.seed_bits
         return d
 
     @classmethod
@@ -393,23 +423,31 @@ class Command(Simulation):
         return f"Command({list(self.argv)!r}, output={self.output!r}, index={self.index!r})"
 
     # -- running -------------------------------------------------------------------------
-    def _run_member(self, member_dir: str, params: dict[str, Any], seed: int) -> Any:
-        workdir = os.path.join(member_dir, "work")
-        os.mkdir(workdir)
-        copy_inputs(self.inputs, workdir)
-        if self.output == STDOUT:
-            output_path = os.path.join(member_dir, "stdout.txt")
-        else:
-            output_path = os.path.join(workdir, self.output)
-            parent = os.path.dirname(output_path)
-            if parent != workdir:
-                os.makedirs(parent, exist_ok=True)
+    def _run_member(
+        self,
+        member_dir: str,
+        params: dict[str, Any],
+        seed: int,
+        member: Mapping[str, Any] | None,
+    ) -> Any:
+        workdir, output_path = self._prepare(member_dir)
         values = {**params, "seed": seed, "output": output_path, "workdir": workdir}
         argv = [render_template(t, values, self.name) for t in self._templates]
-        env = None
-        if self._env_templates:
-            env = dict(os.environ)
-            env.update({k: render_template(t, values, self.name) for k, t in self._env_templates})
+        extra_env = {k: render_template(t, values, self.name) for k, t in self._env_templates}
+        env = {**os.environ, **extra_env} if extra_env else None
+        if self.keep_workdirs:  # for whoever audits or reruns the member by hand
+            record = {
+                **(member or {}),
+                "params": params,
+                "seed": seed,
+                "seed_bits": self.seed_bits,
+                "argv": argv,
+                "command": shlex.join(argv),
+                "env": extra_env,
+                "workdir": workdir,
+                "output": output_path,
+            }
+            write_member_record(member_dir, record)
 
         def fail(reason: str, summary: str, returncode: int | None) -> CommandError:
             return self._error(reason, summary, argv, returncode, member_dir, params, seed)
@@ -429,22 +467,42 @@ class Command(Simulation):
             )
             raise fail("missing-output", summary, returncode)
         try:
-            return read_output(
-                output_path,
-                self.format,
-                index=self.index or None,
-                variables=self._selected_variables(params),
-            )
+            return self._read(output_path, params)
         except OutputFileError as exc:
             raise fail("garbled-output", f"command output is unusable: {exc}", 0) from None
 
-    def _selected_variables(self, params: Mapping[str, Any]) -> Sequence[str] | None:
-        if self.variables is not None:
-            return self.variables
+    def _prepare(self, member_dir: str) -> tuple[str, str]:
+        """Make the member's working directory with its inputs; return it and the output path."""
+        workdir = os.path.join(member_dir, "work")
+        os.mkdir(workdir)
+        copy_inputs(self.inputs, workdir)
+        if self.output == STDOUT:
+            return workdir, os.path.join(member_dir, "stdout.txt")
+        output_path = os.path.join(workdir, self.output)
+        parent = os.path.dirname(output_path)
+        if parent != workdir:
+            os.makedirs(parent, exist_ok=True)
+        return workdir, output_path
+
+    def _read(self, output_path: str, params: Mapping[str, Any]) -> Any:
+        """Read the member's output: the selected or declared outputs, in declared types."""
+        declared = self._declared(params)
+        variables = self.variables
+        if variables is None and declared is not None:
+            variables = list(declared)  # only the declared outputs are read
+        return read_output(
+            output_path,
+            self.format,
+            index=self.index or None,
+            variables=variables,
+            dtypes=_declared_dtypes(declared),
+        )
+
+    def _declared(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The declared outputs of a member with these parameters, or None."""
         if self.outputs is None:
             return None
-        declared = self.outputs(**params) if callable(self.outputs) else self.outputs
-        return list(declared)
+        return dict(self.outputs(**params) if callable(self.outputs) else self.outputs)
 
     def _error(
         self,
@@ -464,7 +522,7 @@ class Command(Simulation):
             member_dir,
             params,
             seed,
-            hints=self._hints,
+            hints=self._hints + self._seed_hint(reason, member_dir, seed),
             keep_workdirs=self.keep_workdirs,
         )
         return CommandError(
@@ -477,6 +535,32 @@ class Command(Simulation):
             params=params,
             seed=seed,
         )
+
+    def _seed_hint(self, reason: str, member_dir: str, seed: int) -> tuple[str, ...]:
+        """A hint when the program failed on a seed it may find too large (32-bit codes)."""
+        if reason != "exit" or "seed" not in self._fields or seed < 2**31:
+            return ()
+        stderr = tail(os.path.join(member_dir, "stderr.txt"))
+        if str(seed) not in stderr and not any(
+            "seed" in line and any(word in line for word in _SEED_TROUBLE)
+            for line in stderr.lower().splitlines()
+        ):  # (a usage line such as "[--seed SEED]" is no complaint about the seed)
+            return ()
+        return (
+            f"the program's error mentions the seed, and {{seed}} was {seed}, which needs "
+            f"{seed.bit_length()} bits; if the program takes a 32-bit integer seed (R's "
+            "set.seed, many C and Fortran codes), pass seed_bits=31 to Command (seed_bits = "
+            "31 in a spec's [simulation] table) to give every member a seed below 2**31",
+        )
+
+
+def _declared_dtypes(declared: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The dtypes that declared outputs fix (an output declared by its dims alone has none)."""
+    return {
+        name: out.dtype
+        for name, out in (declared or {}).items()
+        if isinstance(out, Output) and out.dtype is not None
+    }
 
 
 def _restore(cls: type, state: dict[str, Any]) -> Any:

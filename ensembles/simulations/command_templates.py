@@ -445,7 +445,7 @@ def spec_arguments(d: Any) -> tuple[list[str], dict[str, Any]]:
         raise SpecError(msg)
     allowed = {
         "command", "output", "index", "format", "timeout", "inputs", "keep_workdirs",
-        "env", "outputs", "coords", "variables", "scratch_dir", "name",
+        "env", "outputs", "coords", "variables", "scratch_dir", "name", "seed_bits",
     }  # fmt: skip
     unknown = sorted(set(d) - allowed)
     if unknown:

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import OutputMismatchError, SimulationError
+from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
 
 __all__ = ["Output", "Schema", "Simulation", "as_simulation", "simulation"]
 
@@ -235,7 +236,17 @@ class Simulation:
         ``nogil``, numpy); the embedded default then runs members on threads.
     name : str, optional
         Name recorded in stores; defaults to ``module:qualname``.
+    seed_bits : int
+        Bits of each member's seed, 1 to 63: seeds are in ``[0, 2**seed_bits)``. The default
+        63 suits numpy; 31 suits code that takes a 32-bit signed integer. The stored
+        ``member_seed`` is the value the function received.
     """
+
+    #: Bits of each member's seed (see the ``seed_bits`` parameter).
+    seed_bits: int = DEFAULT_SEED_BITS
+    #: True when ``call`` takes ``member=``, the member's identity (flat index, position,
+    #: parameters), as :class:`~.command.Command` does to name its scratch dirs.
+    takes_member: bool = False
 
     def __init__(
         self,
@@ -245,6 +256,7 @@ class Simulation:
         coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
         releases_gil: bool = False,
         name: str | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
         if not callable(func):
             msg = f"a simulation must be callable, got {func!r}"
@@ -254,6 +266,7 @@ class Simulation:
         self.coords = coords
         self.releases_gil = bool(releases_gil)
         self.name = name or _qualified_name(func)
+        self.seed_bits = check_seed_bits(seed_bits)
         functools.update_wrapper(self, func)
         try:
             sig = inspect.signature(func)
@@ -277,8 +290,21 @@ class Simulation:
             pass
         return (
             _rebuild_simulation,
-            (self.func, self.outputs, self.coords, self.releases_gil, self.name),
+            (self.func, self.outputs, self.coords, self.releases_gil, self.name, self.seed_bits),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``[simulation]`` table of a run specification: the function's import path.
+
+        Examples
+        --------
+        >>> Simulation(len, name="builtins:len", seed_bits=31).to_dict()
+        {'function': 'builtins:len', 'seed_bits': 31}
+        """
+        d: dict[str, Any] = {"function": self.name}
+        if self.seed_bits != DEFAULT_SEED_BITS:
+            d["seed_bits"] = self.seed_bits
+        return d
 
     # -- signature -------------------------------------------------------------------
     @property
@@ -425,8 +451,17 @@ def _qualified_name(func: Callable[..., Any]) -> str:
     return f"{module}:{qualname}"
 
 
-def _rebuild_simulation(func, outputs, coords, releases_gil, name) -> Simulation:
-    return Simulation(func, outputs=outputs, coords=coords, releases_gil=releases_gil, name=name)
+def _rebuild_simulation(
+    func, outputs, coords, releases_gil, name, seed_bits=DEFAULT_SEED_BITS
+) -> Simulation:
+    return Simulation(
+        func,
+        outputs=outputs,
+        coords=coords,
+        releases_gil=releases_gil,
+        name=name,
+        seed_bits=seed_bits,
+    )
 
 
 def simulation(
@@ -436,6 +471,7 @@ def simulation(
     coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
     releases_gil: bool = False,
     name: str | None = None,
+    seed_bits: int = DEFAULT_SEED_BITS,
 ) -> Any:
     """Declare a function as a simulation, optionally with its outputs.
 
@@ -447,7 +483,7 @@ def simulation(
     ----------
     func : callable, optional
         The simulation; when omitted, returns a decorator.
-    outputs, coords, releases_gil, name
+    outputs, coords, releases_gil, name, seed_bits
         See :class:`Simulation`.
 
     Examples
@@ -460,8 +496,17 @@ def simulation(
     'rng'
     """
 
+    check_seed_bits(seed_bits)  # at decoration, not at the first call
+
     def wrap(f: Callable[..., Any]) -> Simulation:
-        return Simulation(f, outputs=outputs, coords=coords, releases_gil=releases_gil, name=name)
+        return Simulation(
+            f,
+            outputs=outputs,
+            coords=coords,
+            releases_gil=releases_gil,
+            name=name,
+            seed_bits=seed_bits,
+        )
 
     return wrap if func is None else wrap(func)
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputMismatchError, SimulationError
+from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
 from .contract import Output, Simulation, import_object
 from .mesa import collected_rows, find_datacollector, import_mesa
 from .model_support import (
@@ -72,6 +73,10 @@ class ModelClass(Simulation):
         With ``steps``: also record the state before the first step, as step 0.
     name : str, optional
         Name recorded in stores; default ``"model:module:Class"``.
+    seed_bits : int
+        Bits of the member's seed, 1 to 63 (default 63): the constructor receives an int
+        in ``[0, 2**seed_bits)`` as ``seed`` (or a Generator seeded with it as ``rng``);
+        31 suits code that keeps the seed in a 32-bit signed integer.
 
     Examples
     --------
@@ -98,6 +103,7 @@ class ModelClass(Simulation):
         coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
         include_initial: bool = False,
         name: str | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
         if not callable(cls):
             msg = f"ModelClass needs a class (or factory) to build models from, got {cls!r}"
@@ -117,6 +123,7 @@ class ModelClass(Simulation):
         self.coords = coords
         self.include_initial = bool(include_initial)
         self.releases_gil = False
+        self.seed_bits = check_seed_bits(seed_bits)
         self._signature = None
         self._parameters, self._required, self._seed_arg = constructor_info(cls)
         self.name = name or f"model:{class_path(cls)}"
@@ -202,12 +209,23 @@ class ModelClass(Simulation):
             d["include_initial"] = True
         if self.name != f"model:{class_path(self.cls)}":
             d["name"] = self.name
+        if self.seed_bits != DEFAULT_SEED_BITS:
+            d["seed_bits"] = self.seed_bits
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelClass:
         """Build from :meth:`to_dict`'s form, importing ``model`` (``"module:Class"``)."""
-        allowed = {"model", "steps", "run", "step", "collect", "include_initial", "name"}
+        allowed = {
+            "model",
+            "steps",
+            "run",
+            "step",
+            "collect",
+            "include_initial",
+            "name",
+            "seed_bits",
+        }
         kwargs = spec_kwargs(d, "model", allowed)
         model = import_object(kwargs.pop("model"))
         if "collect" in kwargs:
@@ -248,8 +266,9 @@ class MesaModel(ModelClass):
         A list picks some of the DataCollector's model reporters. A dict
         ``{name: function of the model or attribute name}`` collects those values itself
         (before the first step and after each), so the model needs no DataCollector.
-    outputs, coords, name
-        As for :class:`ModelClass`; the default name is ``"mesa:module:Class"``.
+    outputs, coords, name, seed_bits
+        As for :class:`ModelClass`; the default name is ``"mesa:module:Class"``. Mesa
+        takes any non-negative integer seed, so the default 63 bits suit it.
 
     Examples
     --------
@@ -277,6 +296,7 @@ class MesaModel(ModelClass):
         outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
         coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
         name: str | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
         mesa = import_mesa()
         if not (isinstance(model_cls, type) and issubclass(model_cls, mesa.Model)):
@@ -301,6 +321,7 @@ class MesaModel(ModelClass):
             coords=coords,
             include_initial=collect is not None,
             name=name or f"mesa:{class_path(model_cls)}",
+            seed_bits=seed_bits,
         )
         self.reporters = self.collect if collect is not None else reporters
         if self._seed_arg is None:
@@ -372,12 +393,15 @@ class MesaModel(ModelClass):
                 d["reporters"] = list(self.reporters)
         if self.name != f"mesa:{class_path(self.cls)}":
             d["name"] = self.name
+        if self.seed_bits != DEFAULT_SEED_BITS:
+            d["seed_bits"] = self.seed_bits
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MesaModel:
         """Build from :meth:`to_dict`'s form, importing ``mesa_model`` (``"module:Class"``)."""
-        kwargs = spec_kwargs(d, "mesa_model", {"mesa_model", "steps", "reporters", "name"})
+        allowed = {"mesa_model", "steps", "reporters", "name", "seed_bits"}
+        kwargs = spec_kwargs(d, "mesa_model", allowed)
         model = import_object(kwargs.pop("mesa_model"))
         if isinstance(kwargs.get("reporters"), Mapping):
             kwargs["reporters"] = collect_from_spec(kwargs["reporters"])

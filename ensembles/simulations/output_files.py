@@ -15,6 +15,10 @@ module turns that file into arrays with dimensions and coordinates. Supported fo
     read NetCDF4).
 ``zarr``
     A Zarr store (a directory), read with :func:`xarray.open_zarr`.
+
+Numbers in text formats (CSV, TSV, JSON) are stored as float64, whether a member wrote
+``3`` or ``2.95``, so every member's values fit the type the first one set; booleans stay
+booleans, and an output's declared dtype always wins.
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ def read_output(
     index: str | Sequence[str] | None = None,
     variables: Sequence[str] | None = None,
     dims: Mapping[str, Sequence[str]] | None = None,
+    dtypes: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Read one member's output file into an in-memory :class:`xarray.Dataset`.
 
@@ -133,6 +138,11 @@ def read_output(
         non-index column or variable is an output and must be numeric or boolean.
     dims : dict of str to tuple of str, optional
         JSON: dimension names of outputs that ``index`` does not describe.
+    dtypes : dict of str to dtype, optional
+        CSV/TSV/JSON: the declared type of some outputs. The others are float64 when they
+        hold numbers (integers included: a member writing ``3`` and another ``2.95``
+        store alike) and bool when they hold ``True``/``False``. Index columns keep their
+        own type (``sweep`` stays integer).
 
     Returns
     -------
@@ -153,6 +163,10 @@ def read_output(
     >>> ds = read_output(path, index="sweep")
     >>> ds["M"].dims, ds["sweep"].values.tolist()
     (('sweep',), [10, 20])
+    >>> _ = path.write_text("n,x\\n3,1\\n")
+    >>> ds = read_output(path, dtypes={"n": "int64"})
+    >>> str(ds["n"].dtype), str(ds["x"].dtype)
+    ('int64', 'float64')
     """
     fmt = infer_format(path, format)
     path = os.fspath(path)
@@ -171,8 +185,8 @@ def read_output(
     elif fmt == "json":
         ds = _read_json(path, index_names, variables, dims or {})
     else:
-        ds = _read_xarray(path, fmt)
-    return _select(ds, variables, path)
+        return _select(_read_xarray(path, fmt), variables, path)
+    return _text_types(_select(ds, variables, path), dtypes or {}, path)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -187,6 +201,34 @@ def _index_names(index: str | Sequence[str] | None) -> tuple[str, ...]:
         msg = f"index {list(names)!r} names a column twice"
         raise OutputFileError(msg)
     return names
+
+
+def _text_types(ds: xr.Dataset, dtypes: Mapping[str, Any], path: str) -> xr.Dataset:
+    """Give the outputs read from text their storage types: declared, else float64 or bool."""
+    for name, var in ds.data_vars.items():
+        values = var.values
+        declared = dtypes.get(str(name))
+        if declared is None:
+            if values.dtype.kind in "iu":
+                ds[name] = var.astype(np.float64)
+            continue
+        declared = np.dtype(declared)
+        if np.can_cast(values.dtype, declared, "same_kind"):
+            ds[name] = var.astype(declared)
+            continue
+        example = ""
+        if declared.kind in "iu" and values.dtype.kind == "f":
+            fractional = ~(np.isfinite(values) & (values % 1 == 0))
+            if not fractional.any():  # whole numbers written as 3.0
+                ds[name] = var.astype(declared)
+                continue
+            example = f" such as {values[fractional].flat[0].item()!r}"
+        msg = (
+            f"output {path!r} column {str(name)!r} is declared {declared} but holds "
+            f"{values.dtype} values{example}; fix the program's output or the declared dtype"
+        )
+        raise OutputFileError(msg)
+    return ds
 
 
 def _select(ds: xr.Dataset, variables: Sequence[str] | None, path: str) -> xr.Dataset:

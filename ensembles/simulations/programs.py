@@ -1,6 +1,8 @@
 """Running a :class:`~ensembles.simulations.command.Command`'s program for one member.
 
-The member's inputs are copied into its scratch directory, the program starts there
+The member's scratch directory is named after it (and records its command line,
+parameters and seed in ``member.json`` when kept), its inputs are copied there, the
+program starts there
 without a shell, in its own session (so a timeout kills everything it started), with its
 standard output and error in files, and a failure is described by a report that carries
 the command line, the exit code and the tail of standard error.
@@ -9,11 +11,15 @@ the command line, the exit code and the tail of standard error.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,13 +30,18 @@ __all__ = [
     "describe_exit",
     "failure_report",
     "kill_process_group",
+    "make_member_dir",
+    "member_dir_name",
     "run_program",
     "tail",
+    "write_member_record",
 ]
 
 #: How many lines of stderr a :class:`~ensembles.simulations.command.CommandError` carries.
 TAIL_LINES = 20
 _TAIL_BYTES = 64 * 1024
+_NAME_LIMIT = 100  # characters of a scratch directory's name before its unique suffix
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
 
 
 class ProgramFailure(Exception):
@@ -75,6 +86,60 @@ def copy_inputs(inputs: Sequence[tuple[str, str | None, str]], workdir: str) -> 
             shutil.copytree(src, target, dirs_exist_ok=True)
         else:
             shutil.copy(src, target)
+
+
+def member_dir_name(
+    member: Mapping[str, Any] | None, params: Mapping[str, Any], limit: int = _NAME_LIMIT
+) -> str:
+    """A scratch directory name that says which member it belongs to.
+
+    ``member-<flat index>_<design parameters>_seed=<seed index>`` for a member of an
+    ensemble (see :meth:`ensembles.members.Members.identity`), ``member_<parameters>`` for
+    one run by hand; characters other than letters, digits and ``._+=-`` become ``_``
+    and the name is cut at ``limit`` characters.
+
+    Examples
+    --------
+    >>> member_dir_name({"member": 17, "position": {"sample": 4, "seed": 2},
+    ...                  "params": {"T": 3.073921}}, {"T": 3.073921, "L": 32})
+    'member-000017_T=3.07392_seed=2'
+    >>> member_dir_name(None, {"model": "a b/c"})
+    'member_model=a_b_c'
+    """
+    if member is None:
+        head, shown, suffix = "member", params, ""
+    else:
+        head = f"member-{member['member']:06d}"
+        shown = member["params"]
+        seed_index = member["position"].get("seed")
+        suffix = "" if seed_index is None else f"_seed={seed_index}"
+    parts = [f"{k}={_name_value(v)}" for k, v in shown.items()]
+    name = _UNSAFE.sub("_", "_".join([head, *parts])) + suffix
+    return name if len(name) <= limit else name[: limit - len(suffix)] + suffix
+
+
+def _name_value(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return format(value, ".6g")
+    return str(value)
+
+
+def make_member_dir(base: str | None, name: str) -> str:
+    """Create a new scratch directory ``<name>-<random suffix>`` and return its path.
+
+    It is made under ``base`` (default: the system's temporary directory); the random
+    suffix keeps runs that share ``base``, and retries of a member, apart.
+    """
+    if base is not None:
+        os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix=name + "-", dir=base)
+
+
+def write_member_record(member_dir: str, record: Mapping[str, Any]) -> None:
+    """Write ``member.json`` into a member's scratch directory: what ran, with what."""
+    with open(os.path.join(member_dir, "member.json"), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, default=repr)
+        f.write("\n")
 
 
 def run_program(

@@ -94,6 +94,7 @@ def plan_resume(
         seeds,
         root_seed,
         block if len(block) == len(design.dims) + 1 else (),
+        seed_bits=simulation.seed_bits,
     )
     group = store.group()
     old_shape = tuple(group[STATUS].shape)
