@@ -107,6 +107,14 @@ def test_unpicklable_result_fails_only_its_task(pool):
     assert good.result(timeout=WAIT) == 2
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="process_group is new in 3.11")
+def test_workers_lead_process_groups_in_the_drivers_session(pool):
+    pid = pool.submit(os.getpid).result(timeout=WAIT)
+    assert os.getpgid(pid) == pid  # killed as a group with what it starts
+    assert os.getpgid(pid) != os.getpgid(0)  # out of the terminal's reach (Ctrl-C)
+    assert os.getsid(pid) == os.getsid(0)  # scheduled as part of this program
+
+
 def test_bad_arguments_are_refused_with_the_value():
     with pytest.raises(RunnerError, match=r"n_workers.*0"):
         LocalPool(0)
