@@ -7,7 +7,8 @@ rotates every round):
 * cold start: from creating the pool in a fresh interpreter (its module already
   imported; the import is timed apart) to the first task running on a worker;
 * warm throughput: 200 CPU-bound pure-Python tasks of ~20 ms, once the pool is warm,
-  on a quiet machine and with one CPU hog (``python -c "while True: pass"``) beside it;
+  on a quiet machine and with one CPU hog (``python -c "while True: pass"``, started
+  in a session of its own like another program) beside it;
 * tiny tasks: 20,000 tasks of a few hundred nanoseconds batched into 200 calls of 100
   (joblib also as users write it: 20,000 calls, auto-batched);
 * peak PSS of the process tree (driver and descendants, ``/proc/<pid>/smaps_rollup``
@@ -177,7 +178,8 @@ def cpu_hog(on: bool):
     if not on:
         yield
         return
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # in a session of its own, like another program (Linux gives it its own autogroup)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
     try:
         yield
     finally:
@@ -202,22 +204,18 @@ def measure(rounds: int, quick: bool) -> dict[str, dict[str, list[float]]]:
     n = calibrate(0.002 if quick else 0.020)
     cpu = {"n": n, "tasks": 20 if quick else 200}
     tiny = {"tasks": 2_000 if quick else 20_000, "chunk": 100}
+    heavy = f"{cpu['tasks']} x {2 if quick else 20} ms, warm"
+    small = f"{tiny['tasks']:,} tiny in calls of {tiny['chunk']}, warm"
+    with_auto = (*CANDIDATES, "joblib-auto")
     cases = [
         ("cold start, quiet", "cold", {}, CANDIDATES, False, "start"),
         ("cold start, CPU hog", "cold", {}, CANDIDATES, True, "start"),
         ("import of the pool's module", "cold", {}, CANDIDATES, False, "import"),
-        ("200 x 20 ms, warm, quiet", "throughput", cpu, (*CANDIDATES, "loop"), False, "seconds"),
-        ("200 x 20 ms, warm, CPU hog", "throughput", cpu, CANDIDATES, True, "seconds"),
-        ("20,000 tiny, warm, quiet", "tiny", tiny, (*CANDIDATES, "joblib-auto"), False, "seconds"),
-        (
-            "20,000 tiny, warm, CPU hog",
-            "tiny",
-            tiny,
-            (*CANDIDATES, "joblib-auto"),
-            True,
-            "seconds",
-        ),
-        ("peak PSS of the tree (MB)", "memory", cpu, CANDIDATES, False, "pss"),
+        (f"{heavy}, quiet", "throughput", cpu, (*CANDIDATES, "loop"), False, "seconds"),
+        (f"{heavy}, CPU hog", "throughput", cpu, CANDIDATES, True, "seconds"),
+        (f"{small}, quiet", "tiny", tiny, with_auto, False, "seconds"),
+        (f"{small}, CPU hog", "tiny", tiny, with_auto, True, "seconds"),
+        (f"peak PSS of the tree (MB), {heavy}", "memory", cpu, CANDIDATES, False, "pss"),
     ]
     data: dict[str, dict[str, list[float]]] = {}
     cold_cache: dict[tuple[str, bool], dict] = {}

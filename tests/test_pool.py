@@ -107,6 +107,14 @@ def test_unpicklable_result_fails_only_its_task(pool):
     assert good.result(timeout=WAIT) == 2
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="process_group is new in 3.11")
+def test_workers_lead_process_groups_in_the_drivers_session(pool):
+    pid = pool.submit(os.getpid).result(timeout=WAIT)
+    assert os.getpgid(pid) == pid  # killed as a group with what it starts
+    assert os.getpgid(pid) != os.getpgid(0)  # out of the terminal's reach (Ctrl-C)
+    assert os.getsid(pid) == os.getsid(0)  # scheduled as part of this program
+
+
 def test_bad_arguments_are_refused_with_the_value():
     with pytest.raises(RunnerError, match=r"n_workers.*0"):
         LocalPool(0)
@@ -491,3 +499,20 @@ def test_workers_that_cannot_start_fail_the_tasks_instead_of_looping(monkeypatch
             future.result(timeout=WAIT)
         monkeypatch.delenv("PYTHONHOME")
         assert p.submit(operator.add, 1, 2).result(timeout=WAIT) == 3  # a later submit retries
+
+
+def test_pool_errors_keep_their_fields_when_pickled():
+    import pickle
+
+    died = WorkerDied(task_name="m.f", member=6, exitcode=None, signal=9, pid=123)
+    late = MemberTimeout(member=5, seconds=2.0, task_name="m.f", pid=124)
+    for error in (died, late):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error)
+        assert str(again) == str(error)
+        assert again.member == error.member
+        assert isinstance(again, RunnerError)
+    assert pickle.loads(pickle.dumps(died)).signal == 9
+    assert pickle.loads(pickle.dumps(late)).seconds == 2.0
+    assert "signal 9" in str(died)
+    assert "member 5" in str(late)

@@ -48,6 +48,16 @@ _BOOTSTRAP = (
 )
 
 
+# A worker leads a process group of its own, so it and whatever it starts are killed
+# together, and terminal signals (Ctrl-C) reach only the driver. It stays in the driver's
+# session: a session of its own would also put it in a scheduler autogroup of its own
+# (Linux), where each worker competes with the user's other programs as if it were one
+# more program. Python 3.10 has no process_group: there, a session of its own.
+_OWN_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+)
+
+
 def cpu_count() -> int:
     """Cores this process may run on.
 
@@ -188,8 +198,8 @@ class _Inbox:
 class WorkerProcess:
     """A worker interpreter, its two pipes, its status slot and its scheduling state.
 
-    Started with ``subprocess.Popen`` (an argv list, no shell) in a session of its own,
-    so the worker and every process it starts are killed together.
+    Started with ``subprocess.Popen`` (an argv list, no shell) as the leader of a process
+    group, so the worker and every process it starts are killed together.
     """
 
     def __init__(self, slot: int, slots: StatusSlots, lifeline: int, env: dict[str, str]):
@@ -200,11 +210,7 @@ class WorkerProcess:
         argv += [str(fd) for fd in fds] + [str(slot * SLOT_BYTES)]
         try:
             self.proc = subprocess.Popen(
-                argv,
-                pass_fds=fds,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
+                argv, pass_fds=fds, stdin=subprocess.DEVNULL, env=env, **_OWN_GROUP
             )
         except BaseException:
             os.close(self.task_fd)
