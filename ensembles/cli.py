@@ -26,6 +26,17 @@ def _add_scheduler_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
+def _add_method_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--method",
+        default="linear",
+        metavar="NAME",
+        help="NumPy's quantile method: linear (default), hazen, weibull, median_unbiased, "
+        "normal_unbiased, interpolated_inverted_cdf, inverted_cdf, averaged_inverted_cdf, "
+        "closest_observation, lower, higher, midpoint, nearest",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ensembles",
@@ -78,9 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--over",
         nargs="+",
-        default=["seed"],
+        default=None,
         metavar="DIM",
-        help="member dims to summarize over (default: seed)",
+        help="member dims to summarize over (default: seed, one row per design point)",
     )
     p.add_argument(
         "-q",
@@ -91,12 +102,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="Q",
         help="quantiles in [0, 1]",
     )
-    p.add_argument("--var", nargs="+", metavar="NAME", help="outputs (default: all)")
+    p.add_argument(
+        "--var",
+        nargs="+",
+        metavar="NAME",
+        help="outputs (default: the scalar ones, else those with the most common dims)",
+    )
     p.add_argument(
         "--aggregate",
         metavar="HOW",
         help="reduce each member's time series first: mean, median, last, ...",
     )
+    _add_method_option(p)
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)"
     )
@@ -120,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar=("LO", "HI"),
         help="the band's quantiles",
     )
+    _add_method_option(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image file")
 
     return parser
@@ -240,14 +258,23 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    import warnings
+
     from .analysis.summary import summary, write_table
     from .store.zarr_store import open_ensemble
 
     ds = open_ensemble(args.store)
-    over = args.over[0] if len(args.over) == 1 else tuple(args.over)
-    table = summary(
-        ds, over=over, q=tuple(args.quantiles), vars=args.var, aggregate=args.aggregate
-    )
+    over = None if args.over is None else args.over[0] if len(args.over) == 1 else tuple(args.over)
+    with warnings.catch_warnings():  # the note is printed below, with the options to use
+        warnings.simplefilter("ignore", UserWarning)
+        table = summary(
+            ds,
+            over=over,
+            q=tuple(args.quantiles),
+            vars=args.var,
+            aggregate=args.aggregate,
+            method=args.method,
+        )
     if args.output:
         path = write_table(table, args.output)
         print(f"wrote {len(table)} rows to {path}")
@@ -256,6 +283,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
         with pd.option_context("display.max_rows", 200, "display.width", 160):
             print(table.to_string(index=False))
+    left_out = table.attrs.get("left_out")
+    if left_out:
+        print(
+            f"note: left out {', '.join(left_out)} (other output dims than the rows above); "
+            f"add --var {' '.join(left_out)} for one row per step, or --aggregate mean "
+            "(or last, ...) to summarize every output",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -265,7 +300,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .analysis.plot import plot_envelope
+    from .analysis.plot import DPI, plot_envelope
     from .store.zarr_store import open_ensemble
 
     ds = open_ensemble(args.store)
@@ -275,8 +310,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         )
         raise ValueError(msg)
     over = None if args.over is None else tuple(args.over)
-    ax = plot_envelope(ds[args.var], over=over, q=tuple(args.quantiles))
-    ax.figure.savefig(args.output, dpi=120, bbox_inches="tight")
+    ax = plot_envelope(ds[args.var], over=over, q=tuple(args.quantiles), method=args.method)
+    ax.figure.savefig(args.output, dpi=DPI, bbox_inches="tight")
     plt.close(ax.figure)
     print(f"wrote {args.output}")
     return 0

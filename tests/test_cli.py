@@ -203,3 +203,85 @@ def test_summary_and_plot(spec, tmp_path, capsys):
     assert "no output 'nope'" in capsys.readouterr().err
     assert main(["summary", str(out), "-o", str(tmp_path / "s.xlsx")]) == 1
     assert ".parquet" in capsys.readouterr().err
+
+
+def _png_dpi(path):
+    from PIL import Image
+
+    return Image.open(path).info["dpi"]
+
+
+def test_summary_of_a_mixed_store_notes_what_it_left_out(tmp_path, capsys):
+    """A scalar output and a time series: the default table is the scalar one, with a note."""
+    from . import sims
+
+    out = tmp_path / "walk.zarr"
+    ens.Ensemble(sims.walk, ens.Grid(drift=[0.0, 0.5]), seeds=3, root_seed=1).to_zarr(
+        out, progress=False
+    )
+    assert main(["summary", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert lines[0].split() == [
+        "variable",
+        "drift",
+        "n",
+        "mean",
+        "std",
+        "q0.025",
+        "q0.5",
+        "q0.975",
+    ]
+    assert [line.split()[0] for line in lines[1:]] == ["final", "final"]
+    assert "note: left out x" in captured.err
+    assert "--var x" in captured.err
+    assert "--aggregate mean" in captured.err
+    assert main(["summary", str(out), "--aggregate", "mean"]) == 0
+    captured = capsys.readouterr()
+    assert {line.split()[0] for line in captured.out.strip().splitlines()[1:]} == {"final", "x"}
+    assert "note" not in captured.err
+
+
+def test_summary_and_plot_take_a_quantile_method(spec, tmp_path, capsys):
+    import pandas as pd
+
+    from ensembles.analysis import summary as tables
+
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(spec), "-o", str(out), "-q"]) == 0
+    csv = tmp_path / "hazen.csv"
+    args = ["summary", str(out), "--var", "M", "--aggregate", "last", "--method", "hazen"]
+    assert main([*args, "-o", str(csv)]) == 0
+    expected = tables.summary(ens.open_ensemble(out), vars=["M"], aggregate="last", method="hazen")
+    pd.testing.assert_frame_equal(pd.read_csv(csv), expected, check_exact=True)
+    png = tmp_path / "env.png"
+    assert main(["plot", str(out), "--var", "M", "--method", "weibull", "-o", str(png)]) == 0
+    assert _png_dpi(png) == pytest.approx((120, 120), abs=0.1)
+    assert main(["summary", str(out), "--method", "cubic"]) == 1
+    err = capsys.readouterr().err
+    assert "method='cubic' is not a quantile method" in err
+    assert "median_unbiased" in err
+    assert main(["plot", str(out), "--var", "M", "--method", "cubic", "-o", str(png)]) == 1
+    assert "method='cubic'" in capsys.readouterr().err
+
+
+def test_plot_refuses_too_many_lines_and_names_the_better_call(tmp_path, capsys):
+    temps = ", ".join(f"{1.5 + 0.1 * i:.1f}" for i in range(12))
+    path = tmp_path / "many.toml"
+    path.write_text(
+        SPEC.replace("T = [1.5, 2.0, 2.5]", f"T = [{temps}]").replace(
+            "n_sweeps = 60", "n_sweeps = 20"
+        )
+    )
+    out = tmp_path / "many.zarr"
+    assert main(["run", str(path), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    png = tmp_path / "many.png"
+    assert main(["plot", str(out), "--var", "M", "--over", "seed", "-o", str(png)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "12 values of 'T' would draw 12 overlapping lines" in err
+    assert "--over T seed" in err
+    assert not png.exists()
+    assert main(["plot", str(out), "--var", "M", "--over", "T", "seed", "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -106,3 +106,17 @@ def test_check_convergence_relative_and_dataset():
     assert bool(both["converged"].all())
     with pytest.raises(AnalysisError, match=r"tol=-1"):
         convergence.check_convergence(ds["chi"], tol=-1)
+
+
+def test_convergence_defaults_to_the_seeds_and_takes_a_quantile_method():
+    da = _normal_members(seeds=20)
+    conv = convergence.convergence(da, sizes=[20], n=50, q=(0.1, 0.9), method="inverted_cdf")
+    assert conv.attrs["over"] == ["seed"]
+    assert conv.attrs["method"] == "inverted_cdf"
+    estimate = conv["estimate"].sel(stat="q0.9", n_members=20).values
+    expected = np.quantile(da.values, 0.9, axis=1, method="inverted_cdf")
+    np.testing.assert_array_equal(estimate, expected)
+    check = convergence.check_convergence(da, tol=10.0, stat=0.9, n=50, method="lower")
+    assert check["converged"].dims == ("T",)
+    with pytest.raises(AnalysisError, match="method='nope' is not a quantile method"):
+        convergence.convergence(da, method="nope")

@@ -43,7 +43,7 @@ def test_plot_envelope_one_band(tmp_path):
     assert len(ax.lines) == 1
     assert len(_bands(ax)) == 1
     assert ax.get_xlabel() == "sweep"
-    assert ax.get_ylabel() == "magnetization per spin [1]"
+    assert ax.get_ylabel() == "magnetization per spin"  # units "1": dimensionless, no "[1]"
     assert "over T, seed" in ax.get_title()
     assert "n = 20" in ax.get_title()
     np.testing.assert_allclose(ax.lines[0].get_xdata(), ds["sweep"].values)
@@ -70,7 +70,7 @@ def test_plot_envelope_one_colour_per_design_point(tmp_path):
 def test_plot_envelope_many_design_points_use_a_colorbar(tmp_path):
     ds = sample_ensemble(n=25)
     ds = ds.drop_vars("h")  # one parameter along sample: it colours the lines
-    ax = plot.plot_envelope(ds["M"], over="seed")
+    ax = plot.plot_envelope(ds["M"], over="seed", max_lines=25)
     _save(ax, tmp_path)
     assert len(ax.lines) == 25
     assert len(ax.figure.axes) == 2  # the plot and its colorbar
@@ -117,7 +117,7 @@ def test_plot_sensitivity_of_a_grid_parameter(tmp_path):
     ax = plot.plot_sensitivity(ds, "T", var="M", aggregate="mean")
     _save(ax, tmp_path)
     assert ax.get_xlabel() == "T"
-    assert ax.get_ylabel() == "magnetization per spin [1]"
+    assert ax.get_ylabel() == "magnetization per spin"
     (container,) = ax.containers
     x, y = container.lines[0].get_data()
     np.testing.assert_allclose(x, ds["T"].values)
@@ -183,3 +183,73 @@ def test_axis_label():
     da = grid_ensemble()["E"]
     assert plot.axis_label(da) == "energy per spin [J]"
     assert plot.axis_label(da.copy(data=da.data).rename("x").drop_attrs()) == "x"
+    assert plot.axis_label(da.assign_attrs(units="1")) == "energy per spin"
+    assert plot.axis_label(da.assign_attrs(units="")) == "energy per spin"
+    assert plot.axis_label(da.assign_attrs(units="1/J")) == "energy per spin [1/J]"
+
+
+# --------------------------------------------------------------------------------------
+# readable figures: few lines, legends beside the data, the CLI's resolution
+# --------------------------------------------------------------------------------------
+
+
+def test_too_many_lines_are_refused_with_the_better_call():
+    ds = sample_ensemble(n=25)
+    with pytest.raises(AnalysisError) as info:
+        plot.plot_envelope(ds["M"], over="seed")
+    text = str(info.value)
+    assert "25 values of 'sample' would draw 25 overlapping lines" in text
+    assert "over=('sample', 'seed')" in text
+    assert "--over sample seed" in text
+    assert "max_lines=25" in text
+    assert not plt.get_fignums()  # refused before drawing anything
+    ax = plot.plot_envelope(ds["M"], over=("sample", "seed"))  # the better call: one band
+    assert len(ax.lines) == 1
+    grid = grid2_ensemble(L=tuple(range(8, 20)))
+    with pytest.raises(AnalysisError, match=r"12 values of 'L'.*--over L seed"):
+        plot.plot_sensitivity(grid, "T", var="y", hue="L")
+    assert plot.plot_sensitivity(grid, "T", var="y", hue="L", max_lines=12).containers
+
+
+def _overlap(a, b):
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+LEGENDS = {
+    "one band": lambda: plot.plot_envelope(grid_ensemble()["M"], median=True),
+    "bands per T": lambda: plot.plot_envelope(grid_ensemble()["M"], over="seed"),
+    "sensitivity": lambda: plot.plot_sensitivity(grid2_ensemble(), "T", var="y", hue="L"),
+    "one series": lambda: plot.plot_sensitivity(grid_ensemble(), "T", var="chi"),
+}
+
+
+@pytest.mark.parametrize("draw", list(LEGENDS.values()), ids=list(LEGENDS))
+def test_legends_sit_beside_the_data_and_inside_the_saved_figure(tmp_path, draw):
+    ax = draw()
+    fig = ax.figure
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert not _overlap(legend, ax.get_window_extent())  # never on the data
+    assert fig.bbox.contains(legend.x0, legend.y0)  # not cut off when saved
+    assert fig.bbox.contains(legend.x1, legend.y1)
+    _save(ax, tmp_path)
+
+
+def test_new_figures_have_the_cli_resolution(tmp_path):
+    from PIL import Image
+
+    ax = plot.plot_envelope(grid_ensemble()["M"])
+    assert ax.figure.dpi == plot.DPI == 120
+    path = _save(ax, tmp_path)
+    dpi = Image.open(path).info["dpi"]
+    assert dpi == pytest.approx((120, 120), abs=0.1)
+
+
+def test_plot_envelope_keeps_its_hue_and_uses_the_method():
+    ds = grid_ensemble()
+    ax = plot.plot_envelope(ds["M"], hue="T", method="lower")  # over=None keeps T
+    assert len(_bands(ax)) == 4
+    assert "over seed" in ax.get_title()
+    band = ds["M"].ens.envelope(over="seed", method="lower").compute()
+    lower = _bands(ax)[0].get_paths()[0].vertices[1 : 1 + ds.sizes["sweep"], 1]
+    np.testing.assert_array_equal(lower, band["lower"].isel(T=0).values)

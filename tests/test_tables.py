@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,15 +19,6 @@ def _status():
     status[0, 1] = 2
     status[2, 4] = 0
     return status
-
-
-class CountingScheduler:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, dsk, keys, **kwargs):
-        self.calls += 1
-        return dask.get(dsk, keys, **kwargs)
 
 
 def test_summary_of_a_scalar_output_matches_numpy_per_design_point():
@@ -75,19 +65,18 @@ def test_summary_of_a_sampled_design_has_parameter_columns():
     df = tables.summary(ds, vars=["y"])
     assert list(df.columns[:4]) == ["variable", "T", "h", "sample"]
     np.testing.assert_allclose(df["T"], ds["T"].values)
-    everything = tables.summary(ds, over=None, vars=["y"])
+    everything = tables.summary(ds, over=("sample", "seed"), vars=["y"])
     assert len(everything) == 1
     assert everything["n"].iloc[0] == 18
+    pd.testing.assert_frame_equal(tables.summary(ds, over=None, vars=["y"]), df)
 
 
-def test_summary_computes_once_and_reports_live_counts():
+def test_summary_computes_once_and_reports_live_counts(counting_scheduler):
     status = np.zeros((4, 5), dtype=np.int8)
     status[:3, :2] = 1  # a run in progress
     ds = grid_ensemble(status=status)
-    counter = CountingScheduler()
-    with dask.config.set(scheduler=counter):
-        df = tables.summary(ds, aggregate="mean")
-    assert counter.calls == 1
+    df = tables.summary(ds, aggregate="mean", method="hazen")
+    assert counting_scheduler.computes == 1
     assert list(df[df["variable"] == "chi"]["n"]) == [2, 2, 2, 0]
     assert np.isnan(df[df["variable"] == "chi"]["mean"].iloc[3])
 
@@ -110,8 +99,9 @@ def test_summary_of_the_ising_ensemble_against_numpy():
         ({"vars": ["nope"]}, r"'nope' is not a data variable"),
         ({"over": "nope"}, r"dim 'nope' is not a dim"),
         ({"q": (0.5, 2.0)}, r"probabilities in \[0, 1\]"),
+        ({"method": "cubic"}, r"method='cubic' is not a quantile method; use one of NumPy's"),
     ],
-    ids=["aggregate", "vars", "over", "q"],
+    ids=["aggregate", "vars", "over", "q", "method"],
 )
 def test_summary_rejects_invalid_arguments(kwargs, match):
     with pytest.raises(AnalysisError, match=match):
@@ -187,3 +177,71 @@ def test_unknown_extension_names_the_supported_ones(tmp_path):
 def test_parameter_names():
     assert tables.parameter_names(grid_ensemble()) == ["T"]
     assert tables.parameter_names(sample_ensemble()) == ["T", "h"]
+
+
+# --------------------------------------------------------------------------------------
+# defaults on datasets that mix scalar outputs and time series
+# --------------------------------------------------------------------------------------
+
+
+def test_summary_default_covers_the_scalar_outputs_and_says_what_it_left_out():
+    ds = grid_ensemble(status=_status())  # M(sweep), E(sweep) and the scalar chi
+    with pytest.warns(UserWarning, match=r"left out 'M' \(over \['sweep'\]\), 'E'") as caught:
+        df = tables.summary(ds)
+    text = str(caught[0].message)
+    assert "vars=['M']" in text
+    assert "aggregate='mean'" in text
+    assert set(df["variable"]) == {"chi"}
+    assert list(df.columns) == ["variable", "T", "n", "mean", "std", "q0.025", "q0.5", "q0.975"]
+    assert df.attrs["left_out"] == ["M", "E"]
+    assert df.attrs["note"] == text
+    pd.testing.assert_frame_equal(df, tables.summary(ds, vars=["chi"]))
+
+
+def test_summary_default_includes_every_output_once_series_are_aggregated(recwarn):
+    ds = grid_ensemble()
+    df = tables.summary(ds, aggregate="last")
+    assert set(df["variable"]) == {"M", "E", "chi"}
+    assert "left_out" not in df.attrs
+    assert not recwarn.list
+    explicit = tables.summary(ds, vars=["chi", "M"])  # listed variables: all of them
+    assert set(explicit["variable"]) == {"chi", "M"}
+    assert not recwarn.list
+
+
+def test_summary_default_without_scalars_takes_the_most_common_layout():
+    ds = grid_ensemble().drop_vars("chi")
+    ds["spectrum"] = ds["M"].isel(sweep=slice(0, 3)).rename(sweep="k").drop_vars("k")
+    with pytest.warns(UserWarning, match=r"covers the over \['sweep'\] outputs \['M', 'E'\]"):
+        df = tables.summary(ds)
+    assert set(df["variable"]) == {"M", "E"}
+    assert df.attrs["left_out"] == ["spectrum"]
+
+
+def test_summary_default_of_a_stored_ensemble(tmp_path):
+    """The issue's case: a store with a scalar output and a time series."""
+    import ensembles as ens
+
+    from . import sims
+
+    e = ens.Ensemble(sims.walk, ens.Grid(drift=[0.0, 0.5]), seeds=3, root_seed=1)
+    e.to_zarr(tmp_path / "walk.zarr", progress=False)
+    ds = ens.open_ensemble(tmp_path / "walk.zarr")
+    with pytest.warns(UserWarning, match=r"left out 'x'"):
+        df = ds.ens.summary()
+    assert df["variable"].tolist() == ["final", "final"]
+    assert df["drift"].tolist() == [0.0, 0.5]
+    assert df["n"].tolist() == [3, 3]
+    series = ds.ens.summary(aggregate="mean")
+    assert sorted(set(series["variable"])) == ["final", "x"]
+
+
+@pytest.mark.parametrize("method", ["hazen", "inverted_cdf", "nearest"])
+def test_summary_quantiles_use_the_method(method):
+    ds = grid_ensemble(status=_status())
+    df = tables.summary(ds, vars=["chi"], q=(0.1, 0.9), method=method)
+    values = ds["chi"].values
+    for i in range(4):
+        ok = values[i][~np.isnan(values[i])]
+        expected = np.quantile(ok, [0.1, 0.9], method=method)
+        assert [df["q0.1"].iloc[i], df["q0.9"].iloc[i]] == expected.tolist()

@@ -6,6 +6,21 @@ Importing this module registers ``.ens``; every method delegates to a plain func
 :mod:`~ensembles.analysis.plot` with the object as first argument, so
 ``ds["M"].ens.envelope(over="seed")`` is ``reduce.envelope(ds["M"], over="seed")``.
 
+``over=`` names the member dims a method reduces. Every method defaults to
+``over=None``, which means one thing everywhere: reduce every member dim except those the
+result is laid out over.
+
+* Statistics (``count``, ``mean``, ``std``, ``sem``, ``quantile``, ``envelope``,
+  ``bootstrap_ci``) keep no member dim: the whole ensemble, e.g. ``("sample", "seed")``.
+* Per-design-point methods (``summary``, ``groups``, ``convergence``,
+  ``check_convergence``, ``sensitivity``, ``main_effects``) keep the design dims, so they
+  reduce the replicate dim ``seed``.
+* Plots keep the dims they draw: ``plot_envelope`` its ``hue``, ``plot_sensitivity`` its
+  ``param`` and ``hue``, ``plot_heatmap`` its ``x`` and ``y``.
+
+Quantile-based methods take ``method=``, NumPy's quantile method by name (``"linear"``
+by default; see :data:`~ensembles.analysis.reduce.QUANTILE_METHODS`).
+
 Examples
 --------
 >>> import ensembles.analysis.accessor  # doctest: +SKIP
@@ -86,15 +101,19 @@ class EnsembleAccessor(Generic[Obj]):
         """Standard error of the mean; see :func:`.reduce.sem`."""
         return reduce.sem(self._obj, over=over)
 
-    def quantile(self, q: Any, over: Any = None) -> Obj:
+    def quantile(self, q: Any, over: Any = None, method: str = "linear") -> Obj:
         """Ensemble quantiles; see :func:`.reduce.quantile`."""
-        return reduce.quantile(self._obj, q, over=over)
+        return reduce.quantile(self._obj, q, over=over, method=method)
 
     def envelope(
-        self, over: Any = None, q: Sequence[float] = (0.025, 0.975), median: bool = False
+        self,
+        over: Any = None,
+        q: Sequence[float] = (0.025, 0.975),
+        median: bool = False,
+        method: str = "linear",
     ) -> xr.Dataset:
         """Mean and quantile band; see :func:`.reduce.envelope`."""
-        return reduce.envelope(self._obj, over=over, q=q, median=median)
+        return reduce.envelope(self._obj, over=over, q=q, median=median, method=method)
 
     def bootstrap_ci(
         self,
@@ -103,11 +122,14 @@ class EnsembleAccessor(Generic[Obj]):
         n: int = 1000,
         level: float = 0.95,
         rng_seed: int = 0,
+        method: str = "linear",
     ) -> xr.Dataset:
         """Bootstrap confidence interval; see :func:`.reduce.bootstrap_ci`."""
-        return reduce.bootstrap_ci(self._obj, stat, over=over, n=n, level=level, rng_seed=rng_seed)
+        return reduce.bootstrap_ci(
+            self._obj, stat, over=over, n=n, level=level, rng_seed=rng_seed, method=method
+        )
 
-    def check_convergence(self, tol: float, over: Any = "seed", **kwargs: Any) -> xr.Dataset:
+    def check_convergence(self, tol: float, over: Any = None, **kwargs: Any) -> xr.Dataset:
         """CI half-width below ``tol``? See :func:`.convergence.check_convergence`."""
         return convergence.check_convergence(self._obj, tol, over=over, **kwargs)
 
@@ -115,20 +137,23 @@ class EnsembleAccessor(Generic[Obj]):
 
     def summary(
         self,
-        over: Any = "seed",
+        over: Any = None,
         q: Sequence[float] = (0.025, 0.5, 0.975),
         vars: Sequence[Hashable] | None = None,
         aggregate: Any = None,
+        method: str = "linear",
     ) -> pd.DataFrame:
         """Per-design-point statistics table; see :func:`.summary.summary`."""
-        return summary.summary(self._obj, over=over, q=q, vars=vars, aggregate=aggregate)
+        return summary.summary(
+            self._obj, over=over, q=q, vars=vars, aggregate=aggregate, method=method
+        )
 
     def to_frame(self, vars: Sequence[Hashable] | None = None) -> pd.DataFrame:
         """Long table, one row per member and step; see :func:`.summary.to_frame`."""
         return summary.to_frame(self._obj, vars=vars)
 
     def groups(
-        self, over: Any = "seed", vars: Sequence[Hashable] | None = None
+        self, over: Any = None, vars: Sequence[Hashable] | None = None
     ) -> list[dict[str, Any]]:
         """Results grouped by parameters; see :func:`.summary.groups`."""
         return summary.groups(self._obj, over=over, vars=vars)
@@ -169,15 +194,15 @@ class EnsembleAccessor(Generic[Obj]):
 class EnsembleDataArrayAccessor(EnsembleAccessor[xr.DataArray]):
     """``DataArray.ens``: statistics, convergence and sensitivity of one output."""
 
-    def convergence(self, over: Any = "seed", **kwargs: Any) -> xr.Dataset:
+    def convergence(self, over: Any = None, **kwargs: Any) -> xr.Dataset:
         """Stats and CIs vs member count; see :func:`.convergence.convergence`."""
         return convergence.convergence(self._obj, over=over, **kwargs)
 
-    def sensitivity(self, over: Any = "seed", method: str = "auto", **kwargs: Any) -> xr.Dataset:
+    def sensitivity(self, over: Any = None, method: str = "auto", **kwargs: Any) -> xr.Dataset:
         """Sensitivity indices per parameter; see :func:`.sensitivity.sensitivity`."""
         return sensitivity.sensitivity(self._obj, over=over, method=method, **kwargs)
 
-    def main_effects(self, over: Any = "seed", aggregate: Any = None) -> xr.Dataset:
+    def main_effects(self, over: Any = None, aggregate: Any = None) -> xr.Dataset:
         """Mean response per grid value; see :func:`.sensitivity.main_effects`."""
         return sensitivity.main_effects(self._obj, over=over, aggregate=aggregate)
 

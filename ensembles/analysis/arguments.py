@@ -4,6 +4,11 @@ An ensemble's member dims are those of its ``status`` coordinate. The analysis m
 (:mod:`.reduce`, :mod:`.convergence`, :mod:`.sensitivity`, :mod:`.plot`, ...) resolve
 ``over=`` to a tuple of dims, pick the data variables a reduction applies to and validate
 probabilities here, so they agree on what they accept and on their error messages.
+
+One rule for ``over=None``, the default everywhere: reduce every member dim except those
+the result is laid out over. Statistics keep none (:func:`resolve_over`); per-design-point
+methods keep the design dims, so they reduce the replicate dim ``seed``
+(:func:`resolve_replicates`); plots keep the dims they draw (``keep=``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError
-from ..layout import STATUS
+from ..layout import SEED_DIM, STATUS
 
 __all__ = [
     "check_envelope_q",
@@ -23,6 +28,7 @@ __all__ = [
     "is_numeric",
     "member_dims",
     "resolve_over",
+    "resolve_replicates",
     "selected_vars",
 ]
 
@@ -60,7 +66,9 @@ def member_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, ...]:
     return tuple(obj.coords[STATUS].dims)
 
 
-def resolve_over(obj: xr.DataArray | xr.Dataset, over: Any) -> tuple[Hashable, ...]:
+def resolve_over(
+    obj: xr.DataArray | xr.Dataset, over: Any, keep: Iterable[Hashable] = ()
+) -> tuple[Hashable, ...]:
     """Normalize ``over`` (None, a dim name or an iterable of names) to a tuple of dims.
 
     Parameters
@@ -68,7 +76,9 @@ def resolve_over(obj: xr.DataArray | xr.Dataset, over: Any) -> tuple[Hashable, .
     obj : DataArray or Dataset
         The ensemble object reduced.
     over : None, hashable or iterable of hashable
-        None means every member dim (:func:`member_dims`).
+        None means every member dim (:func:`member_dims`) except those in ``keep``.
+    keep : iterable of hashable, optional
+        Member dims that ``over=None`` leaves alone (the dims a plot draws, say).
 
     Returns
     -------
@@ -87,7 +97,14 @@ def resolve_over(obj: xr.DataArray | xr.Dataset, over: Any) -> tuple[Hashable, .
     ('seed',)
     """
     if over is None:
-        dims = member_dims(obj)
+        kept = set(keep)
+        dims = tuple(d for d in member_dims(obj) if d not in kept)
+        if not dims:
+            msg = (
+                f"over=None reduces nothing here: every member dim {member_dims(obj)!r} is "
+                "kept; pass over=... with a dim to reduce, e.g. over='seed'"
+            )
+            raise AnalysisError(msg)
     elif isinstance(over, str) or not isinstance(over, Iterable):
         dims = (over,)
     else:
@@ -106,6 +123,30 @@ def resolve_over(obj: xr.DataArray | xr.Dataset, over: Any) -> tuple[Hashable, .
         )
         raise AnalysisError(msg)
     return dims
+
+
+def resolve_replicates(obj: xr.DataArray | xr.Dataset, over: Any) -> tuple[Hashable, ...]:
+    """``over`` of a per-design-point method: None means the replicate dim ``seed``.
+
+    Summaries, groups, convergence and sensitivity report per design point, so their
+    ``over=None`` keeps the design dims and reduces only :data:`~ensembles.layout.SEED_DIM`.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("T", "seed"))
+    >>> resolve_replicates(da, None)
+    ('seed',)
+    """
+    if over is None:
+        if SEED_DIM not in obj.dims:
+            msg = (
+                f"over=None means the replicate dim {SEED_DIM!r} here, which this "
+                f"{type(obj).__name__} does not have (dims {tuple(obj.dims)!r}); pass "
+                "over=... with the dims to reduce"
+            )
+            raise AnalysisError(msg)
+        over = SEED_DIM
+    return resolve_over(obj, over)
 
 
 def is_numeric(var: xr.DataArray) -> bool:

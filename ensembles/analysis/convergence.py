@@ -18,7 +18,8 @@ import xarray as xr
 from ..errors import AnalysisError
 from ..layout import STATUS
 from . import reduce
-from .arguments import check_envelope_q, member_dims, resolve_over, selected_vars
+from .arguments import check_envelope_q, member_dims, resolve_replicates, selected_vars
+from .quantiles import check_quantile_method
 
 __all__ = ["check_convergence", "convergence", "default_sizes"]
 
@@ -52,12 +53,13 @@ def _stacked(da: xr.DataArray, dims: tuple[Hashable, ...]) -> xr.DataArray:
 
 def convergence(
     obj: xr.DataArray,
-    over: Any = "seed",
+    over: Any = None,
     sizes: Sequence[int] | None = None,
     q: Sequence[float] = (0.025, 0.975),
     n: int = 200,
     level: float = 0.95,
     rng_seed: int = 0,
+    method: str = "linear",
 ) -> xr.Dataset:
     """The mean and envelope quantiles, with bootstrap CIs, from the first k members.
 
@@ -65,9 +67,10 @@ def convergence(
     ----------
     obj : DataArray
         One ensemble output.
-    over : str or tuple of str, default "seed"
+    over : str or tuple of str, optional
         Member dims the statistics run over (several are flattened in C order); the first
-        ``k`` positions along them are used for each ``k`` in ``sizes``.
+        ``k`` positions along them are used for each ``k`` in ``sizes``. Default: the
+        replicate dim ``seed`` (per design point).
     sizes : sequence of int, optional
         Member counts to try; default :func:`default_sizes` up to all members.
     q : (float, float), default (0.025, 0.975)
@@ -78,6 +81,8 @@ def convergence(
         Confidence level of the intervals.
     rng_seed : int, default 0
         Seed of the resampling generator.
+    method : str, default "linear"
+        NumPy's quantile method of the envelope quantiles and of the intervals.
 
     Returns
     -------
@@ -94,8 +99,9 @@ def convergence(
     if not isinstance(obj, xr.DataArray):
         msg = "convergence() takes one output (a DataArray), e.g. convergence(ds['M'])"
         raise AnalysisError(msg)
-    dims = resolve_over(obj, over)
+    dims = resolve_replicates(obj, over)
     lo, hi = check_envelope_q(q)
+    check_quantile_method(method)
     flat = _stacked(obj, dims)
     total = flat.sizes[_MEMBER]
     sizes = default_sizes(total) if sizes is None else [int(s) for s in sizes]
@@ -108,7 +114,9 @@ def convergence(
     for k in sizes:
         head = flat.isel({_MEMBER: slice(0, k)})
         cis = [
-            reduce.bootstrap_ci(head, stat, _MEMBER, n=n, level=level, rng_seed=rng_seed)
+            reduce.bootstrap_ci(
+                head, stat, _MEMBER, n=n, level=level, rng_seed=rng_seed, method=method
+            )
             for stat in stats.values()
         ]
         per_size.append(xr.concat(cis, dim="stat", coords="minimal", compat="override"))
@@ -117,7 +125,13 @@ def convergence(
     out["count"] = out["count"].isel(stat=0, drop=True)
     out["half_width"] = (out["ci_upper"] - out["ci_lower"]) / 2
     out = out.assign_coords(n_members=np.asarray(sizes), stat=list(stats))
-    out.attrs = {"over": [str(d) for d in dims], "q": [lo, hi], "n": int(n), "level": level}
+    out.attrs = {
+        "over": [str(d) for d in dims],
+        "q": [lo, hi],
+        "n": int(n),
+        "level": level,
+        "method": method,
+    }
     if obj.name is not None:
         out.attrs["variable"] = str(obj.name)
     return out
@@ -126,12 +140,13 @@ def convergence(
 def check_convergence(
     obj: xr.DataArray | xr.Dataset,
     tol: float,
-    over: Any = "seed",
+    over: Any = None,
     stat: Any = "mean",
     n: int = 500,
     level: float = 0.95,
     relative: bool = False,
     rng_seed: int = 0,
+    method: str = "linear",
 ) -> xr.Dataset:
     """Per design point: is the CI half-width of ``stat`` below ``tol``?
 
@@ -141,8 +156,9 @@ def check_convergence(
         Ensemble data.
     tol : float
         Largest acceptable half-width (absolute, or relative to ``|estimate|``).
-    over : str or tuple of str, default "seed"
+    over : str or tuple of str, optional
         Member dims the statistic runs over; the other member dims are the design points.
+        Default: the replicate dim ``seed``.
     stat : {"mean", "median", "std"}, float or callable, default "mean"
         The statistic (see :func:`~ensembles.analysis.reduce.bootstrap_ci`).
     n : int, default 500
@@ -153,6 +169,8 @@ def check_convergence(
         Compare ``half_width / |estimate|`` with ``tol``.
     rng_seed : int, default 0
         Seed of the resampling generator.
+    method : str, default "linear"
+        NumPy's quantile method of the interval (and of a quantile ``stat``).
 
     Returns
     -------
@@ -170,18 +188,20 @@ def check_convergence(
     if not np.isfinite(tol) or tol <= 0:
         msg = f"tol={tol!r} is not a tolerance: give a positive number"
         raise AnalysisError(msg)
-    dims = resolve_over(obj, over)
+    dims = resolve_replicates(obj, over)
     if isinstance(obj, xr.Dataset):
         parts = {}
         for var in selected_vars(obj, dims):
-            res = check_convergence(obj[var], tol, dims, stat, n, level, relative, rng_seed)
+            res = check_convergence(
+                obj[var], tol, dims, stat, n, level, relative, rng_seed, method
+            )
             parts.update({f"{var}_{k}": v for k, v in res.data_vars.items()})
         out = xr.Dataset(parts)
         flags = [out[k] for k in out.data_vars if str(k).endswith("_converged")]
         out["converged"] = xr.concat(flags, dim="variable", join="outer").all("variable")
         out.attrs = {"tol": tol, "stat": str(stat), "relative": relative}
         return out
-    ci = reduce.bootstrap_ci(obj, stat, dims, n=n, level=level, rng_seed=rng_seed)
+    ci = reduce.bootstrap_ci(obj, stat, dims, n=n, level=level, rng_seed=rng_seed, method=method)
     half = (ci["upper"] - ci["lower"]) / 2
     if relative:
         scale = abs(ci["estimate"])

@@ -3,7 +3,9 @@
 Plain numpy/dask arrays only; :mod:`ensembles.analysis.reduce` is the xarray layer on top. Moments
 are tree reductions over the existing chunks (Chan's merge); order statistics regroup the
 chunks so reduced dims are whole, sort column slabs and interpolate exactly as
-:func:`numpy.quantile`'s default method.
+:func:`numpy.quantile` does with the requested method
+(:mod:`ensembles.analysis.quantiles`); the bootstrap kernel is in
+:mod:`ensembles.analysis.bootstrap`.
 """
 
 from __future__ import annotations
@@ -20,18 +22,15 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from dask.system import CPU_COUNT
 
-from ..errors import AnalysisError
+from .quantiles import sorted_quantiles
 
 __all__ = [
     "SLAB_BYTES",
     "as_columns",
-    "bootstrap_kernel",
-    "bootstrap_stat",
-    "compact_valid",
     "assembled",
+    "column_pieces",
     "masked_pieces",
     "moments",
-    "replicas",
     "sorted_kernel",
     "whole_blocks",
 ]
@@ -65,30 +64,7 @@ def _masked_mean(a: np.ndarray, valid: np.ndarray, n: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sorted_quantiles(srt: np.ndarray, n: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Linear-interpolated quantiles of columns sorted with NaN last, ``n`` valid each.
-
-    Follows :func:`numpy.quantile` (method ``"linear"``): virtual index ``(n - 1) * q``,
-    neighbours ``floor`` and ``floor + 1`` (clipped to the last valid value) and NumPy's
-    two-sided linear interpolation, so results agree with NumPy to the last bit.
-    """
-    virtual = (n - 1)[None, :] * q[:, None]  # (nq, K)
-    below = np.floor(virtual)
-    gamma = virtual - below
-    last = np.maximum(n - 1, 0)[None, :]
-    lo = np.clip(below, 0, last).astype(np.intp)
-    hi = np.clip(below + 1, 0, last).astype(np.intp)
-    lo_val = np.take_along_axis(srt, lo, axis=0)
-    hi_val = np.take_along_axis(srt, hi, axis=0)
-    diff = hi_val - lo_val
-    out = lo_val + diff * gamma
-    upper_half = gamma >= 0.5
-    out[upper_half] = (hi_val - diff * (1 - gamma))[upper_half]
-    out[:, n == 0] = np.nan
-    return out
-
-
-def _column_pieces(
+def column_pieces(
     blocks: list[np.ndarray],
     r: int,
     cols: tuple[slice, ...],
@@ -113,7 +89,7 @@ def _column_pieces(
 
 def masked_pieces(*args: Any) -> list[np.ndarray]:
     """The pieces of a column block as float64, NaN where the member's status is not ok."""
-    pieces, masks = _column_pieces(*args)
+    pieces, masks = column_pieces(*args)
     return [p if m is None else np.where(m, p, np.nan) for p, m in zip(pieces, masks, strict=True)]
 
 
@@ -143,8 +119,9 @@ def sorted_kernel(
     ok_index: list[tuple[slice, ...]],
     q: np.ndarray,
     with_mean: bool,
+    method: str = "linear",
 ) -> np.ndarray:
-    """Rows: count, [mean], quantiles ``q``; reduced over the ``r`` leading axes.
+    """Rows: count, [mean], quantiles ``q`` by ``method``; reduced over the ``r`` leading axes.
 
     ``blocks`` are the input chunks holding every member of the columns ``cols`` (slices of
     the kept axes within each chunk); ``ok[ok_index[i]]`` says which values of chunk ``i``
@@ -152,7 +129,7 @@ def sorted_kernel(
     matter to these statistics, so each column slab is assembled straight from the pieces,
     in cache, without first concatenating the whole block.
     """
-    pieces, masks = _column_pieces(blocks, r, cols, ok, ok_index)
+    pieces, masks = column_pieces(blocks, r, cols, ok, ok_index)
     rest = tuple(pieces[0].shape[r:])
     parts = [as_columns(p, r)[0] for p in pieces]
     keeps = None
@@ -177,8 +154,15 @@ def sorted_kernel(
         if with_mean:
             out[1, part] = _masked_mean(slab, valid, n)
         if q.size:
-            out[1 + int(with_mean) :, part] = _sorted_quantiles(np.sort(slab, axis=0), n, q)
+            out[1 + int(with_mean) :, part] = sorted_quantiles(_sorted(slab), n, q, method)
     return out.reshape((nrow, *rest))
+
+
+def _sorted(slab: np.ndarray) -> np.ndarray:
+    """Columns sorted ascending with NaN last (a column-major copy: contiguous sorts)."""
+    srt = np.array(slab, order="F")
+    srt.sort(axis=0)
+    return srt
 
 
 def _column_means(block: np.ndarray, r: int) -> np.ndarray:
@@ -398,91 +382,3 @@ def moments(data: Any, r: int) -> Any:
         )
     parts = parts.reshape((3, *parts.shape[1 + r :]))
     return dask.array.stack([parts[0], parts[1] + shift, parts[2]])
-
-
-# --------------------------------------------------------------------------------------
-# Bootstrap kernels
-# --------------------------------------------------------------------------------------
-
-
-def bootstrap_stat(stat: Any) -> tuple[str, Callable[..., Any]]:
-    """Name and ``f(values, axis)`` of a bootstrap statistic."""
-    if callable(stat):
-        return getattr(stat, "__name__", "stat"), stat
-    if isinstance(stat, str):
-        named: dict[str, Callable[..., Any]] = {
-            "mean": np.mean,
-            "median": np.median,
-            "std": lambda x, axis: np.std(x, axis=axis, ddof=1),
-        }
-        if stat in named:
-            return stat, named[stat]
-    elif isinstance(stat, (float, int, np.floating)) and 0 <= float(stat) <= 1:
-        prob = float(stat)
-        return f"quantile({prob:g})", lambda x, axis: np.quantile(x, prob, axis=axis)
-    msg = (
-        f"stat={stat!r} is not a known statistic: use 'mean', 'median', 'std', a "
-        "probability in [0, 1] for a quantile, or a function f(values, axis)"
-    )
-    raise AnalysisError(msg)
-
-
-def compact_valid(values: np.ndarray, valid: np.ndarray, used: int) -> np.ndarray:
-    """Move each column's valid values to the top (member order kept), keep ``used`` rows."""
-    order = np.argsort(~valid, axis=0, kind="stable")[:used]
-    return np.take_along_axis(values, order, axis=0)
-
-
-def bootstrap_kernel(
-    blocks: list[np.ndarray],
-    ok: np.ndarray | None,
-    *,
-    r: int,
-    numblocks: tuple[int, ...],
-    cols: tuple[slice, ...],
-    ok_index: list[tuple[slice, ...]],
-    stat: Any,
-    n_boot: int,
-    level: float,
-    rng_seed: int,
-) -> np.ndarray:
-    """Rows: count, estimate, lower, upper (percentile bootstrap over the members)."""
-    _, func = bootstrap_stat(stat)
-    pieces = masked_pieces(blocks, r, cols, ok, ok_index)
-    a, rest = as_columns(assembled(pieces, r, numblocks), r)
-    members, ncol = a.shape
-    out = np.full((4, ncol), np.nan)
-    valid = ~np.isnan(a)
-    n = valid.sum(axis=0)
-    out[0] = n
-    tail = (1 - level) / 2
-    for used in np.unique(n):
-        if used == 0:
-            continue
-        columns = np.flatnonzero(n == used)
-        # the same resamples for every column with this many members, whatever the chunking
-        draws = np.random.default_rng([rng_seed, int(used)]).integers(0, used, (n_boot, used))
-        width = max(1, SLAB_BYTES // (8 * max(int(used), n_boot)))
-        for start in range(0, columns.size, width):
-            sub_cols = columns[start : start + width]
-            values = a[:, sub_cols]
-            if used < members:
-                values = compact_valid(values, valid[:, sub_cols], int(used))
-            out[1, sub_cols] = func(values, axis=0)
-            reps = replicas(values, draws, func, stat)
-            out[2:, sub_cols] = np.quantile(reps, [tail, 1 - tail], axis=0)
-    return out.reshape((4, *rest))
-
-
-def replicas(values: np.ndarray, draws: np.ndarray, func: Callable, stat: Any) -> np.ndarray:
-    """The statistic of each bootstrap resample: (n_boot, columns)."""
-    n_boot, used = draws.shape
-    if isinstance(stat, str) and stat == "mean":
-        rows = np.repeat(np.arange(n_boot), used)
-        weights = np.bincount(rows * used + draws.ravel(), minlength=n_boot * used)
-        return weights.reshape(n_boot, used).astype(np.float64) @ values / used
-    batch = max(1, SLAB_BYTES // (8 * values.size or 1))
-    reps = np.empty((n_boot, values.shape[1]))
-    for start in range(0, n_boot, batch):
-        reps[start : start + batch] = func(values[draws[start : start + batch]], axis=1)
-    return reps

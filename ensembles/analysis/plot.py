@@ -1,8 +1,10 @@
 """Matplotlib figures of ensembles: envelopes, sensitivity to a parameter, heatmaps.
 
 Each function computes what it draws (these are the only eager calls of the analysis
-API), draws on ``ax`` or on a new figure, never calls ``plt.show()``, and returns the
-Axes. Labels come from variable names and their ``long_name`` and ``units`` attrs.
+API), draws on ``ax`` or on a new figure (:data:`DPI` dots per inch, as the CLI saves),
+never calls ``plt.show()``, and returns the Axes. Labels come from variable names and
+their ``long_name`` and ``units`` attrs; legends sit outside the axes, beside the data.
+A plot refuses more than ``max_lines`` lines (10) and says which call reads better.
 Works with any backend, including ``Agg`` for scripts and the CLI.
 """
 
@@ -23,22 +25,30 @@ from .summary import aggregate_outputs, output_dims, parameter_names
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["axis_label", "plot_envelope", "plot_heatmap", "plot_sensitivity"]
+__all__ = ["DPI", "MAX_LINES", "axis_label", "plot_envelope", "plot_heatmap", "plot_sensitivity"]
 
-_MAX_LEGEND = 10
+DPI = 120
+"""Resolution of new figures, so ``ax.figure.savefig(...)`` matches ``ensembles plot``."""
+MAX_LINES = 10
+"""Most lines (design points) a plot draws unless told otherwise; also the legend's limit."""
+_DIMENSIONLESS = (None, "", "1")
 
 
 def axis_label(da: xr.DataArray | xr.Variable, name: Hashable = None) -> str:
     """``long_name [units]`` of a variable (its name when it has no ``long_name``).
 
+    Dimensionless quantities (units ``"1"``, or none) show no unit.
+
     Examples
     --------
     >>> axis_label(xr.DataArray([1.0], name="E", attrs={"units": "J"}))
     'E [J]'
+    >>> axis_label(xr.DataArray([1.0], name="M", attrs={"units": "1"}))
+    'M'
     """
     label = str(da.attrs.get("long_name", name if name is not None else getattr(da, "name", "")))
     units = da.attrs.get("units")
-    return f"{label} [{units}]" if units not in (None, "") else label
+    return label if units in _DIMENSIONLESS else f"{label} [{units}]"
 
 
 def _new_axes(ax: Axes | None) -> Axes:
@@ -46,8 +56,30 @@ def _new_axes(ax: Axes | None) -> Axes:
         return ax
     import matplotlib.pyplot as plt
 
-    _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    _, ax = plt.subplots(figsize=(7, 4.5), dpi=DPI, layout="constrained")
     return ax
+
+
+def _legend(ax: Axes, **kwargs: Any) -> None:
+    """A legend beside the axes (right, top-aligned): never on top of the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def _check_lines(
+    da: xr.DataArray, count: int, hue: Hashable, dim: Hashable, over: tuple, max_lines: int
+) -> None:
+    """Refuse a plot of more than ``max_lines`` lines, naming calls that read better."""
+    if count <= max_lines:
+        return
+    order = list(member_dims(da)) if STATUS in da.coords else list(da.dims)
+    wider = tuple(sorted((*over, dim), key=lambda d: order.index(d) if d in order else len(order)))
+    msg = (
+        f"{count} values of {hue!r} would draw {count} overlapping lines, too many to read "
+        f"(max_lines={max_lines}). Reduce over {dim!r} too for one band: "
+        f"over={wider!r} (command line: --over {' '.join(map(str, wider))}); or select a "
+        f"few first, e.g. .isel({dim}=slice(0, 5)); or pass max_lines={count} to draw them all"
+    )
+    raise AnalysisError(msg)
 
 
 def _variable(obj: xr.DataArray | xr.Dataset, var: Hashable | None) -> xr.DataArray:
@@ -106,7 +138,7 @@ def _colors(values: np.ndarray, cmap: str = "viridis") -> tuple[list[Any], Any]:
     """One colour per hue value: the default cycle when few, a colormap when many."""
     import matplotlib as mpl
 
-    if values.size <= _MAX_LEGEND:
+    if values.size <= MAX_LINES:
         cycle = mpl.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
         return [cycle[i % len(cycle)] for i in range(values.size)], None
     numeric = np.issubdtype(values.dtype, np.number)
@@ -127,6 +159,8 @@ def plot_envelope(
     x: Hashable | None = None,
     median: bool = False,
     alpha: float = 0.25,
+    method: str = "linear",
+    max_lines: int = MAX_LINES,
 ) -> Axes:
     """Plot the ensemble mean as a line and the ``q`` quantile band as a shaded area.
 
@@ -135,7 +169,8 @@ def plot_envelope(
     obj : DataArray or Dataset
         Ensemble data; for a Dataset, ``var`` names the output.
     over : str or tuple of str, optional
-        Dims the envelope runs over; default every member dim (one band).
+        Dims the envelope runs over; default every member dim except the ``hue`` dim (one
+        band, or one band per ``hue`` value).
     q : (float, float), default (0.025, 0.975)
         Lower and upper quantiles of the band.
     hue : str, optional
@@ -143,7 +178,7 @@ def plot_envelope(
         a parameter along ``sample``). When ``over`` leaves exactly one member dim, it is
         the hue by default (coloured by its parameter when it has exactly one).
     ax : matplotlib Axes, optional
-        Where to draw; default a new figure.
+        Where to draw; default a new figure of :data:`DPI` dots per inch.
     var : str, optional
         The output to plot when ``obj`` is a Dataset with several.
     x : str, optional
@@ -152,6 +187,12 @@ def plot_envelope(
         Also draw the median, dashed.
     alpha : float, default 0.25
         Opacity of the bands.
+    method : str, default "linear"
+        NumPy's quantile method for the band (see :data:`.reduce.QUANTILE_METHODS`).
+    max_lines : int, default 10
+        Refuse to draw more bands than this (they overlap into an unreadable picture); the
+        error names the call that reads better. Beyond 10, lines are coloured by a
+        colormap with a colorbar instead of a legend.
 
     Returns
     -------
@@ -163,9 +204,47 @@ def plot_envelope(
     >>> ax.figure.savefig("envelope.png")  # doctest: +SKIP
     """
     da = _variable(obj, var)
-    dims = resolve_over(da, over)
+    hue_dims = [_hue_dim(da, hue)] if hue is not None else []
+    dims = resolve_over(da, over, keep=hue_dims)
     lo, hi = check_envelope_q(q)
-    band = reduce.envelope(da, over=dims, q=(lo, hi), median=median).compute()
+    band = reduce.envelope(da, over=dims, q=(lo, hi), median=median, method=method).compute()
+    x, hue, hue_dim = _envelope_layout(da, band, dims, x, hue)
+    if hue_dim is not None:
+        _check_lines(da, band.sizes[hue_dim], hue, hue_dim, dims, max_lines)
+    ax = _new_axes(ax)
+    xs = _coord_values(band, x)
+    name = da.name if da.name is not None else "value"
+    if hue_dim is None:
+        _draw_band(ax, xs, band, "C0", "mean", alpha, f"{_percent(lo, hi)} band", median)
+        _legend(ax)
+    else:
+        hue_values = _coord_values(band, hue)
+        colors, mappable = _colors(hue_values)
+        for i, value in enumerate(hue_values):
+            label = f"{hue} = {_format_value(value)}" if mappable is None else None
+            part = band.isel({hue_dim: i})
+            _draw_band(ax, xs, part, colors[i], label, alpha, None, median)
+        if mappable is None:
+            _legend(ax, title=f"mean and {_percent(lo, hi)} band")
+        else:
+            ax.figure.colorbar(mappable, ax=ax, label=axis_label(band[hue], hue))
+    ax.set_xlabel(axis_label(band[x], x) if x in band.coords else str(x))
+    ax.set_ylabel(axis_label(da, name))
+    over_text = ", ".join(str(d) for d in dims)
+    ax.set_title(
+        f"{name}: mean and {_percent(lo, hi)} band over {over_text} ({_count_text(band['count'])})"
+    )
+    return ax
+
+
+def _envelope_layout(
+    da: xr.DataArray,
+    band: xr.Dataset,
+    dims: tuple[Hashable, ...],
+    x: Hashable | None,
+    hue: Hashable | None,
+) -> tuple[Hashable, Hashable | None, Hashable | None]:
+    """The x dim, the hue (dim or parameter) and the hue's dim of an envelope plot."""
     remaining = list(band["mean"].dims)
     outputs = output_dims(da, member_dims(da)) if STATUS in da.coords else []
     if x is None:
@@ -190,30 +269,7 @@ def plot_envelope(
             "to over=, or pass hue= for one of them"
         )
         raise AnalysisError(msg)
-    ax = _new_axes(ax)
-    xs = _coord_values(band, x)
-    name = da.name if da.name is not None else "value"
-    if hue_dim is None:
-        _draw_band(ax, xs, band, "C0", "mean", alpha, f"{_percent(lo, hi)} band", median)
-        ax.legend(loc="best")
-    else:
-        hue_values = _coord_values(band, hue)
-        colors, mappable = _colors(hue_values)
-        for i, value in enumerate(hue_values):
-            label = f"{hue} = {_format_value(value)}" if mappable is None else None
-            part = band.isel({hue_dim: i})
-            _draw_band(ax, xs, part, colors[i], label, alpha, None, median)
-        if mappable is None:
-            ax.legend(loc="best", title=f"mean and {_percent(lo, hi)} band")
-        else:
-            ax.figure.colorbar(mappable, ax=ax, label=axis_label(band[hue], hue))
-    ax.set_xlabel(axis_label(band[x], x) if x in band.coords else str(x))
-    ax.set_ylabel(axis_label(da, name))
-    over_text = ", ".join(str(d) for d in dims)
-    ax.set_title(
-        f"{name}: mean and {_percent(lo, hi)} band over {over_text} ({_count_text(band['count'])})"
-    )
-    return ax
+    return x, hue, hue_dim
 
 
 def _draw_band(
@@ -271,6 +327,7 @@ def plot_sensitivity(
     hue: Hashable | None = None,
     aggregate: Any = None,
     errorbar: str = "sem",
+    max_lines: int = MAX_LINES,
 ) -> Axes:
     """Plot an output against one parameter: the ensemble mean with error bars.
 
@@ -294,6 +351,8 @@ def plot_sensitivity(
         Reduce each member's time series first (see :func:`.summary.aggregate_outputs`).
     errorbar : {"sem", "std"}, default "sem"
         Error bars: standard error of the mean, or standard deviation of the members.
+    max_lines : int, default 10
+        Refuse more ``hue`` lines than this, naming the call that reads better.
 
     Returns
     -------
@@ -313,14 +372,13 @@ def plot_sensitivity(
         raise AnalysisError(msg)
     param_dim = _hue_dim(da, param)
     hue_dim = _hue_dim(da, hue) if hue is not None else None
-    if over is None:
-        keep = {param_dim, hue_dim}
-        over = tuple(d for d in member_dims(da) if d not in keep)
-    dims = resolve_over(da, over)
+    dims = resolve_over(da, over, keep=(param_dim, hue_dim))
     da = _scalar_output(da, aggregate, dims)
     mean = reduce.mean(da, dims)
     spread = _SPREADS[errorbar](da, dims)
     mean, spread = (r.compute() for r in xr.align(mean, spread))
+    if hue_dim is not None:
+        _check_lines(da, mean.sizes[hue_dim], hue, hue_dim, dims, max_lines)
     ax = _new_axes(ax)
     grid = param == param_dim
     fmt = "o-" if grid else "o"
@@ -355,7 +413,7 @@ def plot_sensitivity(
                 color=colors[i],
                 label=f"{hue} = {_format_value(value)}",
             )
-    ax.legend(loc="best")
+    _legend(ax)
     ax.set_xlabel(axis_label(da[param], param))
     ax.set_ylabel(axis_label(da, da.name))
     over_text = ", ".join(str(d) for d in dims)
@@ -376,6 +434,7 @@ def plot_heatmap(
     stat: Any = "mean",
     aggregate: Any = None,
     cmap: str = "viridis",
+    method: str = "linear",
 ) -> Axes:
     """Heatmap of an ensemble statistic over two grid parameters.
 
@@ -397,6 +456,8 @@ def plot_heatmap(
         Reduce each member's time series first (see :func:`.summary.aggregate_outputs`).
     cmap : str, default "viridis"
         Matplotlib colormap.
+    method : str, default "linear"
+        NumPy's quantile method when ``stat`` is a quantile.
 
     Returns
     -------
@@ -411,15 +472,13 @@ def plot_heatmap(
         if name not in da.dims:
             msg = f"{name!r} is not a grid dim of {da.name!r}; its dims are {tuple(da.dims)!r}"
             raise AnalysisError(msg)
-    if over is None:
-        over = tuple(d for d in member_dims(da) if d not in (x, y))
-    dims = resolve_over(da, over)
+    dims = resolve_over(da, over, keep=(x, y))
     da = _scalar_output(da, aggregate, dims)
     if stat in ("mean", "std", "sem", "count"):
         values = getattr(reduce, stat)(da, dims)
         label = f"{stat} of {axis_label(da, da.name)}"
     elif isinstance(stat, (float, int)) and 0 <= stat <= 1:
-        values = reduce.quantile(da, float(stat), dims)
+        values = reduce.quantile(da, float(stat), dims, method)
         label = f"{float(stat):g} quantile of {axis_label(da, da.name)}"
     else:
         msg = f"stat={stat!r} is not known: use 'mean', 'std', 'sem', 'count' or a quantile"

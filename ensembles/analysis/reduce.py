@@ -14,7 +14,8 @@ process pays no JIT compilation:
 * ``quantile``, ``envelope`` and ``bootstrap_ci`` need every member of a position at once:
   the data are rechunked so the reduced dims are whole and the other dims are split into
   blocks of at most 128 MiB, then each block is sorted (NaN last) and the order statistics
-  are interpolated exactly as :func:`numpy.quantile`'s default ``"linear"`` method does.
+  are interpolated exactly as :func:`numpy.quantile` does with ``method=`` (any of NumPy's
+  13 methods, :data:`QUANTILE_METHODS`; ``"linear"`` by default).
 
 Results of DataArray reductions carry a ``count`` coordinate (int64, members used per
 remaining position). Dataset reductions apply per numeric data variable that has every
@@ -40,16 +41,13 @@ from .arguments import (  # member dims and argument checks shared by the analys
     resolve_over,
     selected_vars,
 )
-from .kernels import (  # the numpy/dask engine under this xarray layer
-    bootstrap_kernel,
-    bootstrap_stat,
-    moments,
-    sorted_kernel,
-    whole_blocks,
-)
+from .bootstrap import bootstrap_kernel, bootstrap_stat
+from .kernels import moments, sorted_kernel, whole_blocks  # the numpy/dask engine
+from .quantiles import QUANTILE_METHODS, check_quantile_method
 
 __all__ = [
     "AnalysisError",
+    "QUANTILE_METHODS",
     "bootstrap_ci",
     "count",
     "envelope",
@@ -300,8 +298,8 @@ def sem(obj: Obj, over: Any = None) -> Obj:
     return _moment_stat(obj, over, "sem", 1)
 
 
-def quantile(obj: Obj, q: Any, over: Any = None) -> Obj:
-    """Ensemble quantiles over ``over`` (NumPy's default linear method), lazily.
+def quantile(obj: Obj, q: Any, over: Any = None, method: str = "linear") -> Obj:
+    """Ensemble quantiles over ``over``, lazily, by any of NumPy's quantile methods.
 
     Parameters
     ----------
@@ -311,21 +309,30 @@ def quantile(obj: Obj, q: Any, over: Any = None) -> Obj:
         Probabilities in [0, 1].
     over : str or tuple of str, optional
         Dims to reduce; default all member dims.
+    method : str, default "linear"
+        One of NumPy's names (:data:`QUANTILE_METHODS`): ``"inverted_cdf"``,
+        ``"averaged_inverted_cdf"``, ``"closest_observation"``,
+        ``"interpolated_inverted_cdf"``, ``"hazen"``, ``"weibull"``, ``"linear"``,
+        ``"median_unbiased"``, ``"normal_unbiased"``, ``"lower"``, ``"higher"``,
+        ``"midpoint"``, ``"nearest"``.
 
     Returns
     -------
     DataArray or Dataset
         With a leading ``quantile`` dim when ``q`` is a sequence, and ``count``
-        coordinate(s). Equal to :func:`numpy.quantile` of the used members.
+        coordinate(s). Equal, bit for bit, to :func:`numpy.nanquantile` with the same
+        ``method`` of the used members.
 
     Examples
     --------
     >>> quantile(ds["M"], [0.05, 0.5, 0.95], over=("sample", "seed"))  # doctest: +SKIP
+    >>> quantile(ds["M"], 0.9, over="seed", method="median_unbiased")  # doctest: +SKIP
     """
     dims = resolve_over(obj, over)
     probs = check_probabilities(q)
+    check_quantile_method(method)
     if isinstance(obj, xr.Dataset):
-        return _per_variable(obj, dims, lambda da: quantile(da, q, dims))
+        return _per_variable(obj, dims, lambda da: quantile(da, q, dims, method))
     ordered, data, r = _prepared(obj, dims, mask=False)
     rows = whole_blocks(
         data,
@@ -335,8 +342,9 @@ def quantile(obj: Obj, q: Any, over: Any = None) -> Obj:
         1 + probs.size,
         q=probs.ravel(),
         with_mean=False,
+        method=method,
     )
-    attrs = _stat_attrs(obj, dims, "quantile")
+    attrs = _stat_attrs(obj, dims, _quantile_name("quantile", method))
     if probs.ndim == 0:
         result = _wrap(ordered, dims, rows[1], name=obj.name, attrs=attrs)
         result = result.assign_coords(quantile=float(probs))
@@ -348,11 +356,17 @@ def quantile(obj: Obj, q: Any, over: Any = None) -> Obj:
     return result.assign_coords(count=counted)
 
 
+def _quantile_name(name: str, method: str) -> str:
+    """A CF cell method name, with the quantile method when it is not NumPy's default."""
+    return name if method == "linear" else f"{name} (method: {method})"
+
+
 def envelope(
     obj: xr.DataArray | xr.Dataset,
     over: Any = None,
     q: Sequence[float] = (0.025, 0.975),
     median: bool = False,
+    method: str = "linear",
 ) -> xr.Dataset:
     """Mean and quantile band of an ensemble, in one lazy pass over the data.
 
@@ -365,7 +379,10 @@ def envelope(
     q : (float, float), default (0.025, 0.975)
         Probabilities of the lower and upper edges of the band.
     median : bool, default False
-        Also return the median.
+        Also return the median (the 0.5 quantile by ``method``).
+    method : str, default "linear"
+        How quantiles are taken between members: one of NumPy's quantile methods
+        (:data:`QUANTILE_METHODS`), with results equal to :func:`numpy.nanquantile`.
 
     Returns
     -------
@@ -373,8 +390,8 @@ def envelope(
         For a DataArray: variables ``mean``, ``lower``, ``upper`` (and ``median``) with the
         input's attrs, and ``count`` (int64, members used per position). For a Dataset:
         the same per data variable, named ``<var>_mean``, ``<var>_lower``,
-        ``<var>_upper``, (``<var>_median``) and ``<var>_count``. Attrs record ``over``
-        and ``q``.
+        ``<var>_upper``, (``<var>_median``) and ``<var>_count``. Attrs record ``over``,
+        ``q`` and ``method``.
 
     Examples
     --------
@@ -384,11 +401,15 @@ def envelope(
     """
     dims = resolve_over(obj, over)
     lo, hi = check_envelope_q(q)
-    attrs = {"over": [str(d) for d in dims], "q": [lo, hi]}
+    attrs = {
+        "over": [str(d) for d in dims],
+        "q": [lo, hi],
+        "method": check_quantile_method(method),
+    }
     if isinstance(obj, xr.Dataset):
         parts = []
         for name in selected_vars(obj, dims):
-            band = envelope(obj[name], dims, (lo, hi), median)
+            band = envelope(obj[name], dims, (lo, hi), median, method)
             parts.append(band.rename({k: f"{name}_{k}" for k in band.data_vars}))
         out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")
         out.attrs = {**obj.attrs, **attrs}
@@ -396,13 +417,20 @@ def envelope(
     probs = np.array([lo, hi, 0.5] if median else [lo, hi])
     ordered, data, r = _prepared(obj, dims, mask=False)
     rows = whole_blocks(
-        data, _ok_mask(ordered), r, sorted_kernel, 2 + probs.size, q=probs, with_mean=True
+        data,
+        _ok_mask(ordered),
+        r,
+        sorted_kernel,
+        2 + probs.size,
+        q=probs,
+        with_mean=True,
+        method=method,
     )
     methods = {
         "mean": "mean",
-        "lower": f"quantile({lo:g})",
-        "upper": f"quantile({hi:g})",
-        "median": "median",
+        "lower": _quantile_name(f"quantile({lo:g})", method),
+        "upper": _quantile_name(f"quantile({hi:g})", method),
+        "median": _quantile_name("median", method),
     }
     names = list(methods)[: 1 + probs.size]
     stats = {
@@ -427,22 +455,26 @@ def bootstrap_ci(
     n: int = 1000,
     level: float = 0.95,
     rng_seed: int = 0,
+    method: str = "linear",
 ) -> xr.Dataset:
     """Percentile-bootstrap confidence interval of an ensemble statistic, lazily.
 
-    Members are resampled with replacement ``n`` times at each remaining position; the
-    interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled
-    statistic. Draws depend only on ``rng_seed`` and the number of members used, so the
-    result does not depend on chunking, and positions with the same count share resamples
-    (whole members are resampled across the output dims of a time series).
+    Members are resampled whole, with replacement, ``n`` times: each resample draws as
+    many members as ran (status ok) at that design point, the same draws at every
+    position of a time series, and skips a drawn member's missing (NaN) values there. The
+    interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles (by ``method``)
+    of the resampled statistic, over the resamples where it is defined. Draws depend only
+    on ``rng_seed`` and the number of ok members, so the result does not depend on
+    chunking; positions where every ok member has a value resample exactly those values.
 
     Parameters
     ----------
     obj : DataArray or Dataset
         Ensemble data.
     stat : {"mean", "median", "std"}, float or callable, default "mean"
-        The statistic: a name, a probability in [0, 1] (that quantile), or a function
-        ``f(values, axis)`` reducing NumPy arrays along ``axis``.
+        The statistic: a name, a probability in [0, 1] (that quantile, by ``method``), or
+        a function ``f(values, axis)`` reducing NumPy arrays along ``axis`` (where some
+        drawn members lack a value it sees NaN there: use a NaN-aware function).
     over : str or tuple of str, optional
         Dims to resample; default all member dims.
     n : int, default 1000
@@ -451,6 +483,9 @@ def bootstrap_ci(
         Confidence level, in (0, 1).
     rng_seed : int, default 0
         Seed of the resampling generator.
+    method : str, default "linear"
+        NumPy's quantile method (:data:`QUANTILE_METHODS`) for the interval's ends and
+        for a quantile ``stat``.
 
     Returns
     -------
@@ -464,18 +499,24 @@ def bootstrap_ci(
     >>> (ci.upper - ci.lower) / 2  # half-width  # doctest: +SKIP
     """
     dims = resolve_over(obj, over)
-    name, _ = bootstrap_stat(stat)
+    name, _ = bootstrap_stat(stat, check_quantile_method(method))
     if not isinstance(n, (int, np.integer)) or n < 1:
         msg = f"n={n!r} is not a number of resamples; use a positive integer, e.g. n=1000"
         raise AnalysisError(msg)
     if not 0 < level < 1:
         msg = f"level={level!r} is not a confidence level; use a value in (0, 1), e.g. 0.95"
         raise AnalysisError(msg)
-    attrs = {"over": [str(d) for d in dims], "stat": name, "n": int(n), "level": float(level)}
+    attrs = {
+        "over": [str(d) for d in dims],
+        "stat": name,
+        "n": int(n),
+        "level": float(level),
+        "method": method,
+    }
     if isinstance(obj, xr.Dataset):
         parts = []
         for var in selected_vars(obj, dims):
-            ci = bootstrap_ci(obj[var], stat, dims, n, level, rng_seed)
+            ci = bootstrap_ci(obj[var], stat, dims, n, level, rng_seed, method)
             parts.append(ci.rename({k: f"{var}_{k}" for k in ci.data_vars}))
         out = xr.merge(parts, compat="override", join="exact", combine_attrs="drop")
         out.attrs = {**obj.attrs, **attrs}
@@ -491,6 +532,7 @@ def bootstrap_ci(
         n_boot=int(n),
         level=float(level),
         rng_seed=int(rng_seed),
+        method=method,
     )
     stat_attrs = {k: v for k, v in obj.attrs.items() if k in ("units", "long_name")}
     interval = {

@@ -25,7 +25,7 @@ import xarray as xr
 from ..errors import AnalysisError
 from ..layout import BOOKKEEPING, STATUS
 from . import reduce
-from .arguments import member_dims, resolve_over
+from .arguments import member_dims, resolve_replicates
 from .summary import aggregate_outputs, parameter_names
 
 __all__ = ["METHODS", "main_effects", "sensitivity"]
@@ -37,7 +37,7 @@ METHODS = ("auto", "anova", "rbd_fast")
 def _design_point_mean(
     da: xr.DataArray, over: Any, aggregate: Any
 ) -> tuple[xr.DataArray, tuple[Hashable, ...]]:
-    dims = resolve_over(da, over)
+    dims = resolve_replicates(da, over)
     mdims = member_dims(da) if STATUS in da.coords else dims
     da = aggregate_outputs(da, aggregate, mdims)
     design = tuple(d for d in mdims if d not in dims)
@@ -47,7 +47,7 @@ def _design_point_mean(
     return reduce.mean(da, dims).drop_vars("count"), design
 
 
-def main_effects(obj: xr.DataArray, over: Any = "seed", aggregate: Any = None) -> xr.Dataset:
+def main_effects(obj: xr.DataArray, over: Any = None, aggregate: Any = None) -> xr.Dataset:
     """Main effect of each grid parameter: the mean response at each of its values.
 
     The response is first averaged over ``over`` (the seeds) at each design point, then
@@ -57,8 +57,8 @@ def main_effects(obj: xr.DataArray, over: Any = "seed", aggregate: Any = None) -
     ----------
     obj : DataArray
         One output of a grid ensemble.
-    over : str or tuple of str, default "seed"
-        Member dims averaged at each design point.
+    over : str or tuple of str, optional
+        Member dims averaged at each design point; default the replicate dim ``seed``.
     aggregate : str or callable, optional
         Reduce each member's time series first (see
         :func:`~ensembles.analysis.summary.aggregate_outputs`).
@@ -83,7 +83,7 @@ def main_effects(obj: xr.DataArray, over: Any = "seed", aggregate: Any = None) -
         {f"effect_{p}": y.mean([d for d in design if d != p], skipna=False) for p in grid},
         attrs={
             "variable": str(obj.name),
-            "over": [str(d) for d in resolve_over(obj, over)],
+            "over": [str(d) for d in resolve_replicates(obj, over)],
         },
     )
 
@@ -176,7 +176,7 @@ def _sampled(
 
 def sensitivity(
     obj: xr.DataArray,
-    over: Any = "seed",
+    over: Any = None,
     method: str = "auto",
     aggregate: Any = None,
     bounds: dict[str, tuple[float, float]] | None = None,
@@ -193,8 +193,8 @@ def sensitivity(
     ----------
     obj : DataArray
         One ensemble output; time series give indices per step.
-    over : str or tuple of str, default "seed"
-        Member dims averaged at each design point.
+    over : str or tuple of str, optional
+        Member dims averaged at each design point; default the replicate dim ``seed``.
     method : {"auto", "anova", "rbd_fast"}, default "auto"
         ``"anova"``: exact first-order and total indices (``S1``, ``ST``) of a full
         grid. ``"rbd_fast"``: SALib RBD-FAST first-order indices (``S1``, ``S1_conf``) of
@@ -248,7 +248,7 @@ def sensitivity(
         {
             "method": method,
             "variable": str(obj.name),
-            "over": [str(d) for d in resolve_over(obj, over)],
+            "over": [str(d) for d in resolve_replicates(obj, over)],
         }
     )
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import xarray as xr
 from ..errors import AnalysisError
 from ..layout import BOOKKEEPING, OK, STATUS
 from . import reduce
-from .arguments import check_probabilities, member_dims, resolve_over, selected_vars
+from .arguments import check_probabilities, member_dims, resolve_replicates, selected_vars
+from .quantiles import check_quantile_method
 
 __all__ = [
     "TABLE_FORMATS",
@@ -148,10 +150,11 @@ def _quantile_label(p: float) -> str:
 
 def summary(
     ds: xr.Dataset | xr.DataArray,
-    over: Any = "seed",
+    over: Any = None,
     q: Sequence[float] = (0.025, 0.5, 0.975),
     vars: Sequence[Hashable] | None = None,
     aggregate: Any = None,
+    method: str = "linear",
 ) -> pd.DataFrame:
     """Per design point: n, mean, std and quantiles of each output, as a tidy table.
 
@@ -162,23 +165,33 @@ def summary(
     ----------
     ds : Dataset or DataArray
         Ensemble data (computed here: the result is an in-memory table).
-    over : str or tuple of str, default "seed"
+    over : str or tuple of str, optional
         Dims the statistics run over; the other member dims are the design points.
-        ``None`` means every member dim (one row per variable).
+        Default: the replicate dim ``seed`` (one row per design point). Name every member
+        dim, e.g. ``over=("sample", "seed")``, for one row per variable.
     q : sequence of float, default (0.025, 0.5, 0.975)
         Quantiles to report, as columns ``q0.025``, ``q0.5``, ...
     vars : sequence of str, optional
-        Data variables to summarize; default every numeric one.
+        Data variables to summarize. Default: every numeric one that has the layout of the
+        scalar outputs (no output dims) if there are any, else of the most common output
+        dims; the others are left out, with a warning and the table's ``attrs["note"]``
+        saying how to include them. Listed ``vars`` are all summarized, whatever their
+        layout (a time series then has one row per step).
     aggregate : str or callable, optional
         Aggregate each member's time series first (see :func:`aggregate_outputs`), e.g.
-        ``"mean"`` or ``"last"``. Without it, a time series gives one row per step with
-        the output dim (``sweep``) as a column.
+        ``"mean"`` or ``"last"``; then every output is scalar and all are summarized.
+        Without it, a time series gives one row per step with the output dim (``sweep``)
+        as a column.
+    method : str, default "linear"
+        NumPy's quantile method for the quantile columns (see
+        :data:`~ensembles.analysis.reduce.QUANTILE_METHODS`).
 
     Returns
     -------
     pandas.DataFrame
         Columns: ``variable``, the design dims and parameter coordinates, any output dims,
         then ``n``, ``mean``, ``std`` (``ddof=1``) and one column per quantile.
+        ``attrs["left_out"]`` lists the variables the default left out (if any).
 
     Examples
     --------
@@ -187,17 +200,21 @@ def summary(
     0            M  1.5  4  0.986...
     """
     ds = _as_dataset(ds)
-    dims = resolve_over(ds, over)
+    dims = resolve_replicates(ds, over)
     probs = [float(p) for p in check_probabilities(list(q)).ravel()] if len(q) else []
-    names = _summary_vars(ds, dims, vars)
+    check_quantile_method(method)
     mdims = _member_dims_or(ds, dims)
+    if vars is None:
+        names, left_out = _default_vars(ds, dims, mdims, aggregate)
+    else:
+        names, left_out = _summary_vars(ds, dims, vars), []
     stats = {}
     for name in names:
         da = aggregate_outputs(ds[name], aggregate, mdims)
         parts = {"n": reduce.count(da, dims), "mean": reduce.mean(da, dims).drop_vars("count")}
         parts["std"] = reduce.std(da, dims).drop_vars("count")
         if probs:
-            quant = reduce.quantile(da, probs, dims).drop_vars("count")
+            quant = reduce.quantile(da, probs, dims, method).drop_vars("count")
             for i, p in enumerate(probs):
                 parts[_quantile_label(p)] = quant.isel(quantile=i, drop=True)
         stats[name] = xr.Dataset(parts)
@@ -210,7 +227,46 @@ def summary(
         frame.insert(0, "variable", str(name))
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
-    return _order_columns(out, ["variable", *params], list(_stat_columns(probs)))
+    out = _order_columns(out, ["variable", *params], list(_stat_columns(probs)))
+    if left_out:
+        _note_left_out(out, ds, names, left_out, mdims)
+    return out
+
+
+def _default_vars(
+    ds: xr.Dataset, dims: tuple[Hashable, ...], mdims: tuple[Hashable, ...], aggregate: Any
+) -> tuple[list[Hashable], list[Hashable]]:
+    """The variables a default summary covers (one output layout), and those left out."""
+    names = selected_vars(ds, dims)
+    if aggregate is not None:
+        return names, []
+    layouts: dict[tuple, list[Hashable]] = {}
+    for name in names:
+        layouts.setdefault(tuple(output_dims(ds[name], mdims)), []).append(name)
+    chosen = () if () in layouts else max(layouts, key=lambda k: len(layouts[k]))
+    return layouts[chosen], [n for n in names if n not in layouts[chosen]]
+
+
+def _note_left_out(
+    table: pd.DataFrame,
+    ds: xr.Dataset,
+    names: list[Hashable],
+    left_out: list[Hashable],
+    mdims: tuple[Hashable, ...],
+) -> None:
+    """Record (``attrs``) and warn which variables a default summary left out, and why."""
+    kept = output_dims(ds[names[0]], mdims)
+    layout = f"over {kept!r}" if kept else "scalar"
+    described = ", ".join(f"{n!r} (over {output_dims(ds[n], mdims)!r})" for n in left_out)
+    note = (
+        f"summary covers the {layout} outputs {[str(n) for n in names]!r} and left out "
+        f"{described}: a table holds one output layout at a time. Pass "
+        f"vars={[str(left_out[0])]!r} for one row per step, or aggregate='mean' (or "
+        "'last', ...) to reduce each member's series and summarize every output."
+    )
+    table.attrs["left_out"] = [str(n) for n in left_out]
+    table.attrs["note"] = note
+    warnings.warn(note, UserWarning, stacklevel=3)
 
 
 def _stat_columns(probs: Sequence[float]) -> list[str]:
@@ -309,7 +365,7 @@ def _python(value: Any) -> Any:
 
 def groups(
     ds: xr.Dataset | xr.DataArray,
-    over: Any = "seed",
+    over: Any = None,
     vars: Sequence[Hashable] | None = None,
 ) -> list[dict[str, Any]]:
     """Results grouped by parameters: ``[{"params": {...}, "samples": [...]}, ...]``.
@@ -318,8 +374,9 @@ def groups(
     ----------
     ds : Dataset or DataArray
         Ensemble data (computed here).
-    over : str or tuple of str, default "seed"
+    over : str or tuple of str, optional
         Member dims gathered into each group's samples; the others define the groups.
+        Default: the replicate dim ``seed``.
     vars : sequence of str, optional
         Outputs to include; default every data variable.
 
@@ -336,7 +393,7 @@ def groups(
     {'params': {'T': 1.5}, 'n': 4, 'samples': [{'seed': 0, 'member_seed': ..., 'M': [...]}]}
     """
     ds = _as_dataset(ds)
-    dims = resolve_over(ds, over)
+    dims = resolve_replicates(ds, over)
     names = list(ds.data_vars) if vars is None else _summary_vars(ds, dims, vars)
     mdims = _member_dims_or(ds, dims)
     design = [d for d in mdims if d not in dims]
