@@ -20,8 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import _moved
-from .analysis import accessor as _accessor  # registers the .ens accessor on xarray objects
+from . import _accessor_hook, _moved
 from .errors import (
     AnalysisError,
     DesignError,
@@ -109,7 +108,7 @@ def __dir__() -> list[str]:
 
 
 _moved.install()  # module paths from before the stage subpackages keep working
-del _accessor
+_accessor_hook.install()  # ds.ens, registered when xarray is imported
 
 __all__ = [
     "AnalysisError",

@@ -15,19 +15,15 @@ import numpy as np
 import xarray as xr
 
 from .errors import DesignError
+from .execution.assemble import assemble_dataset, placeholders
 from .execution.backends import resolve_backend
 from .execution.dispatch import run_blocks
-from .execution.graph import assemble_dataset, lazy_arrays
 from .execution.planning import Job, plan_run
 from .execution.worker import BlockRunner
 from .layout import RESERVED
 from .members.blocks import Members, block_shape_for
 from .simulations.contract import Simulation, as_simulation
 from .spec import ensemble_arguments
-from .store import lifecycle
-from .store.lease import Lease
-from .store.resume import plan_resume, todo_mask
-from .store.zarr_store import EnsembleStore
 from .sweep import Design, design_from_dict
 
 __all__ = ["Ensemble"]
@@ -172,7 +168,9 @@ class Ensemble:
         return cls(**ensemble_arguments(spec, **kwargs))
 
     def _dataset(self, runner: BlockRunner, outputs: Any, status: Any) -> xr.Dataset:
-        attrs = lifecycle.run_attrs(self.spec(), runner, self.root_seed)
+        from .store.lifecycle import run_attrs
+
+        attrs = run_attrs(self.spec(), runner, self.root_seed)
         return assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
 
     # -- running ---------------------------------------------------------------------
@@ -191,6 +189,7 @@ class Ensemble:
             ``member_seed`` coordinates over the member dims.
         """
         from .execution.clients import cpu_count
+        from .execution.graph import lazy_arrays
 
         runner = self._runner(
             running=False, batch_size=batch_size, n_workers=cpu_count(), on_error="raise"
@@ -306,6 +305,11 @@ class Ensemble:
         StoreError
             Another live process holds the store's writer lease.
         """
+        from .store import lifecycle  # the store's stack (zarr) loads when a store is used
+        from .store.lease import Lease
+        from .store.resume import plan_resume, todo_mask
+        from .store.zarr_store import EnsembleStore
+
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         if only is not None and mode != "resume":
@@ -343,7 +347,7 @@ class Ensemble:
                     timeout=timeout,
                     backend=backend,
                 )
-            template = self._dataset(runner, *lazy_arrays(runner, runner.token))
+            template = self._dataset(runner, *placeholders(runner))
             grows = plan is not None and plan.grows
             lifecycle.lay_out(store, template, runner, resuming=resuming, grows=grows)
             with Lease(store, runner.token, force=force):

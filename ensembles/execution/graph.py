@@ -1,4 +1,4 @@
-"""The lazy graph: blocks of members -> dask arrays -> an xarray Dataset.
+"""The lazy graph: blocks of members -> dask arrays (stacked by :mod:`.assemble`).
 
 The graph has one task per block (``run``), plus one cheap getter per output and block.
 Task count grows with blocks, not members, and keys are deterministic (``tokenize``).
@@ -11,13 +11,11 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from ..layout import STATUS_ATTRS
 from .worker import BlockRunner, get_output, get_status, run_block
 
-__all__ = ["assemble_dataset", "lazy_arrays"]
+__all__ = ["lazy_arrays"]
 
 
 def lazy_arrays(runner: BlockRunner, token: str) -> tuple[dict[str, da.Array], da.Array]:
@@ -77,40 +75,3 @@ def lazy_arrays(runner: BlockRunner, token: str) -> tuple[dict[str, da.Array], d
         meta=np.empty((0,) * len(members.shape), "i1"),
     )
     return outputs, status
-
-
-def assemble_dataset(
-    runner: BlockRunner,
-    design_coords: Mapping[str, tuple[tuple[str, ...], np.ndarray]],
-    outputs: Mapping[str, Any],
-    status: Any,
-    attrs: Mapping[str, Any] | None = None,
-) -> xr.Dataset:
-    """Stack output arrays (numpy or dask) into the ensemble's Dataset layout.
-
-    Dims are the design dims, then ``seed``, then each output's own dims. Design
-    parameters are coordinates (dimension coordinates for grids, coordinates along
-    ``sample`` for sampled designs); ``member_seed`` and ``status`` are coordinates over
-    the member dims, so every output DataArray carries them.
-    """
-    members, schema = runner.members, runner.schema
-    mdims = members.dims
-    coords: dict[str, Any] = {}
-    for name, (dims, values) in design_coords.items():
-        coords[name] = (dims, np.asarray(values))
-    if "sample" in members.design_dims and "sample" not in coords:
-        size = members.design_shape[members.design_dims.index("sample")]
-        coords["sample"] = ("sample", np.arange(size))
-    coords["seed"] = ("seed", np.arange(members.n_seeds))
-    for dim, values in schema.coords.items():
-        coords[dim] = (dim, np.asarray(values))
-    coords["member_seed"] = (
-        mdims,
-        members.seeds,
-        {"long_name": "integer seed the member received (rerun: f(seed=member_seed, **params))"},
-    )
-    coords["status"] = (mdims, status, dict(STATUS_ATTRS))
-    data_vars = {}
-    for name, out in schema.outputs.items():
-        data_vars[name] = ((*mdims, *out.dims), outputs[name], dict(out.attrs))
-    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))

@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from ..errors import OutputMismatchError, SimulationError
 from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
@@ -183,11 +183,21 @@ def _castable(src: np.dtype, dst: np.dtype) -> bool:
     return bool(np.can_cast(src, dst, casting="same_kind"))
 
 
+def _is_dataset(obj: Any) -> bool:
+    """True for an :class:`xarray.Dataset`, without importing xarray where nobody did.
+
+    Workers that run plain functions never load xarray (about 100 MB with pandas); an
+    object can only be a Dataset if xarray was imported.
+    """
+    xr = sys.modules.get("xarray")
+    return xr is not None and isinstance(obj, xr.Dataset)
+
+
 def _normalize_result(
     result: Any, dims_hint: Mapping[str, tuple[str, ...]]
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
     """Turn a simulation's return value into (arrays, dims, coords)."""
-    if isinstance(result, xr.Dataset):  # (a Dataset is also a Mapping: test it first)
+    if _is_dataset(result):  # (a Dataset is also a Mapping: test it first)
         arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
         dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}
         coords = {

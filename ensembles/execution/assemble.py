@@ -1,0 +1,73 @@
+"""Stacking arrays into the ensemble's Dataset layout (see :mod:`ensembles.layout`).
+
+The arrays may be numpy (a computed run), dask (the lazy graph) or zero-size broadcast
+placeholders (the layout of a store before anything ran); no dask is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..layout import MEMBER_SEED, SAMPLE_DIM, SEED_DIM, STATUS, STATUS_ATTRS
+from .worker import BlockRunner
+
+__all__ = ["assemble_dataset", "placeholders"]
+
+
+def placeholders(runner: BlockRunner) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Outputs and status as read-only broadcast arrays: their shapes, no memory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.broadcast_to(np.empty((), "f8"), (1000, 1000))
+    >>> a.shape, a.strides
+    ((1000, 1000), (0, 0))
+    """
+    members = runner.members
+    outputs = {
+        name: np.broadcast_to(np.empty((), o.dtype), (*members.shape, *o.shape))
+        for name, o in runner.schema.outputs.items()
+    }
+    return outputs, np.broadcast_to(np.zeros((), np.int8), members.shape)
+
+
+def assemble_dataset(
+    runner: BlockRunner,
+    design_coords: Mapping[str, tuple[tuple[str, ...], np.ndarray]],
+    outputs: Mapping[str, Any],
+    status: Any,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Stack output arrays (numpy or dask) into the ensemble's Dataset layout.
+
+    Dims are the design dims, then ``seed``, then each output's own dims. Design
+    parameters are coordinates (dimension coordinates for grids, coordinates along
+    ``sample`` for sampled designs); ``member_seed`` and ``status`` are coordinates over
+    the member dims, so every output DataArray carries them.
+    """
+    members, schema = runner.members, runner.schema
+    mdims = members.dims
+    coords: dict[str, Any] = {}
+    for name, (dims, values) in design_coords.items():
+        coords[name] = (dims, np.asarray(values))
+    if SAMPLE_DIM in members.design_dims and SAMPLE_DIM not in coords:
+        size = members.design_shape[members.design_dims.index(SAMPLE_DIM)]
+        coords[SAMPLE_DIM] = (SAMPLE_DIM, np.arange(size))
+    coords[SEED_DIM] = (SEED_DIM, np.arange(members.n_seeds))
+    for dim, values in schema.coords.items():
+        coords[dim] = (dim, np.asarray(values))
+    coords[MEMBER_SEED] = (
+        mdims,
+        members.seeds,
+        {"long_name": "integer seed the member received (rerun: f(seed=member_seed, **params))"},
+    )
+    coords[STATUS] = (mdims, status, dict(STATUS_ATTRS))
+    data_vars = {}
+    for name, out in schema.outputs.items():
+        data_vars[name] = ((*mdims, *out.dims), outputs[name], dict(out.attrs))
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
