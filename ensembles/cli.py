@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         help="finish or extend an existing store (only missing and new members run)",
     )
     p.add_argument("--batch-size", type=int, metavar="N", help="members per task")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a member may run before it is recorded as failed (timed out)",
+    )
     p.add_argument("--force", action="store_true", help="break a dead writer's lease")
     _add_scheduler_options(p)
 
@@ -68,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--failed", action="store_true", help="rerun only failed members")
     which.add_argument("--pending", action="store_true", help="run only pending members")
     p.add_argument("--retries", type=int, default=0, help="extra attempts per failing member")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a member may run before it is recorded as failed (timed out)",
+    )
     p.add_argument("--force", action="store_true", help="break a dead writer's lease")
     _add_scheduler_options(p)
 
@@ -166,6 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = run_options(spec)
     if args.batch_size:
         options["batch_size"] = args.batch_size
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
     mode = "w" if args.overwrite else "resume" if args.resume else "w-"
     ds = ensemble.to_zarr(
         args.output,
@@ -201,6 +215,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         only=only,
         force=args.force,
         retries=args.retries,
+        timeout=args.timeout,
         progress=not args.quiet,
         **_client_kwargs(args),
     )

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 _TOP = ("simulation", "design", "fixed", "run")
-_RUN_KEYS = ("seeds", "root_seed", "batch_size", "on_error", "retries")
+_RUN_KEYS = ("seeds", "root_seed", "batch_size", "on_error", "retries", "timeout")
 
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -178,6 +178,6 @@ def _root_seed(value: Any) -> Any:
 
 
 def run_options(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Options of the ``[run]`` table that go to ``to_zarr`` (on_error, retries)."""
+    """Options of the ``[run]`` table that go to ``to_zarr`` (on_error, retries, timeout)."""
     run = spec.get("run", {})
-    return {k: run[k] for k in ("on_error", "retries") if k in run}
+    return {k: run[k] for k in ("on_error", "retries", "timeout") if k in run}

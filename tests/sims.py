@@ -207,3 +207,28 @@ def small_seed(*, seed, a):
         msg = f"supplied seed {seed} is not a valid integer"
         raise ValueError(msg)
     return {"got_seed": seed, "y": float(a)}
+
+
+def misbehaves(*, seed, a, driver, kill=(), sigkill=(), sleep=(), spin=(), stuck=()):
+    """Kills its worker, sleeps, spins or hangs in uninterruptible code, by ``a``.
+
+    Never in the test process itself (``driver`` is its pid), so planning on the client
+    stays safe whatever the member does.
+    """
+    import signal
+    import time
+
+    here = os.getpid() != driver
+    if here and a in kill:
+        os._exit(3)
+    if here and a in sigkill:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if a in sleep:
+        time.sleep(600)
+    if a in spin:
+        while True:
+            pass
+    if a in stuck:  # like compiled code that ignores interruptions: only a kill stops it
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        time.sleep(600)
+    return {"y": float(a)}
