@@ -181,7 +181,9 @@ def _outcome_result(outcome: Any, runner: BlockRunner, timeout: float | None) ->
     index = runner.members.block_members(block_id)
     mask = np.asarray(todo, bool)
     member = int(index[mask][0])
-    kind = "MemberTimeoutError" if isinstance(outcome.error, MemberTimeout) else "WorkerDied"
+    kind = {MemberTimeout: "MemberTimeoutError", WorkerDied: "WorkerDied"}.get(
+        type(outcome.error), "KilledWorker"
+    )
     if runner.on_error == "raise":
         raise runner.member_error(member, RunnerError(message))
     shape = index.shape
