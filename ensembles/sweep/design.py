@@ -39,88 +39,18 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import DesignError
-from .distributions import (
-    _value_array,
-)
+from ..layout import SAMPLE_DIM
+from .values import read_only
 
-if TYPE_CHECKING:
-    from .combine import Concat, Product
-
-__all__ = ["Design"]
-
-SAMPLE = "sample"
-"""Name of the dimension of sampled and flattened designs."""
-
-RESERVED = frozenset({"seed", "rng", SAMPLE})
-"""Parameter names a design rejects (they name the ensemble's seed machinery and dims)."""
+__all__ = ["Concat", "Design", "Product"]
 
 Coords = dict[str, tuple[tuple[str, ...], np.ndarray]]
-
-
-def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str):
-        msg = f"{what} parameter names must be strings, got {name!r}"
-        raise DesignError(msg) from None
-    if not name:
-        msg = f"{what} has a parameter with an empty name ''; give it a name"
-        raise DesignError(msg) from None
-    if name in RESERVED:
-        msg = (
-            f"{what} parameter name {name!r} is reserved (reserved names: "
-            f"{sorted(RESERVED)!r}); rename the parameter"
-        )
-        raise DesignError(msg) from None
-    return name
-
-
-def _positive_int(value: Any, what: str, *, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        msg = f"{what} must be an integer >= {minimum}, got {value!r}"
-        raise DesignError(msg) from None
-    if value < minimum:
-        msg = f"{what} must be an integer >= {minimum}, got {value!r}"
-        raise DesignError(msg) from None
-    return int(value)
-
-
-def _kwargs_repr(items: list[tuple[str, str]], keywords: frozenset[str], extra: str) -> str:
-    """``name=value`` for keyword-able names, the rest in ``extra={...}`` (``**{...}``)."""
-    simple = [(n, v) for n, v in items if n.isidentifier() and n not in keywords]
-    other = [(n, v) for n, v in items if not (n.isidentifier() and n not in keywords)]
-    parts = [f"{n}={v}" for n, v in simple]
-    if other:
-        inner = ", ".join(f"{n!r}: {v}" for n, v in other)
-        parts.append(f"{extra}{{{inner}}}")
-    return ", ".join(parts)
-
-
-def _values_repr(values: tuple[Any, ...]) -> str:
-    if len(values) <= 6:
-        return repr(list(values))
-    head = ", ".join(repr(v) for v in values[:3])
-    return f"[{head}, ..., {values[-1]!r}] ({len(values)} values)"
-
-
-def _column(values: Any, what: str, *, unique: bool) -> tuple[str, tuple[Any, ...]]:
-    """Validated values as ``(dtype kind, tuple of python scalars)``; kind keeps 1 != 1.0."""
-    array = _value_array(values, what, unique=unique)
-    return array.dtype.kind, tuple(array.tolist())
-
-
-def _column_array(kind: str, values: tuple[Any, ...]) -> np.ndarray:
-    dtype = {"b": bool, "i": np.int64, "f": np.float64}.get(kind, np.str_)
-    return np.array(values, dtype=dtype)
-
-
-def _read_only(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    for array in table.values():
-        array.flags.writeable = False
-    return table
 
 
 class Design(ABC):
@@ -186,7 +116,7 @@ class Design(ABC):
         """
         cached = self.__dict__.get("_cached_table")
         if cached is None:
-            cached = _read_only(self._table())
+            cached = read_only(self._table())
             object.__setattr__(self, "_cached_table", cached)
         return dict(cached)
 
@@ -200,15 +130,11 @@ class Design(ABC):
     def __mul__(self, other: object) -> Product:
         if not isinstance(other, Design):
             return NotImplemented
-        from .combine import Product
-
         return Product(self, other)
 
     def __add__(self, other: object) -> Concat:
         if not isinstance(other, Design):
             return NotImplemented
-        from .combine import Concat
-
         return Concat(self, other)
 
     def __getstate__(self) -> dict[str, Any]:  # do not pickle the cached table
@@ -227,4 +153,202 @@ class Design(ABC):
 
     def _sample_coords(self) -> Coords:
         table = self.table()
-        return {name: ((SAMPLE,), table[name]) for name in self.params}
+        return {name: ((SAMPLE_DIM,), table[name]) for name in self.params}
+
+
+# --------------------------------------------------------------------------------------------
+# Combinations
+# --------------------------------------------------------------------------------------------
+
+
+def _check_designs(designs: tuple[Any, ...], what: str) -> None:
+    if len(designs) < 2:
+        msg = f"{what} combines at least two designs, got {len(designs)}: {designs!r}"
+        raise DesignError(msg) from None
+    for design in designs:
+        if not isinstance(design, Design):
+            msg = f"{what} combines designs such as Grid(...) or Sample(...), got {design!r}"
+            raise DesignError(msg) from None
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Product(Design):
+    """Cartesian product of designs: every point of the first with every point of the next.
+
+    ``Product(a, b, c)`` is ``(a * b) * c``. For each pair, when the dims are disjoint
+    the product has dims ``a.dims + b.dims``; when both have a ``sample`` dim it is
+    flattened into one ``sample`` dim, in C order (``a`` outer, ``b`` inner). The designs
+    must set different parameters.
+
+    Parameters
+    ----------
+    *factors : Design
+        At least two designs.
+
+    Examples
+    --------
+    >>> from ensembles import Grid, Normal, Points, Sample
+    >>> d = Sample(n=3, seed=1, T=Normal(3.0, 0.05)) * Grid(L=[16, 32])
+    >>> d.dims, d.shape
+    (('sample', 'L'), (3, 2))
+    >>> sorted(d.coords())
+    ['L', 'T']
+    >>> (Sample(n=3, seed=1, T=(0, 1)) * Sample(n=2, seed=1, x=(0, 1))).shape
+    (6,)
+    """
+
+    factors: tuple[Design, ...]
+
+    def __init__(self, /, *factors: Design) -> None:
+        _check_designs(factors, "Product")
+        if isinstance(factors[0], Product):  # (a * b) * c == Product(a, b, c)
+            factors = (*factors[0].factors, *factors[1:])
+        seen: dict[str, int] = {}
+        for i, factor in enumerate(factors):
+            shared = [name for name in factor.params if name in seen]
+            if shared:
+                msg = (
+                    f"Product factors {seen[shared[0]]} and {i} both set the parameters "
+                    f"{shared!r}; each parameter must come from one factor"
+                )
+                raise DesignError(msg) from None
+            seen.update(dict.fromkeys(factor.params, i))
+        object.__setattr__(self, "factors", tuple(factors))
+
+    def _layout(self) -> tuple[tuple[str, ...], tuple[int, ...], list[bool]]:
+        """Dims, shape, and whether each product step (factor 1, 2, ...) flattens."""
+        dims, shape = self.factors[0].dims, self.factors[0].shape
+        flats = []
+        for factor in self.factors[1:]:
+            flat = SAMPLE_DIM in dims and SAMPLE_DIM in factor.dims
+            if flat:
+                dims, shape = (SAMPLE_DIM,), (math.prod(shape) * len(factor),)
+            else:
+                dims, shape = dims + factor.dims, shape + factor.shape
+            flats.append(flat)
+        return dims, shape, flats
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(name for factor in self.factors for name in factor.params)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return self._layout()[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._layout()[1]
+
+    def _table(self) -> dict[str, np.ndarray]:
+        table = self.factors[0].table()
+        for factor in self.factors[1:]:
+            table = _outer(table, factor.table())
+        return table
+
+    def coords(self) -> Coords:
+        coords = self.factors[0].coords()
+        table = self.factors[0].table()
+        for factor, flat in zip(self.factors[1:], self._layout()[2], strict=True):
+            table = _outer(table, factor.table())
+            if flat:  # the product so far becomes one sample dim
+                coords = {name: ((SAMPLE_DIM,), values) for name, values in table.items()}
+            else:
+                coords = {**coords, **factor.coords()}
+        for _, values in coords.values():
+            values.flags.writeable = False
+        return coords
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"product": [factor.to_dict() for factor in self.factors]}
+
+    def __repr__(self) -> str:
+        parts = [f"({f!r})" if isinstance(f, (Product, Concat)) else repr(f) for f in self.factors]
+        return " * ".join(parts)
+
+
+def _outer(outer: dict[str, np.ndarray], inner: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Columns of the Cartesian product of two tables, ``outer`` varying slowest."""
+    n_outer = len(next(iter(outer.values())))
+    n_inner = len(next(iter(inner.values())))
+    return {
+        **{name: np.repeat(values, n_inner) for name, values in outer.items()},
+        **{name: np.tile(values, n_outer) for name, values in inner.items()},
+    }
+
+
+_KIND_NAMES = {"b": "bools", "i": "numbers", "f": "numbers", "U": "strings"}
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Concat(Design):
+    """Concatenation of designs with the same parameters, along one ``sample`` dimension.
+
+    Parameters
+    ----------
+    *parts : Design
+        At least two designs setting the same parameters; nested ``Concat`` are flattened.
+        Per parameter the values must all be numbers, all bools or all strings.
+
+    Examples
+    --------
+    >>> from ensembles import Grid, Normal, Points, Sample
+    >>> d = Points([{"T": 3.0}]) + Sample(T=Normal(3.0, 0.05), n=50, seed=123)
+    >>> len(d), d.dims
+    (51, ('sample',))
+    """
+
+    parts: tuple[Design, ...]
+
+    def __init__(self, /, *parts: Design) -> None:
+        _check_designs(parts, "Concat")
+        flat: list[Design] = []
+        for part in parts:
+            flat.extend(part.parts if isinstance(part, Concat) else (part,))
+        first = flat[0]
+        for i, part in enumerate(flat[1:], start=1):
+            if set(part.params) != set(first.params):
+                only_first = [n for n in first.params if n not in part.params]
+                only_part = [n for n in part.params if n not in first.params]
+                msg = (
+                    "Concat parts must set the same parameters: part 0 sets "
+                    f"{list(first.params)!r} and part {i} sets {list(part.params)!r} "
+                    f"({only_first!r} only in part 0, {only_part!r} only in part {i})"
+                )
+                raise DesignError(msg) from None
+        for name in first.params:
+            kinds = [part.table()[name].dtype.kind for part in flat]
+            labels = {_KIND_NAMES[k] for k in kinds}
+            if len(labels) > 1:
+                found = ", ".join(f"part {i}: {_KIND_NAMES[k]}" for i, k in enumerate(kinds))
+                msg = (
+                    f"Concat parameter {name!r} mixes kinds of values ({found}); use all "
+                    "numbers, all bools or all strings"
+                )
+                raise DesignError(msg) from None
+        object.__setattr__(self, "parts", tuple(flat))
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return self.parts[0].params
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return (SAMPLE_DIM,)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (sum(len(part) for part in self.parts),)
+
+    def _table(self) -> dict[str, np.ndarray]:
+        tables = [part.table() for part in self.parts]
+        return {name: np.concatenate([t[name] for t in tables]) for name in self.params}
+
+    def coords(self) -> Coords:
+        return self._sample_coords()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"concat": [part.to_dict() for part in self.parts]}
+
+    def __repr__(self) -> str:
+        return " + ".join(repr(part) for part in self.parts)

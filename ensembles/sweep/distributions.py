@@ -25,17 +25,17 @@ distribution with keyword arguments. The names ``normal``, ``uniform``, ``loguni
 from __future__ import annotations
 
 import math
-import numbers
 import sys
-from abc import ABC, abstractmethod
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import DesignError
+from .distribution import Distribution
+from .scipy_distribution import ScipyDistribution
+from .values import U_HIGH, U_LOW, check_keys, finite_float, is_scalar, value_array
 
 __all__ = [
     "Choice",
@@ -48,159 +48,10 @@ __all__ = [
     "distribution_from_dict",
 ]
 
-# Distributions with unbounded support see their uniforms clipped to this closed interval so
-# that every value is finite. Generators' ``random()`` returns multiples of 2**-53 in [0, 1),
-# so only an exact 0 is affected (and the first point of an unscrambled Sobol' sequence).
-_U_LOW = 2.0**-53
-_U_HIGH = 1.0 - 2.0**-53
-
-_INT64 = np.iinfo(np.int64)
-
-
-# --------------------------------------------------------------------------------------------
-# Value validation shared with ensembles.sweep
-# --------------------------------------------------------------------------------------------
-
-
-def _scalar(value: Any, what: str) -> bool | int | float | str:
-    """Return ``value`` as a python bool, int, finite float or str, or raise DesignError."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if not math.isfinite(number):
-            msg = f"{what} has the value {value!r}; values must be finite (no NaN or inf)"
-            raise DesignError(msg) from None
-        return number
-    if isinstance(value, str):
-        if "\x00" in value:  # numpy string arrays drop trailing NULs
-            msg = f"{what} has the string {value!r}; strings must not contain NUL characters"
-            raise DesignError(msg) from None
-        return str(value)
-    msg = (
-        f"{what} has the value {value!r} of type {type(value).__name__}; "
-        "values must be numbers, bools or strings"
-    )
-    raise DesignError(msg) from None
-
-
-def _is_scalar(value: Any) -> bool:
-    if isinstance(value, (str, bytes)):
-        return True
-    if isinstance(value, np.ndarray):
-        return value.ndim == 0
-    return not isinstance(value, Iterable)
-
-
-def _value_array(values: Any, what: str, *, unique: bool) -> np.ndarray:
-    """Validate a list of parameter values and return it as a 1-D numpy array.
-
-    Values must be finite numbers, bools or strings, not mixed across those kinds except
-    ints with floats (which become floats). The result's dtype is bool, int64, float64 or a
-    numpy string type, so ints stay ints.
-    """
-    if _is_scalar(values):
-        msg = (
-            f"{what} must be a list of values, got the scalar {values!r}; use a one-element "
-            f"list [{values!r}] or pass it as a fixed parameter (fixed={{name: value}})"
-        )
-        raise DesignError(msg) from None
-    if isinstance(values, Mapping):
-        msg = f"{what} must be a list of values, got the mapping {values!r}"
-        raise DesignError(msg) from None
-    if isinstance(values, np.ndarray) and values.ndim != 1:
-        msg = f"{what} must be one-dimensional, got an array of shape {values.shape!r}"
-        raise DesignError(msg) from None
-    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    if not items:
-        msg = f"{what} is empty; give at least one value"
-        raise DesignError(msg) from None
-    items = [_scalar(v, what) for v in items]
-    kinds = {type(v) for v in items}
-    if kinds == {bool}:
-        array = np.array(items, dtype=bool)
-    elif kinds == {int}:
-        if not all(_INT64.min <= v <= _INT64.max for v in items):
-            msg = f"{what} has integers {values!r} outside the 64-bit range"
-            raise DesignError(msg) from None
-        array = np.array(items, dtype=np.int64)
-    elif kinds <= {int, float}:
-        array = np.array(items, dtype=np.float64)
-    elif kinds == {str}:
-        array = np.array(items, dtype=np.str_)
-    else:
-        names = sorted(k.__name__ for k in kinds)
-        msg = (
-            f"{what} mixes values of types {names!r} in {values!r}; use all numbers, "
-            "all bools or all strings"
-        )
-        raise DesignError(msg) from None
-    if unique and len(set(items)) != len(items):
-        duplicates = [v for v, count in Counter(items).items() if count > 1]
-        msg = f"{what} has the duplicate values {duplicates!r}; values must be unique"
-        raise DesignError(msg) from None
-    return array
-
-
-def _finite(value: Any, what: str) -> float:
-    """Return ``value`` as a finite python float, or raise DesignError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        msg = f"{what} must be a finite number, got {value!r}"
-        raise DesignError(msg) from None
-    number = float(value)
-    if not math.isfinite(number):
-        msg = f"{what} must be a finite number, got {value!r}"
-        raise DesignError(msg) from None
-    return number
-
-
-def _check_uniforms(u: Any) -> np.ndarray:
-    u = np.asarray(u, dtype=np.float64)
-    if not np.all((u >= 0.0) & (u <= 1.0)):  # also catches NaN
-        bad = u[~((u >= 0.0) & (u <= 1.0))].ravel()[0]
-        msg = f"ppf takes uniforms in [0, 1], got {float(bad)!r}"
-        raise DesignError(msg) from None
-    return u
-
 
 # --------------------------------------------------------------------------------------------
 # Distributions
 # --------------------------------------------------------------------------------------------
-
-
-class Distribution(ABC):
-    """Base class of the distributions of sampled parameters.
-
-    Subclasses are frozen dataclasses: hashable, comparable with ``==`` and validated at
-    construction. They implement :meth:`ppf` (through ``_ppf``) and :meth:`to_dict`.
-    """
-
-    dist: ClassVar[str]  # the "dist" tag of the dict form
-
-    def ppf(self, u: np.ndarray) -> np.ndarray:
-        """Map uniforms ``u`` in [0, 1] to values (the inverse cumulative distribution).
-
-        Parameters
-        ----------
-        u : array_like of float
-            Uniforms in the closed interval [0, 1]; any shape.
-
-        Returns
-        -------
-        numpy.ndarray
-            Values of the distribution, with the shape of ``u``.
-        """
-        return self._ppf(_check_uniforms(u))
-
-    @abstractmethod
-    def _ppf(self, u: np.ndarray) -> np.ndarray:
-        """Inverse CDF on validated float64 uniforms."""
-
-    @abstractmethod
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-compatible dict form (see :func:`distribution_from_dict`)."""
 
 
 @dataclass(frozen=True)
@@ -230,8 +81,8 @@ class Normal(Distribution):
     scale: float
 
     def __post_init__(self) -> None:
-        loc = _finite(self.loc, "Normal loc")
-        scale = _finite(self.scale, "Normal scale")
+        loc = finite_float(self.loc, "Normal loc")
+        scale = finite_float(self.scale, "Normal scale")
         if scale <= 0.0:
             msg = f"Normal scale must be > 0, got {self.scale!r}"
             raise DesignError(msg) from None
@@ -241,7 +92,7 @@ class Normal(Distribution):
     def _ppf(self, u: np.ndarray) -> np.ndarray:
         from scipy import special
 
-        return self.loc + self.scale * special.ndtri(np.clip(u, _U_LOW, _U_HIGH))
+        return self.loc + self.scale * special.ndtri(np.clip(u, U_LOW, U_HIGH))
 
     def to_dict(self) -> dict[str, Any]:
         return {"dist": self.dist, "loc": self.loc, "scale": self.scale}
@@ -318,8 +169,8 @@ class LogUniform(Distribution):
 
 
 def _check_bounds(name: str, low: Any, high: Any) -> tuple[float, float]:
-    low_f = _finite(low, f"{name} low")
-    high_f = _finite(high, f"{name} high")
+    low_f = finite_float(low, f"{name} low")
+    high_f = finite_float(high, f"{name} high")
     if not low_f < high_f:
         msg = f"{name} bounds must satisfy low < high, got low={low!r}, high={high!r}"
         raise DesignError(msg) from None
@@ -360,15 +211,15 @@ class Choice(Distribution):
     _kind: str = field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
-        array = _value_array(self.values, "Choice values", unique=True)
+        array = value_array(self.values, "Choice values", unique=True)
         object.__setattr__(self, "values", tuple(array.tolist()))
         object.__setattr__(self, "_kind", array.dtype.kind)
         if self.p is None:
             return
-        if _is_scalar(self.p) or isinstance(self.p, Mapping):
+        if is_scalar(self.p) or isinstance(self.p, Mapping):
             msg = f"Choice p must be a list of probabilities, got {self.p!r}"
             raise DesignError(msg) from None
-        p = tuple(_finite(x, "Choice p") for x in self.p)
+        p = tuple(finite_float(x, "Choice p") for x in self.p)
         if len(p) != len(self.values):
             msg = (
                 f"Choice p has {len(p)} probabilities {list(p)!r} for {len(self.values)} "
@@ -390,7 +241,7 @@ class Choice(Distribution):
         return f"Choice({list(self.values)!r}, p={list(self.p)!r})"
 
     def _array(self) -> np.ndarray:
-        return _value_array(self.values, "Choice values", unique=False)
+        return value_array(self.values, "Choice values", unique=False)
 
     def _ppf(self, u: np.ndarray) -> np.ndarray:
         k = len(self.values)
@@ -447,7 +298,7 @@ def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
         return Uniform(*obj)
     if isinstance(obj, list):
         hint = "Choice([...]) for a set of values, or a (low, high) tuple for Uniform"
-    elif _is_scalar(obj):
+    elif is_scalar(obj):
         hint = "a fixed parameter (fixed={name: value}) for a constant"
     else:
         hint = "a (low, high) tuple for Uniform"
@@ -505,10 +356,10 @@ def distribution_from_dict(d: Any) -> Distribution:
     rest = {k: v for k, v in d.items() if k != "dist"}
     if tag in _KEYS:
         cls, required, optional = _KEYS[tag]
-        _check_keys(rest, required, optional, f"distribution {tag!r}")
+        check_keys(rest, required, optional, f"distribution {tag!r}")
         return cls(**rest)
     if tag == "scipy":
-        _check_keys(rest, ("name",), ("args", "kwds"), "distribution 'scipy'")
+        check_keys(rest, ("name",), ("args", "kwds"), "distribution 'scipy'")
         return ScipyDistribution.from_parts(rest["name"], rest.get("args", ()), rest.get("kwds"))
     if isinstance(tag, str) and tag.isidentifier():
         from scipy import stats
@@ -518,22 +369,3 @@ def distribution_from_dict(d: Any) -> Distribution:
     known = [*_KEYS, "scipy"]
     msg = f"unknown distribution {tag!r}; use one of {known!r} or a scipy.stats name"
     raise DesignError(msg) from None
-
-
-def _check_keys(
-    d: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...], what: str
-) -> None:
-    """Raise DesignError if ``d`` lacks a required key or has an unknown one."""
-    missing = [k for k in required if k not in d]
-    if missing:
-        msg = f"{what} is missing {missing!r} in {dict(d)!r}; it needs {list(required)!r}"
-        raise DesignError(msg) from None
-    unknown = [k for k in d if k not in required and k not in optional]
-    if unknown:
-        valid = list(required + optional)
-        msg = f"{what} has unknown keys {unknown!r} in {dict(d)!r}; valid keys are {valid!r}"
-        raise DesignError(msg) from None
-
-
-# at the end: the scipy.stats wrapper builds on the classes above (scipy loads on first use)
-from .scipy_distribution import ScipyDistribution  # noqa: E402

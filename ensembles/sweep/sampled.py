@@ -12,18 +12,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import DesignError
-from .design import (
-    SAMPLE,
-    Coords,
-    Design,
-    _check_name,
-    _kwargs_repr,
-    _positive_int,
-)
-from .distributions import (
-    Distribution,
-    as_distribution,
-)
+from ..layout import SAMPLE_DIM
+from .design import Coords, Design
+from .distributions import Distribution, as_distribution
+from .values import check_int, check_name, kwargs_repr
 
 __all__ = ["LatinHypercube", "Sample", "Sobol", "stream_key"]
 
@@ -50,8 +42,8 @@ class _Sampled(Design):
 
     def _init(self, n: Any, seed: Any, params: Any, kwargs: dict[str, Any]) -> None:
         cls = type(self).__name__
-        object.__setattr__(self, "n", _positive_int(n, f"{cls} n", minimum=1))
-        object.__setattr__(self, "seed", _positive_int(seed, f"{cls} seed", minimum=0))
+        object.__setattr__(self, "n", check_int(n, f"{cls} n", minimum=1))
+        object.__setattr__(self, "seed", check_int(seed, f"{cls} seed", minimum=0))
         if params is not None and not isinstance(params, Mapping):
             msg = f"{cls} params must be a dict of name to distribution, got {params!r}"
             raise DesignError(msg) from None
@@ -66,7 +58,7 @@ class _Sampled(Design):
             raise DesignError(msg) from None
         dists = []
         for name, obj in params.items():
-            _check_name(name, cls)
+            check_name(name, cls)
             dists.append((name, as_distribution(obj, f"{cls} parameter {name!r}")))
         object.__setattr__(self, "dists", tuple(dists))
 
@@ -76,7 +68,7 @@ class _Sampled(Design):
 
     @property
     def dims(self) -> tuple[str, ...]:
-        return (SAMPLE,)
+        return (SAMPLE_DIM,)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -98,7 +90,7 @@ class _Sampled(Design):
         items = [("n", repr(self.n)), ("seed", repr(self.seed))]
         items += [(k, repr(v)) for k, v in options.items()]
         keywords = frozenset({"n", "seed", "params", *options})
-        dists = _kwargs_repr([(n, repr(d)) for n, d in self.dists], keywords, "params=")
+        dists = kwargs_repr([(n, repr(d)) for n, d in self.dists], keywords, "params=")
         inner = ", ".join(f"{k}={v}" for k, v in items)
         return f"{type(self).__name__}({inner}, {dists})"
 

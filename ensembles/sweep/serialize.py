@@ -6,18 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import DesignError
-from .combine import Concat, Product
-from .design import (
-    Design,
-    _check_name,
-)
-from .distributions import (
-    Distribution,
-    _check_keys,
-    distribution_from_dict,
-)
+from .design import Concat, Design, Product
+from .distributions import Distribution, distribution_from_dict
 from .explicit import Grid, Points
-from .sampled import LatinHypercube, Sample, Sobol, _Sampled
+from .sampled import LatinHypercube, Sample, Sobol
+from .values import check_keys, check_name
 
 __all__ = ["design_from_dict"]
 
@@ -26,7 +19,7 @@ __all__ = ["design_from_dict"]
 # Dict form
 # --------------------------------------------------------------------------------------------
 
-_SAMPLED: dict[str, type[_Sampled]] = {"sample": Sample, "lhs": LatinHypercube, "sobol": Sobol}
+_SAMPLED: dict[str, type[Design]] = {"sample": Sample, "lhs": LatinHypercube, "sobol": Sobol}
 _KINDS = ("grid", "points", "sample", "lhs", "sobol", "product", "concat")
 
 
@@ -81,7 +74,7 @@ def design_from_dict(d: Mapping[str, Any] | Design) -> Design:
             msg = f"design 'grid' takes a dict of name to list of values, got {body!r}"
             raise DesignError(msg) from None
         for name in body:
-            _check_name(name, "Grid")
+            check_name(name, "Grid")
         return Grid(**body)
     if kind == "points":
         return Points(body)
@@ -90,7 +83,7 @@ def design_from_dict(d: Mapping[str, Any] | Design) -> Design:
             msg = f"design {kind!r} takes a dict with 'n', 'seed' and 'params', got {body!r}"
             raise DesignError(msg) from None
         optional = ("scramble",) if kind == "sobol" else ()
-        _check_keys(body, ("n", "seed", "params"), optional, f"design {kind!r}")
+        check_keys(body, ("n", "seed", "params"), optional, f"design {kind!r}")
         params = body["params"]
         if not isinstance(params, Mapping):
             msg = f"design {kind!r} params must be a dict of name to distribution, got {params!r}"
