@@ -4,14 +4,14 @@
 ``distribution`` is the Distribution contract, ``distributions`` and
 ``scipy_distribution`` what sampled parameters are drawn from; ``design`` is the Design
 contract with its algebra (products ``*`` and concatenations ``+``), ``explicit`` holds
-Grid and Points, ``sampled`` the random and quasi-random designs, and ``serialize``
-:func:`design_from_dict`, the inverse of ``Design.to_dict``.
+Grid and Points, ``sampled`` the random and quasi-random designs. Each design kind
+reads and writes its own dict form; :func:`design_from_dict` (``Design.from_dict``)
+dispatches on the dict's key.
 """
 
-from .design import Concat, Design, Product
+from .design import Concat, Design, Product, design_from_dict
 from .explicit import Grid, Points
 from .sampled import LatinHypercube, Sample, Sobol, stream_key
-from .serialize import design_from_dict
 
 __all__ = [
     "Concat",

@@ -40,7 +40,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,9 +48,11 @@ from ..errors import DesignError
 from ..layout import SAMPLE_DIM
 from .values import read_only
 
-__all__ = ["Concat", "Design", "Product"]
+__all__ = ["Concat", "Design", "Product", "design_from_dict"]
 
 Coords = dict[str, tuple[tuple[str, ...], np.ndarray]]
+
+_KINDS: dict[str, type[Design]] = {}  # dict-form key -> design class, filled by subclasses
 
 
 class Design(ABC):
@@ -68,7 +70,21 @@ class Design(ABC):
         Sizes of ``dims``; ``len(design) == prod(shape)``.
     sizes : dict of str to int
         ``dict(zip(dims, shape))``.
+    kind : str
+        The key of the design's dict form (``"grid"``, ``"sample"``, ...).
     """
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("kind"):  # a concrete kind registers its dict form
+            _KINDS[cls.kind] = cls
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Design:
+        """Build the design from the body of its dict form ``{kind: body}``."""
+        raise NotImplementedError  # pragma: no cover - every registered kind overrides it
 
     @property
     @abstractmethod
@@ -147,8 +163,6 @@ class Design(ABC):
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Design:
         """Build a design from its dict form; see :func:`design_from_dict`."""
-        from .serialize import design_from_dict
-
         return design_from_dict(d)
 
     def _sample_coords(self) -> Coords:
@@ -198,6 +212,7 @@ class Product(Design):
     """
 
     factors: tuple[Design, ...]
+    kind = "product"
 
     def __init__(self, /, *factors: Design) -> None:
         _check_designs(factors, "Product")
@@ -260,7 +275,11 @@ class Product(Design):
         return coords
 
     def to_dict(self) -> dict[str, Any]:
-        return {"product": [factor.to_dict() for factor in self.factors]}
+        return {self.kind: [factor.to_dict() for factor in self.factors]}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Product:
+        return cls(*_design_list(body, cls.kind))
 
     def __repr__(self) -> str:
         parts = [f"({f!r})" if isinstance(f, (Product, Concat)) else repr(f) for f in self.factors]
@@ -299,6 +318,7 @@ class Concat(Design):
     """
 
     parts: tuple[Design, ...]
+    kind = "concat"
 
     def __init__(self, /, *parts: Design) -> None:
         _check_designs(parts, "Concat")
@@ -348,7 +368,60 @@ class Concat(Design):
         return self._sample_coords()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"concat": [part.to_dict() for part in self.parts]}
+        return {self.kind: [part.to_dict() for part in self.parts]}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Concat:
+        return cls(*_design_list(body, cls.kind))
 
     def __repr__(self) -> str:
         return " + ".join(repr(part) for part in self.parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Dict form
+# --------------------------------------------------------------------------------------------
+
+
+def design_from_dict(d: Mapping[str, Any] | Design) -> Design:
+    """Build a design from its dict form (the inverse of :meth:`Design.to_dict`).
+
+    Parameters
+    ----------
+    d : dict
+        One of ``{"grid": {name: [values]}}``, ``{"points": [{name: value}, ...]}``,
+        ``{"sample" | "lhs": {"n": .., "seed": .., "params": {name: dist}}}``,
+        ``{"sobol": {"n": .., "seed": .., "scramble": true, "params": {...}}}``
+        (``scramble`` optional, default true), ``{"product": [d1, d2, ...]}`` or
+        ``{"concat": [d1, d2, ...]}``. A distribution is a dict such as ``{"dist":
+        "normal", "loc": 3.0, "scale": 0.05}`` or ``[low, high]`` for a uniform (see
+        :func:`ensembles.sweep.distributions.distribution_from_dict`). A :class:`Design` is
+        returned unchanged.
+
+    Examples
+    --------
+    >>> design_from_dict({"grid": {"T": [1.5, 2.0]}})
+    Grid(T=[1.5, 2.0])
+    >>> design_from_dict({"sample": {"n": 4, "seed": 1, "params": {"x": [0, 10]}}})
+    Sample(n=4, seed=1, x=Uniform(low=0.0, high=10.0))
+    """
+    if isinstance(d, Design):
+        return d
+    if not isinstance(d, Mapping) or len(d) != 1:
+        msg = (
+            f"a design dict must have exactly one key, one of {list(_KINDS)!r} (e.g. "
+            f"{{'grid': {{'T': [1.5, 2.0]}}}}), got {d!r}"
+        )
+        raise DesignError(msg) from None
+    ((kind, body),) = d.items()
+    if kind not in _KINDS:
+        msg = f"unknown design {kind!r}; use one of {list(_KINDS)!r}"
+        raise DesignError(msg) from None
+    return _KINDS[kind]._from_body(body)
+
+
+def _design_list(body: Any, kind: str) -> list[Design]:
+    if not isinstance(body, (list, tuple)):
+        msg = f"design {kind!r} takes a list of designs, got {body!r}"
+        raise DesignError(msg) from None
+    return [design_from_dict(item) for item in body]

@@ -46,6 +46,7 @@ class Grid(Design):
     """
 
     axes: tuple[tuple[str, str, tuple[Any, ...]], ...]  # (name, dtype kind, values)
+    kind = "grid"
 
     def __init__(self, /, **params: Any) -> None:
         if not params:
@@ -95,7 +96,16 @@ class Grid(Design):
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"grid": {name: list(values) for name, _, values in self.axes}}
+        return {self.kind: {name: list(values) for name, _, values in self.axes}}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Grid:
+        if not isinstance(body, Mapping):
+            msg = f"design 'grid' takes a dict of name to list of values, got {body!r}"
+            raise DesignError(msg) from None
+        for name in body:
+            check_name(name, "Grid")
+        return cls(**body)
 
     def __repr__(self) -> str:
         items = [(n, values_repr(v)) for n, _, v in self.axes]
@@ -125,6 +135,7 @@ class Points(Design):
     """
 
     columns: tuple[tuple[str, str, tuple[Any, ...]], ...]  # (name, dtype kind, values)
+    kind = "points"
 
     def __init__(self, points: Any, /) -> None:
         if isinstance(points, Mapping):
@@ -194,7 +205,11 @@ class Points(Design):
     def to_dict(self) -> dict[str, Any]:
         names = self.params
         rows = zip(*(values for _, _, values in self.columns), strict=True)
-        return {"points": [dict(zip(names, row, strict=True)) for row in rows]}
+        return {self.kind: [dict(zip(names, row, strict=True)) for row in rows]}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Points:
+        return cls(body)
 
     def __repr__(self) -> str:
         n = len(self)

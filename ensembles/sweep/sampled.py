@@ -7,15 +7,15 @@ import inspect
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import DesignError
 from ..layout import SAMPLE_DIM
 from .design import Coords, Design
-from .distributions import Distribution, as_distribution
-from .values import check_int, check_name, kwargs_repr
+from .distributions import Distribution, as_distribution, distribution_from_dict
+from .values import check_int, check_keys, check_name, kwargs_repr
 
 __all__ = ["LatinHypercube", "Sample", "Sobol", "stream_key"]
 
@@ -38,7 +38,7 @@ class _Sampled(Design):
     seed: int
     dists: tuple[tuple[str, Distribution], ...]
 
-    _kind = "sample"  # key of the dict form
+    _OPTIONS: ClassVar[tuple[str, ...]] = ()  # keywords besides n, seed and the parameters
 
     def _init(self, n: Any, seed: Any, params: Any, kwargs: dict[str, Any]) -> None:
         cls = type(self).__name__
@@ -78,12 +78,26 @@ class _Sampled(Design):
         return self._sample_coords()
 
     def _options(self) -> dict[str, Any]:
-        return {}
+        return {name: getattr(self, name) for name in self._OPTIONS}
 
     def to_dict(self) -> dict[str, Any]:
         body = {"n": self.n, "seed": self.seed, **self._options()}
         body["params"] = {name: dist.to_dict() for name, dist in self.dists}
-        return {self._kind: body}
+        return {self.kind: body}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Design:
+        kind = cls.kind
+        if not isinstance(body, Mapping):
+            msg = f"design {kind!r} takes a dict with 'n', 'seed' and 'params', got {body!r}"
+            raise DesignError(msg) from None
+        check_keys(body, ("n", "seed", "params"), cls._OPTIONS, f"design {kind!r}")
+        params = body["params"]
+        if not isinstance(params, Mapping):
+            msg = f"design {kind!r} params must be a dict of name to distribution, got {params!r}"
+            raise DesignError(msg) from None
+        dists = {name: _distribution(spec, kind, name) for name, spec in params.items()}
+        return cls(**{**body, "params": dists})
 
     def __repr__(self) -> str:
         options = self._options()
@@ -93,6 +107,14 @@ class _Sampled(Design):
         dists = kwargs_repr([(n, repr(d)) for n, d in self.dists], keywords, "params=")
         inner = ", ".join(f"{k}={v}" for k, v in items)
         return f"{type(self).__name__}({inner}, {dists})"
+
+
+def _distribution(spec: Any, kind: str, name: Any) -> Distribution:
+    try:
+        return distribution_from_dict(spec)
+    except DesignError as exc:
+        msg = f"design {kind!r} parameter {name!r}: {exc}"
+        raise DesignError(msg) from None
 
 
 @dataclass(frozen=True, init=False, repr=False)
@@ -127,6 +149,8 @@ class Sample(_Sampled):
     >>> bool((bigger.table()["T"][:50] == s.table()["T"]).all())
     True
     """
+
+    kind = "sample"
 
     def __init__(
         self, /, *, n: int, seed: int, params: Mapping[str, Any] | None = None, **kwargs: Any
@@ -183,7 +207,7 @@ class LatinHypercube(_Sampled):
     [0, 1, 2, 3]
     """
 
-    _kind = "lhs"
+    kind = "lhs"
 
     def __init__(
         self, /, *, n: int, seed: int, params: Mapping[str, Any] | None = None, **kwargs: Any
@@ -233,7 +257,8 @@ class Sobol(_Sampled):
 
     scramble: bool
 
-    _kind = "sobol"
+    kind = "sobol"
+    _OPTIONS = ("scramble",)
 
     def __init__(
         self,
@@ -250,9 +275,6 @@ class Sobol(_Sampled):
             raise DesignError(msg) from None
         object.__setattr__(self, "scramble", bool(scramble))
         self._init(n, seed, params, kwargs)
-
-    def _options(self) -> dict[str, Any]:
-        return {"scramble": self.scramble}
 
     def _table(self) -> dict[str, np.ndarray]:
         from scipy.stats import qmc
