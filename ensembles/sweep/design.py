@@ -224,7 +224,8 @@ class Product(Design):
             if shared:
                 msg = (
                     f"Product factors {seen[shared[0]]} and {i} both set the parameters "
-                    f"{shared!r}; each parameter must come from one factor"
+                    f"{shared!r}; each parameter must come from one factor: remove it from "
+                    "the other"
                 )
                 raise DesignError(msg) from None
             seen.update(dict.fromkeys(factor.params, i))
@@ -333,7 +334,8 @@ class Concat(Design):
                 msg = (
                     "Concat parts must set the same parameters: part 0 sets "
                     f"{list(first.params)!r} and part {i} sets {list(part.params)!r} "
-                    f"({only_first!r} only in part 0, {only_part!r} only in part {i})"
+                    f"({only_first!r} only in part 0, {only_part!r} only in part {i}); give "
+                    "every part the same parameters"
                 )
                 raise DesignError(msg) from None
         for name in first.params:

@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import DesignError
 from .distribution import Distribution
 from .scipy_distribution import ScipyDistribution
-from .values import U_HIGH, U_LOW, check_keys, finite_float, is_scalar, value_array
+from .values import U_HIGH, U_LOW, about, check_keys, finite_float, is_scalar, value_array
 
 __all__ = [
     "Choice",
@@ -84,7 +84,7 @@ class Normal(Distribution):
         loc = finite_float(self.loc, "Normal loc")
         scale = finite_float(self.scale, "Normal scale")
         if scale <= 0.0:
-            msg = f"Normal scale must be > 0, got {self.scale!r}"
+            msg = f"Normal scale must be > 0, got {self.scale!r}; it is the standard deviation"
             raise DesignError(msg) from None
         object.__setattr__(self, "loc", loc)
         object.__setattr__(self, "scale", scale)
@@ -155,7 +155,10 @@ class LogUniform(Distribution):
     def __post_init__(self) -> None:
         low, high = _check_bounds(type(self).__name__, self.low, self.high)
         if low <= 0.0:
-            msg = f"LogUniform low must be > 0, got {self.low!r}"
+            msg = (
+                f"LogUniform low must be > 0, got {self.low!r}: the logarithm of a bound "
+                "<= 0 is undefined; use Uniform for a range that includes 0"
+            )
             raise DesignError(msg) from None
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
@@ -172,10 +175,18 @@ def _check_bounds(name: str, low: Any, high: Any) -> tuple[float, float]:
     low_f = finite_float(low, f"{name} low")
     high_f = finite_float(high, f"{name} high")
     if not low_f < high_f:
-        msg = f"{name} bounds must satisfy low < high, got low={low!r}, high={high!r}"
+        fix = (
+            "swap them"
+            if low_f > high_f
+            else "for a constant, pass it as a fixed parameter (fixed={name: value})"
+        )
+        msg = f"{name} bounds must satisfy low < high, got low={low!r}, high={high!r}; {fix}"
         raise DesignError(msg) from None
     if not math.isfinite(high_f - low_f):
-        msg = f"{name} bounds low={low!r}, high={high!r} are too far apart to sample"
+        msg = (
+            f"{name} bounds low={low!r}, high={high!r} are too far apart to sample (their "
+            "difference overflows a float); narrow the range"
+        )
         raise DesignError(msg) from None
     return low_f, high_f
 
@@ -231,7 +242,10 @@ class Choice(Distribution):
             raise DesignError(msg) from None
         total = math.fsum(p)
         if abs(total - 1.0) > 1e-8:
-            msg = f"Choice p must sum to 1, got {list(p)!r} summing to {total!r}"
+            msg = (
+                f"Choice p must sum to 1, got {list(p)!r} summing to {total!r}; divide each "
+                "probability by their sum"
+            )
             raise DesignError(msg) from None
         object.__setattr__(self, "p", p)
 
@@ -272,7 +286,7 @@ def _is_frozen_scipy(obj: Any) -> bool:
     )
 
 
-def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
+def as_distribution(obj: Any, what: str | None = None) -> Distribution:
     """Return ``obj`` as a :class:`Distribution`.
 
     Accepts a :class:`Distribution`, a frozen ``scipy.stats`` distribution (wrapped in
@@ -282,20 +296,27 @@ def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
     ----------
     obj : object
         The object to convert.
-    what : str
-        How to name ``obj`` in error messages (e.g. ``"Sample parameter 'T'"``).
+    what : str, optional
+        The parameter ``obj`` is for (e.g. ``"Sample parameter 'T'"``); every error
+        message starts with it.
 
     Examples
     --------
     >>> as_distribution((0.0, 2.0))
     Uniform(low=0.0, high=2.0)
+    >>> try:
+    ...     as_distribution((2.0, 0.0), "Sample parameter 'x'")
+    ... except DesignError as exc:
+    ...     print(exc)
+    Sample parameter 'x': Uniform bounds must satisfy low < high, got low=2.0, high=0.0; swap them
     """
     if isinstance(obj, Distribution):
         return obj
-    if _is_frozen_scipy(obj):
-        return ScipyDistribution(obj)
-    if isinstance(obj, tuple) and len(obj) == 2:
-        return Uniform(*obj)
+    with about(what):
+        if _is_frozen_scipy(obj):
+            return ScipyDistribution(obj)
+        if isinstance(obj, tuple) and len(obj) == 2:
+            return Uniform(*obj)
     if isinstance(obj, list):
         hint = "Choice([...]) for a set of values, or a (low, high) tuple for Uniform"
     elif is_scalar(obj):
@@ -303,8 +324,8 @@ def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
     else:
         hint = "a (low, high) tuple for Uniform"
     msg = (
-        f"{what} must be a distribution (Normal, Uniform, LogUniform, Choice, a frozen "
-        f"scipy.stats distribution), got {obj!r}; use {hint}"
+        f"{what or 'the value'} must be a distribution (Normal, Uniform, LogUniform, Choice, "
+        f"a frozen scipy.stats distribution), got {obj!r}; use {hint}"
     )
     raise DesignError(msg) from None
 
@@ -318,7 +339,7 @@ _KEYS: dict[str, tuple[type[Distribution], tuple[str, ...], tuple[str, ...]]] = 
 }
 
 
-def distribution_from_dict(d: Any) -> Distribution:
+def distribution_from_dict(d: Any, what: str | None = None) -> Distribution:
     """Build a :class:`Distribution` from its dict form (the inverse of ``to_dict``).
 
     Parameters
@@ -329,6 +350,9 @@ def distribution_from_dict(d: Any) -> Distribution:
         "choice", "values": [..], "p": [..]}`` (``p`` optional), ``{"dist": "scipy",
         "name": .., "args": [..], "kwds": {..}}``; or the short forms ``[low, high]``
         (Uniform) and ``{"dist": "<scipy.stats name>", **kwds}``.
+    what : str, optional
+        The parameter ``d`` is for (e.g. ``"design 'sample' parameter 'T'"``); every
+        error message starts with it.
 
     Examples
     --------
@@ -341,9 +365,17 @@ def distribution_from_dict(d: Any) -> Distribution:
     """
     if isinstance(d, Distribution):
         return d
+    with about(what):
+        return _from_dict(d)
+
+
+def _from_dict(d: Any) -> Distribution:
     if isinstance(d, (list, tuple)):
         if len(d) != 2:
-            msg = f"a distribution given as a list must be [low, high] (Uniform), got {d!r}"
+            msg = (
+                f"a distribution given as a list must be [low, high] (Uniform), got {d!r}; "
+                "for a set of values write {'dist': 'choice', 'values': [...]}"
+            )
             raise DesignError(msg) from None
         return Uniform(*d)
     if not isinstance(d, Mapping) or "dist" not in d:

@@ -42,8 +42,10 @@ class _Sampled(Design):
 
     def _init(self, n: Any, seed: Any, params: Any, kwargs: dict[str, Any]) -> None:
         cls = type(self).__name__
-        object.__setattr__(self, "n", check_int(n, f"{cls} n", minimum=1))
-        object.__setattr__(self, "seed", check_int(seed, f"{cls} seed", minimum=0))
+        n = check_int(n, f"{cls} n", minimum=1, example="n=64 points")
+        seed = check_int(seed, f"{cls} seed", minimum=0, example="seed=0")
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "seed", seed)
         if params is not None and not isinstance(params, Mapping):
             msg = f"{cls} params must be a dict of name to distribution, got {params!r}"
             raise DesignError(msg) from None
@@ -96,7 +98,10 @@ class _Sampled(Design):
         if not isinstance(params, Mapping):
             msg = f"design {kind!r} params must be a dict of name to distribution, got {params!r}"
             raise DesignError(msg) from None
-        dists = {name: _distribution(spec, kind, name) for name, spec in params.items()}
+        dists = {
+            name: distribution_from_dict(spec, f"design {kind!r} parameter {name!r}")
+            for name, spec in params.items()
+        }
         return cls(**{**body, "params": dists})
 
     def __repr__(self) -> str:
@@ -107,14 +112,6 @@ class _Sampled(Design):
         dists = kwargs_repr([(n, repr(d)) for n, d in self.dists], keywords, "params=")
         inner = ", ".join(f"{k}={v}" for k, v in items)
         return f"{type(self).__name__}({inner}, {dists})"
-
-
-def _distribution(spec: Any, kind: str, name: Any) -> Distribution:
-    try:
-        return distribution_from_dict(spec)
-    except DesignError as exc:
-        msg = f"design {kind!r} parameter {name!r}: {exc}"
-        raise DesignError(msg) from None
 
 
 @dataclass(frozen=True, init=False, repr=False)

@@ -103,7 +103,11 @@ class ScipyDistribution(Distribution):
             msg = f"invalid arguments for scipy.stats.{name}: {exc}"
             raise DesignError(msg) from None
         if math.isnan(median):
-            msg = f"invalid arguments for scipy.stats.{name}: args={args!r}, kwds={dict(kwds)!r}"
+            msg = (
+                f"invalid arguments for scipy.stats.{name}: args={args!r}, kwds={dict(kwds)!r} "
+                f"give no distribution (its median is NaN); see scipy.stats.{name} for the "
+                "valid ranges of its parameters"
+            )
             raise DesignError(msg) from None
 
     @classmethod

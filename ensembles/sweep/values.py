@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from ..layout import RESERVED
 __all__ = [
     "U_HIGH",
     "U_LOW",
+    "about",
     "check_int",
     "check_keys",
     "check_name",
@@ -47,6 +49,27 @@ _INT64 = np.iinfo(np.int64)
 # --------------------------------------------------------------------------------------------
 # Names and keys
 # --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def about(what: str | None) -> Iterator[None]:
+    """Start the message of any DesignError raised inside with ``what`` (if given).
+
+    Examples
+    --------
+    >>> with about("Sample parameter 'T'"):
+    ...     finite_float("x", "Normal loc")
+    Traceback (most recent call last):
+    ...
+    ensembles.errors.DesignError: Sample parameter 'T': Normal loc must be a finite number, got 'x'
+    """
+    try:
+        yield
+    except DesignError as exc:
+        if what is None:
+            raise
+        msg = f"{what}: {exc}"
+        raise DesignError(msg) from None
 
 
 def check_name(name: Any, what: str) -> str:
@@ -86,13 +109,18 @@ def check_keys(
 # --------------------------------------------------------------------------------------------
 
 
-def check_int(value: Any, what: str, *, minimum: int) -> int:
-    """Return ``value`` as a python int if it is an integer >= ``minimum``, else raise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        msg = f"{what} must be an integer >= {minimum}, got {value!r}"
-        raise DesignError(msg) from None
-    if value < minimum:
-        msg = f"{what} must be an integer >= {minimum}, got {value!r}"
+def check_int(value: Any, what: str, *, minimum: int, example: str = "") -> int:
+    """Return ``value`` as a python int if it is an integer >= ``minimum``, else raise.
+
+    ``example`` (such as ``"n=64"``) is suggested in the message.
+    """
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
+        hint = f", e.g. {example}" if example else ""
+        msg = f"{what} must be an integer >= {minimum}, got {value!r}{hint}"
         raise DesignError(msg) from None
     return int(value)
 
@@ -123,7 +151,10 @@ def check_value(value: Any, what: str) -> bool | int | float | str:
     if isinstance(value, numbers.Real):
         number = float(value)
         if not math.isfinite(number):
-            msg = f"{what} has the value {value!r}; values must be finite (no NaN or inf)"
+            msg = (
+                f"{what} has the value {value!r}; values must be finite (no NaN or inf): "
+                "remove it or replace it by a number"
+            )
             raise DesignError(msg) from None
         return number
     if isinstance(value, str):
@@ -192,7 +223,10 @@ def value_array(values: Any, what: str, *, unique: bool) -> np.ndarray:
         raise DesignError(msg) from None
     if unique and len(set(items)) != len(items):
         duplicates = [v for v, count in Counter(items).items() if count > 1]
-        msg = f"{what} has the duplicate values {duplicates!r}; values must be unique"
+        msg = (
+            f"{what} has the duplicate values {duplicates!r}; values must be unique: "
+            "give each value once"
+        )
         raise DesignError(msg) from None
     return array
 
