@@ -29,6 +29,7 @@ from .store.lease import Lease
 from .store.resume import plan_resume, todo_mask
 from .store.zarr_store import EnsembleStore
 from .sweep import Design, design_from_dict
+from .sweep.values import check_finite
 
 __all__ = ["Ensemble"]
 
@@ -383,6 +384,8 @@ def _check_fixed(fixed: Any, design: Design) -> dict[str, Any]:
             "use seeds= and root_seed="
         )
         raise DesignError(msg)
+    for key, value in values.items():  # NaN != NaN: a store could never be resumed
+        check_finite(value, f"fixed value {key!r}")
     return values
 
 

@@ -25,11 +25,13 @@ __all__ = [
     "about",
     "check_int",
     "check_keys",
+    "check_finite",
     "check_name",
     "check_value",
     "column",
     "column_array",
     "finite_float",
+    "first_nonfinite",
     "is_scalar",
     "kwargs_repr",
     "read_only",
@@ -135,6 +137,69 @@ def finite_float(value: Any, what: str) -> float:
         msg = f"{what} must be a finite number, got {value!r}"
         raise DesignError(msg) from None
     return number
+
+
+def first_nonfinite(value: Any, where: str = "") -> tuple[str, Any] | None:
+    """The first NaN or infinite number in ``value`` and where it is, or None.
+
+    ``value`` may nest lists, tuples, dicts and numpy arrays; the place is written as
+    indexing (``"[1]['a']"``) after ``where``.
+
+    Examples
+    --------
+    >>> first_nonfinite({"a": [1.0, float("nan")]})
+    ("['a'][1]", nan)
+    >>> first_nonfinite([1, "inf", 2.5]) is None
+    True
+    """
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Integral):
+        number = complex(value)
+        finite = math.isfinite(number.real) and math.isfinite(number.imag)
+        return None if finite else (where, value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fc":
+        bad = np.argwhere(~np.isfinite(value))
+        if not len(bad):
+            return None
+        index = tuple(int(i) for i in bad[0])
+        return where + "".join(f"[{i}]" for i in index), value[index].item()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = first_nonfinite(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
+def check_finite(value: Any, what: str) -> None:
+    """Raise DesignError if ``value`` holds NaN or infinity, anywhere (lists, dicts, arrays).
+
+    Examples
+    --------
+    >>> check_finite({"tol": 1e-6, "limits": [0, 10]}, "fixed value 'opts'")
+    >>> check_finite([0.0, float("inf")], "fixed value 'limits'")
+    Traceback (most recent call last):
+    ...
+    ensembles.errors.DesignError: fixed value 'limits' has the value inf at [1]; values must \
+be finite (no NaN or inf) to be stored as JSON and compared on resume: remove it or \
+replace it by a number (or None)
+    """
+    found = first_nonfinite(value)
+    if found is None:
+        return
+    where, bad = found
+    at = f" at {where}" if where else ""
+    msg = (
+        f"{what} has the value {bad!r}{at}; values must be finite (no NaN or inf) to be "
+        "stored as JSON and compared on resume: remove it or replace it by a number (or None)"
+    )
+    raise DesignError(msg) from None
 
 
 # --------------------------------------------------------------------------------------------
