@@ -172,6 +172,40 @@ def test_dict_form_round_trips_through_json(design):
 
 
 @SETTINGS
+@given(design=designs(), data=st.data())
+def test_rows_equal_the_table_without_building_it(design, data):
+    fresh = design_from_dict(design.to_dict())  # nothing cached
+    points = data.draw(st.lists(st.integers(0, len(design) - 1), max_size=6))
+    rows = fresh.rows(np.array(points, dtype=np.int64))
+    if not isinstance(fresh, (LatinHypercube, Sobol)):  # these draw all their points at once
+        assert "_cached_table" not in fresh.__dict__
+    table = design.table()
+    assert list(rows) == list(design.params)
+    for name in design.params:
+        assert rows[name].dtype.kind == table[name].dtype.kind, name
+        assert rows[name].tolist() == table[name][points].tolist(), name
+    assert {n: v.tolist() for n, v in design.rows(points).items()} == {
+        n: v[points].tolist() for n, v in table.items()
+    }  # the cached table gives the same
+
+
+def test_rows_of_a_huge_product_touch_only_the_points_asked_for():
+    huge = Grid(a=range(10_000), b=range(10_000)) * Grid(c=range(10_000))
+    assert len(huge) == 10**12
+    rows = huge.rows([[0, 1], [10**12 - 1, 123_456_789_012]])
+    assert rows["a"].tolist() == [[0, 0], [9999, 1234]]
+    assert rows["b"].tolist() == [[0, 0], [9999, 5678]]
+    assert rows["c"].tolist() == [[0, 1], [9999, 9012]]
+    with pytest.raises(IndexError, match=r"point 1000000000000 is out of range"):
+        huge.rows([10**12])
+    with pytest.raises(TypeError, match="integer indices"):
+        huge.rows([0.5])
+    mixed = Points([{"x": 1}]) + Sample(n=10**6, seed=0, x=(0.0, 1.0))
+    assert mixed.rows([0])["x"].dtype == np.float64  # ints of one part are floats overall
+    assert mixed.rows([0, 2])["x"].tolist() == mixed.table()["x"][[0, 2]].tolist()
+
+
+@SETTINGS
 @given(design=designs())
 def test_pickle_round_trip(design):
     design.table()  # fill the cache, which is not pickled

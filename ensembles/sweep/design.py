@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -135,6 +136,49 @@ class Design(ABC):
             cached = read_only(self._table())
             object.__setattr__(self, "_cached_table", cached)
         return dict(cached)
+
+    def rows(self, points: Any) -> dict[str, np.ndarray]:
+        """Each parameter's values at some points only, without building the whole table.
+
+        Parameters
+        ----------
+        points : array_like of int
+            Flat point indices (C order over ``dims``, as in :meth:`table`).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One array per parameter, shaped like ``points``, equal to
+            ``table()[name][points]``. Grids, points, products, concatenations and
+            ``Sample`` compute only what they need (``Sample`` the draws up to the last
+            point asked for); ``LatinHypercube`` and ``Sobol`` build their table.
+
+        Examples
+        --------
+        >>> from ensembles import Grid
+        >>> huge = Grid(a=range(10_000), b=range(10_000)) * Grid(c=[0.5, 1.5])
+        >>> {name: values.tolist() for name, values in huge.rows([0, 199_999_999]).items()}
+        {'a': [0, 9999], 'b': [0, 9999], 'c': [0.5, 1.5]}
+        """
+        index = np.asarray(points)
+        if index.size and index.dtype.kind not in "iu":
+            msg = f"points must be integer indices, got {points!r}"
+            raise TypeError(msg)
+        index = index.astype(np.int64)
+        if index.size and (index.min() < 0 or index.max() >= len(self)):
+            bad = int(index[(index < 0) | (index >= len(self))].ravel()[0])
+            msg = f"point {bad} is out of range for a design of {len(self)} points"
+            raise IndexError(msg)
+        cached = self.__dict__.get("_cached_table")
+        if cached is not None:
+            return {name: np.asarray(cached[name][index]) for name in self.params}
+        flat = self._rows(index.ravel())
+        return {name: flat[name].reshape(index.shape) for name in self.params}
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Values at valid 1-D flat indices; by default taken from the whole table."""
+        table = self.table()
+        return {name: table[name][index] for name in self.params}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         table = self.table()
@@ -257,17 +301,22 @@ class Product(Design):
         return self._layout()[1]
 
     def _table(self) -> dict[str, np.ndarray]:
-        table = self.factors[0].table()
-        for factor in self.factors[1:]:
-            table = _outer(table, factor.table())
-        return table
+        return _product_table(self.factors)
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        # a flat index is a mixed-radix number whose digits are the factors' point indices
+        digits = np.unravel_index(index, [len(factor) for factor in self.factors])
+        out: dict[str, np.ndarray] = {}
+        for factor, digit in zip(self.factors, digits, strict=True):
+            out.update(factor.rows(digit))
+        return out
 
     def coords(self) -> Coords:
         coords = self.factors[0].coords()
-        table = self.factors[0].table()
-        for factor, flat in zip(self.factors[1:], self._layout()[2], strict=True):
-            table = _outer(table, factor.table())
+        flats = self._layout()[2]
+        for k, (factor, flat) in enumerate(zip(self.factors[1:], flats, strict=True), start=2):
             if flat:  # the product so far becomes one sample dim
+                table = _product_table(self.factors[:k])
                 coords = {name: ((SAMPLE_DIM,), values) for name, values in table.items()}
             else:
                 coords = {**coords, **factor.coords()}
@@ -287,6 +336,14 @@ class Product(Design):
         return " * ".join(parts)
 
 
+def _product_table(factors: tuple[Design, ...]) -> dict[str, np.ndarray]:
+    """The table of the product of ``factors``: the first varies slowest."""
+    table = factors[0].table()
+    for factor in factors[1:]:
+        table = _outer(table, factor.table())
+    return table
+
+
 def _outer(outer: dict[str, np.ndarray], inner: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Columns of the Cartesian product of two tables, ``outer`` varying slowest."""
     n_outer = len(next(iter(outer.values())))
@@ -298,6 +355,12 @@ def _outer(outer: dict[str, np.ndarray], inner: dict[str, np.ndarray]) -> dict[s
 
 
 _KIND_NAMES = {"b": "bools", "i": "numbers", "f": "numbers", "U": "strings"}
+
+
+def _value_kinds(parts: Sequence[Design]) -> dict[str, list[str]]:
+    """Each parameter's dtype kind in each part (read from the part's first point)."""
+    firsts = [part.rows([0]) for part in parts]
+    return {name: [first[name].dtype.kind for first in firsts] for name in parts[0].params}
 
 
 @dataclass(frozen=True, init=False, repr=False)
@@ -338,8 +401,7 @@ class Concat(Design):
                     "every part the same parameters"
                 )
                 raise DesignError(msg) from None
-        for name in first.params:
-            kinds = [part.table()[name].dtype.kind for part in flat]
+        for name, kinds in _value_kinds(flat).items():
             labels = {_KIND_NAMES[k] for k in kinds}
             if len(labels) > 1:
                 found = ", ".join(f"part {i}: {_KIND_NAMES[k]}" for i, k in enumerate(kinds))
@@ -349,6 +411,11 @@ class Concat(Design):
                 )
                 raise DesignError(msg) from None
         object.__setattr__(self, "parts", tuple(flat))
+
+    @cached_property
+    def _floats(self) -> frozenset[str]:
+        """Parameters whose values are floats in some part (ints of other parts become floats)."""
+        return frozenset(name for name, kinds in _value_kinds(self.parts).items() if "f" in kinds)
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -365,6 +432,19 @@ class Concat(Design):
     def _table(self) -> dict[str, np.ndarray]:
         tables = [part.table() for part in self.parts]
         return {name: np.concatenate([t[name] for t in tables]) for name in self.params}
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        starts = np.cumsum([0] + [len(part) for part in self.parts])
+        part_of = np.searchsorted(starts, index, side="right") - 1
+        order = np.argsort(part_of, kind="stable")  # index grouped by part
+        present = np.unique(part_of) if index.size else [0]  # no points: part 0's dtypes
+        pieces = [self.parts[p].rows(index[part_of == p] - starts[p]) for p in present]
+        back = np.argsort(order)  # from grouped by part back to the order asked for
+        out = {}
+        for name in self.params:
+            values = np.concatenate([piece[name] for piece in pieces])[back]
+            out[name] = values.astype(np.float64) if name in self._floats else values
+        return out
 
     def coords(self) -> Coords:
         return self._sample_coords()

@@ -87,6 +87,13 @@ class Grid(Design):
         mesh = np.meshgrid(*arrays, indexing="ij")
         return {name: m.ravel().copy() for name, m in zip(self.params, mesh, strict=True)}
 
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        positions = np.unravel_index(index, self.shape)
+        return {
+            name: column_array(kind, values)[position]
+            for (name, kind, values), position in zip(self.axes, positions, strict=True)
+        }
+
     def coords(self) -> Coords:
         out = {}
         for name, kind, values in self.axes:
@@ -198,6 +205,9 @@ class Points(Design):
 
     def _table(self) -> dict[str, np.ndarray]:
         return {name: column_array(kind, values) for name, kind, values in self.columns}
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: column_array(kind, values)[index] for name, kind, values in self.columns}
 
     def coords(self) -> Coords:
         return self._sample_coords()

@@ -164,10 +164,19 @@ class Sample(_Sampled):
                 raise DesignError(msg) from None
 
     def _table(self) -> dict[str, np.ndarray]:
+        return self._draws(self.n)
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        # prefix-stable: the first k draws of each stream are those of Sample(n=k)
+        head = self._draws(int(index.max()) + 1 if index.size else 0)
+        return {name: values[index] for name, values in head.items()}
+
+    def _draws(self, n: int) -> dict[str, np.ndarray]:
+        """The first ``n`` values of each parameter's stream."""
         out = {}
         for name, dist in self.dists:
             seq = np.random.SeedSequence(self.seed, spawn_key=(stream_key(name),))
-            out[name] = dist.ppf(np.random.default_rng(seq).random(self.n))
+            out[name] = dist.ppf(np.random.default_rng(seq).random(n))
         return out
 
 
