@@ -115,14 +115,8 @@ class Ensemble:
     def members(self, batch_size: int | None = None) -> Members:
         """The member plan (design points x seeds, cut into blocks of ``batch_size``)."""
         shape = (*self.design.shape, self.seeds)
-        return Members(
-            self.design.table(),
-            tuple(self.design.dims),
-            tuple(self.design.shape),
-            self.seeds,
-            self.root_seed,
-            block_shape_for(shape, batch_size or self.batch_size or 1000),
-        )
+        block = block_shape_for(shape, batch_size or self.batch_size or 1000)
+        return Members(self.design, self.seeds, self.root_seed, block)
 
     def _job(self) -> Job:
         """The run as plain values for the planner (the shared setup built once)."""
@@ -223,6 +217,7 @@ class Ensemble:
             a scheduler is given or a client is active.
         """
         _check_on_error(on_error, retries)
+        self.members()  # a run too large for this machine is refused before workers start
         with self._client(scheduler, workers) as client:
             runner = self._runner(
                 running=True,
@@ -307,6 +302,7 @@ class Ensemble:
             )
         if store.exists():
             Lease(store, "check", force=force).check()
+        self.members()  # a run too large for this machine is refused before workers start
         with self._client(scheduler, workers) as client:
             if plan is not None:
                 runner = self._job().runner(

@@ -198,3 +198,8 @@ def shape_shifter(*, seed, a):
     if a == 4.0:
         return {"y": "text"}
     return {"y": float(a)}
+
+
+def total(*, seed, **params):
+    """Sums its parameters, whatever they are named."""
+    return {"y": float(sum(params.values()))}

@@ -1,9 +1,15 @@
-"""Bad input refused up front: NaN and infinity in fixed values, strict JSON run specs."""
+"""Bad input refused up front: NaN and infinity in fixed values, strict JSON run specs, and
+designs too large for the machine (refused at once, never a silent hang)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +100,86 @@ def test_a_non_finite_value_that_slips_into_the_spec_is_refused_before_any_write
     with pytest.raises(SpecError, match=r"value inf at spec\['fixed'\]\['b'\]"):
         e.to_zarr(path, progress=False, workers=1)
     assert not path.exists()
+
+
+# -- huge designs are refused at once; large ones plan in proportion ----------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter; the timeout only guards against a hang."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_a_design_too_large_for_the_machine_is_refused_at_once(tmp_path):
+    out = _run(
+        f"""
+        import multiprocessing, os
+        import ensembles as ens
+        from ensembles.errors import DesignError
+        from tests import sims
+
+        huge = ens.Grid(a=range(10_000), b=range(10_000)) * ens.Grid(c=range(10_000))
+        e = ens.Ensemble(sims.total, huge, root_seed=0)
+        print(len(e))
+        calls = {{
+            "to_dataset": lambda: e.to_dataset(),
+            "compute": lambda: e.compute(progress=False),
+            "to_zarr": lambda: e.to_zarr({str(tmp_path / "huge.zarr")!r}, progress=False),
+        }}
+        for name, call in calls.items():
+            try:
+                call()
+            except DesignError as exc:
+                print(name, "refused:", exc)
+        print("children:", len(multiprocessing.active_children()))
+        print("store exists:", os.path.exists({str(tmp_path / "huge.zarr")!r}))
+        """
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == str(10**12)
+    for name, line in zip(["to_dataset", "compute", "to_zarr"], lines[1:4], strict=True):
+        assert line.startswith(f"{name} refused: the ensemble has 1,000,000,000,000 members")
+        assert "memory available here" in line
+        assert "Run fewer members at a time" in line
+    assert lines[4:] == ["children: 0", "store exists: False"]  # no workers, no store
+
+
+def test_a_million_member_design_plans_without_a_task_per_member():
+    out = _run(
+        """
+        import numpy as np
+        import ensembles as ens
+        from ensembles.members.blocks import Members
+        from tests import sims
+
+        big = ens.Grid(a=range(1000), b=range(1000))
+        e = ens.Ensemble(sims.total, big, root_seed=4)
+        ds = e.to_dataset()
+        print(dict(ds.sizes))
+        print(ds["y"].data.npartitions <= 10_000)
+        reference = Members(big, 1, 4)
+        seeds = ds["member_seed"].values
+        print(all(int(seeds[a, b, 0]) == reference.seed(1000 * a + b)
+                  for a, b in [(0, 0), (0, 1), (517, 3), (999, 999)]))
+        print(float(ds["y"][999, 999, 0].compute()))
+        """
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "{'a': 1000, 'b': 1000, 'seed': 1}",
+        "True",
+        "True",
+        "1998.0",
+    ]

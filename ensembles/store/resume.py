@@ -88,12 +88,7 @@ def plan_resume(
     diffs = _spec_differences(stored, spec)
     block = tuple(int(b) for b in stored["block"])
     members = Members(
-        design.table(),
-        tuple(design.dims),
-        tuple(design.shape),
-        seeds,
-        root_seed,
-        block if len(block) == len(design.dims) + 1 else (),
+        design, seeds, root_seed, block if len(block) == len(design.dims) + 1 else ()
     )
     group = store.group()
     old_shape = tuple(group[STATUS].shape)
