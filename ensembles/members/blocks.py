@@ -3,7 +3,9 @@
 A member is one design point run with one seed index. Members live on an N-d grid whose
 dims are the design's dims followed by ``seed``. That grid is cut into rectangular blocks
 of about ``batch_size`` members; a block is one task, and in a store it is exactly one Zarr
-chunk along the member dims, so no two tasks ever write the same chunk.
+chunk along the member dims, so no two tasks ever write the same chunk. Planning touches
+only the members it probes; a design whose bookkeeping would not fit in memory is refused
+before anything is computed (:func:`check_size`).
 """
 
 from __future__ import annotations

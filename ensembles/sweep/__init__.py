@@ -1,12 +1,16 @@
 """1. What to run: parameter designs (Grid, Points, Sample, LatinHypercube, Sobol).
 
-``values`` validates parameter values (shared by designs and distributions);
-``distribution`` is the Distribution contract, ``distributions`` and
-``scipy_distribution`` what sampled parameters are drawn from; ``design`` is the Design
-contract with its algebra (products ``*`` and concatenations ``+``), ``explicit`` holds
-Grid and Points, ``sampled`` the random and quasi-random designs. Each design kind
-reads and writes its own dict form; :func:`design_from_dict` (``Design.from_dict``)
-dispatches on the dict's key.
+In import order (each module imports only those above it):
+
+- ``values``: parameter values, validation and reprs shared by designs and distributions;
+- ``distribution``: the Distribution contract (uniforms on [0, 1] -> values);
+- ``scipy_distribution``: any frozen ``scipy.stats`` distribution (scipy loads on use);
+- ``distributions``: Normal, Uniform, LogUniform, Choice, and what users write for a
+  distribution (a tuple, a dict, a scipy object) turned into one;
+- ``design``: the Design contract, its algebra (``*`` Product, ``+`` Concat) and the
+  dict form's dispatch (:func:`design_from_dict`, ``Design.from_dict``);
+- ``explicit``: Grid and Points; ``sampled``: Sample, LatinHypercube and Sobol. Each kind
+  writes and reads its own dict form.
 """
 
 from .design import Concat, Design, Product, design_from_dict

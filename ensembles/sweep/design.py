@@ -1,10 +1,11 @@
-"""Parameter designs: which points of parameter space an ensemble runs.
+"""The Design contract and its algebra: products (``a * b``) and concatenations (``a + b``).
 
 A :class:`Design` is a frozen, validated description of a set of points, each a mapping of
 parameter name to value. It knows its ``params``, its ``dims`` and ``shape`` (how the
-points are laid out as an array), its values as flat columns (:meth:`Design.table`) and
-as xarray-style coordinates (:meth:`Design.coords`), and its JSON/TOML dict form
-(:meth:`Design.to_dict`, :func:`design_from_dict`).
+points are laid out as an array), its values as flat columns (:meth:`Design.table`, or
+:meth:`Design.rows` for a few points without the whole table) and as xarray-style
+coordinates (:meth:`Design.coords`), and its JSON/TOML dict form (:meth:`Design.to_dict`;
+each kind registers its key, and :func:`design_from_dict` dispatches on it).
 
 ==================  ==========================  =========================================
 design              dims                        points

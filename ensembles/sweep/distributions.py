@@ -1,10 +1,14 @@
-"""Distributions of sampled parameters: each maps uniforms on [0, 1] to parameter values.
+"""Distributions of sampled parameters, and what users write for one turned into one.
 
-A :class:`Distribution` is a small, frozen, validated description of a one-dimensional
-distribution. Its only job is :meth:`Distribution.ppf`, the inverse cumulative distribution
-function, which turns uniforms (from a random generator or a quasi-Monte Carlo sequence) into
-values. Keeping the uniforms separate from the mapping is what lets the designs in
-:mod:`ensembles.sweep` be reproducible and prefix-stable.
+A :class:`Distribution` (the contract, in :mod:`ensembles.sweep.distribution`) is a small,
+frozen, validated description of a one-dimensional distribution. Its only job is
+:meth:`Distribution.ppf`, the inverse cumulative distribution function, which turns
+uniforms (from a random generator or a quasi-Monte Carlo sequence) into values. Keeping
+the uniforms separate from the mapping is what lets the designs in :mod:`ensembles.sweep`
+be reproducible and prefix-stable. This module holds :class:`Normal`, :class:`Uniform`,
+:class:`LogUniform` and :class:`Choice`, re-exports :class:`ScipyDistribution`, and turns
+a ``(low, high)`` tuple, a frozen scipy distribution (:func:`as_distribution`) or a dict
+(:func:`distribution_from_dict`) into a distribution, naming the parameter in any error.
 
 Every distribution round-trips through JSON with :meth:`Distribution.to_dict` and
 :func:`distribution_from_dict`::
