@@ -25,6 +25,7 @@ from .members.blocks import Members, block_shape_for
 from .simulations.contract import Simulation, as_simulation
 from .spec import ensemble_arguments
 from .sweep import Design, design_from_dict
+from .sweep.values import check_finite
 
 __all__ = ["Ensemble"]
 
@@ -110,14 +111,9 @@ class Ensemble:
     def members(self, batch_size: int | None = None) -> Members:
         """The member plan (design points x seeds, cut into blocks of ``batch_size``)."""
         shape = (*self.design.shape, self.seeds)
+        block = block_shape_for(shape, batch_size or self.batch_size or 1000)
         return Members(
-            self.design.table(),
-            tuple(self.design.dims),
-            tuple(self.design.shape),
-            self.seeds,
-            self.root_seed,
-            block_shape_for(shape, batch_size or self.batch_size or 1000),
-            seed_bits=self.simulation.seed_bits,
+            self.design, self.seeds, self.root_seed, block, seed_bits=self.simulation.seed_bits
         )
 
     def _job(self) -> Job:
@@ -235,6 +231,7 @@ class Ensemble:
         """
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
+        self.members()  # a run too large for this machine is refused before workers start
         with resolve_backend(scheduler, workers=workers) as backend:
             runner = self._runner(
                 running=True,
@@ -328,6 +325,7 @@ class Ensemble:
             )
         if store.exists():
             Lease(store, "check", force=force).check()
+        self.members()  # a run too large for this machine is refused before workers start
         with resolve_backend(scheduler, workers=workers) as backend:
             if plan is not None:
                 runner = self._job().runner(
@@ -413,6 +411,8 @@ def _check_fixed(fixed: Any, design: Design) -> dict[str, Any]:
             "use seeds= and root_seed="
         )
         raise DesignError(msg)
+    for key, value in values.items():  # NaN != NaN: a store could never be resumed
+        check_finite(value, f"fixed value {key!r}")
     return values
 
 

@@ -232,3 +232,8 @@ def misbehaves(*, seed, a, driver, kill=(), sigkill=(), sleep=(), spin=(), stuck
         signal.signal(signal.SIGALRM, signal.SIG_IGN)
         time.sleep(600)
     return {"y": float(a)}
+
+
+def total(*, seed, **params):
+    """Sums its parameters, whatever they are named."""
+    return {"y": float(sum(params.values()))}

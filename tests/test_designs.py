@@ -172,6 +172,40 @@ def test_dict_form_round_trips_through_json(design):
 
 
 @SETTINGS
+@given(design=designs(), data=st.data())
+def test_rows_equal_the_table_without_building_it(design, data):
+    fresh = design_from_dict(design.to_dict())  # nothing cached
+    points = data.draw(st.lists(st.integers(0, len(design) - 1), max_size=6))
+    rows = fresh.rows(np.array(points, dtype=np.int64))
+    if not isinstance(fresh, (LatinHypercube, Sobol)):  # these draw all their points at once
+        assert "_cached_table" not in fresh.__dict__
+    table = design.table()
+    assert list(rows) == list(design.params)
+    for name in design.params:
+        assert rows[name].dtype.kind == table[name].dtype.kind, name
+        assert rows[name].tolist() == table[name][points].tolist(), name
+    assert {n: v.tolist() for n, v in design.rows(points).items()} == {
+        n: v[points].tolist() for n, v in table.items()
+    }  # the cached table gives the same
+
+
+def test_rows_of_a_huge_product_touch_only_the_points_asked_for():
+    huge = Grid(a=range(10_000), b=range(10_000)) * Grid(c=range(10_000))
+    assert len(huge) == 10**12
+    rows = huge.rows([[0, 1], [10**12 - 1, 123_456_789_012]])
+    assert rows["a"].tolist() == [[0, 0], [9999, 1234]]
+    assert rows["b"].tolist() == [[0, 0], [9999, 5678]]
+    assert rows["c"].tolist() == [[0, 1], [9999, 9012]]
+    with pytest.raises(IndexError, match=r"point 1000000000000 is out of range"):
+        huge.rows([10**12])
+    with pytest.raises(TypeError, match="integer indices"):
+        huge.rows([0.5])
+    mixed = Points([{"x": 1}]) + Sample(n=10**6, seed=0, x=(0.0, 1.0))
+    assert mixed.rows([0])["x"].dtype == np.float64  # ints of one part are floats overall
+    assert mixed.rows([0, 2])["x"].tolist() == mixed.table()["x"][[0, 2]].tolist()
+
+
+@SETTINGS
 @given(design=designs())
 def test_pickle_round_trip(design):
     design.table()  # fill the cache, which is not pickled
@@ -606,5 +640,178 @@ DICT_ERRORS = [
 
 @pytest.mark.parametrize(("d", "match"), DICT_ERRORS)
 def test_invalid_design_dicts(d, match):
+    with pytest.raises(DesignError, match=match):
+        design_from_dict(d)
+
+
+# every error names the parameter it concerns, the design kind, and how to fix it
+A = {"n": 4, "seed": 1}
+
+NAMED_ERRORS = [
+    pytest.param(
+        lambda: Grid(alpha=[1.0, float("nan")]),
+        r"^Grid parameter 'alpha' has the value nan; .*finite.*remove it",
+        id="grid-nan",
+    ),
+    pytest.param(
+        lambda: Grid(alpha=[]), r"^Grid parameter 'alpha' is empty; give", id="grid-empty"
+    ),
+    pytest.param(
+        lambda: Grid(alpha=[1, 1]),
+        r"^Grid parameter 'alpha' has the duplicate values \[1\].*give each value once",
+        id="grid-duplicates",
+    ),
+    pytest.param(
+        lambda: Points([{"alpha": 1.0}, {"alpha": float("inf")}]),
+        r"^Points parameter 'alpha' has the value inf; .*remove it",
+        id="points-inf",
+    ),
+    pytest.param(
+        lambda: Points([{"alpha": [1]}]),
+        r"^Points parameter 'alpha' of point 0 must be a single value",
+        id="points-list",
+    ),
+    pytest.param(
+        lambda: Sample(**A, alpha=(3.0, 1.0)),
+        r"^Sample parameter 'alpha': Uniform bounds must satisfy low < high, got low=3\.0, "
+        r"high=1\.0; swap them$",
+        id="sample-reversed",
+    ),
+    pytest.param(
+        lambda: LatinHypercube(**A, alpha=(3.0, 1.0)),
+        r"^LatinHypercube parameter 'alpha': Uniform bounds must satisfy low < high, got "
+        r"low=3\.0, high=1\.0; swap them$",
+        id="lhs-reversed",
+    ),
+    pytest.param(
+        lambda: Sobol(**A, alpha=(1.0, 1.0)),
+        r"^Sobol parameter 'alpha': Uniform bounds .*high=1\.0; for a constant, .*fixed=",
+        id="sobol-equal-bounds",
+    ),
+    pytest.param(
+        lambda: Sample(**A, alpha=(0.0, float("inf"))),
+        r"^Sample parameter 'alpha': Uniform high must be a finite number, got inf",
+        id="sample-inf-bound",
+    ),
+    pytest.param(
+        lambda: Sample(**A, alpha=(-1e308, 1e308)),
+        r"^Sample parameter 'alpha': Uniform bounds .* too far apart .*narrow the range",
+        id="sample-overflow",
+    ),
+    pytest.param(
+        lambda: LatinHypercube(**A, alpha=stats.gamma(-1.0)),
+        r"^LatinHypercube parameter 'alpha': invalid arguments for scipy\.stats\.gamma",
+        id="lhs-scipy",
+    ),
+    pytest.param(
+        lambda: Sobol(**A, alpha=[1, 2]),
+        r"^Sobol parameter 'alpha' must be a distribution .*use Choice\(\[\.\.\.\]\)",
+        id="sobol-list",
+    ),
+    pytest.param(
+        lambda: Sample(**A, params={"alpha": 2.0}),
+        r"^Sample parameter 'alpha' must be a distribution .*fixed=",
+        id="sample-scalar",
+    ),
+    pytest.param(
+        lambda: Sample(n=0, seed=1, alpha=(0, 1)),
+        r"^Sample n must be an integer >= 1, got 0, e\.g\. n=64",
+        id="sample-n",
+    ),
+    pytest.param(
+        lambda: Sobol(n=8, seed=-2, alpha=(0, 1)),
+        r"^Sobol seed must be an integer >= 0, got -2, e\.g\. seed=0",
+        id="sobol-seed",
+    ),
+    pytest.param(
+        lambda: Grid(alpha=[1]) * Sample(**A, alpha=(0, 1)),
+        r"^Product factors 0 and 1 both set the parameters \['alpha'\].*remove it",
+        id="product-shared",
+    ),
+    pytest.param(
+        lambda: Grid(alpha=[1]) + Points([{"alpha": "x"}]),
+        r"^Concat parameter 'alpha' mixes kinds of values .*use all numbers",
+        id="concat-kinds",
+    ),
+    pytest.param(
+        lambda: Grid(alpha=[1]) + Points([{"beta": 1}]),
+        r"^Concat parts .*\['alpha'\] only in part 0, \['beta'\] only in part 1\); give every",
+        id="concat-params",
+    ),
+    pytest.param(
+        lambda: Normal(0.0, -1.0),
+        r"^Normal scale must be > 0, got -1\.0; it is the standard deviation",
+        id="normal-scale",
+    ),
+    pytest.param(
+        lambda: LogUniform(0.0, 1.0),
+        r"^LogUniform low must be > 0, got 0\.0: .*use Uniform",
+        id="loguniform-low",
+    ),
+    pytest.param(
+        lambda: Choice([1, 2], p=[0.5, 0.6]),
+        r"^Choice p must sum to 1, .*divide each probability by their sum",
+        id="choice-p",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "match"), NAMED_ERRORS)
+def test_errors_name_the_parameter_and_say_how_to_fix_it(make, match):
+    with pytest.raises(DesignError, match=match):
+        make()
+
+
+def body(kind, **params):
+    return {kind: {"n": 4, "seed": 1, "params": params}}
+
+
+NAMED_DICT_ERRORS = [
+    pytest.param(
+        body("lhs", alpha=[3.0, 1.0]),
+        r"^design 'lhs' parameter 'alpha': Uniform bounds must satisfy low < high, got "
+        r"low=3\.0, high=1\.0; swap them$",
+        id="lhs-reversed",
+    ),
+    pytest.param(
+        body("sample", alpha={"dist": "choice", "values": [1, 1]}),
+        r"^design 'sample' parameter 'alpha': Choice values has the duplicate values \[1\]",
+        id="choice-duplicates",
+    ),
+    pytest.param(
+        body("sobol", alpha={"dist": "gamma", "a": -1.0}),
+        r"^design 'sobol' parameter 'alpha': invalid arguments for scipy\.stats\.gamma",
+        id="scipy-arguments",
+    ),
+    pytest.param(
+        body("sample", alpha={"dist": "normal", "loc": 0.0}),
+        r"^design 'sample' parameter 'alpha': distribution 'normal' is missing \['scale'\]",
+        id="missing-key",
+    ),
+    pytest.param(
+        body("sample", alpha=[1, 2, 3]),
+        r"^design 'sample' parameter 'alpha': .* must be \[low, high\].*'dist': 'choice'",
+        id="three-values",
+    ),
+    pytest.param(
+        body("lhs", alpha={"dist": "lognormal", "s": 1.0}),
+        r"^design 'lhs' parameter 'alpha': unknown distribution 'lognormal'; use one of",
+        id="unknown-dist",
+    ),
+    pytest.param(
+        {"product": [{"grid": {"alpha": [1, 1]}}, {"grid": {"b": [1]}}]},
+        r"^Grid parameter 'alpha' has the duplicate values \[1\]",
+        id="nested-grid",
+    ),
+    pytest.param(
+        {"concat": [{"points": [{"alpha": 1}]}, {"points": [{"alpha": float("nan")}]}]},
+        r"^Points parameter 'alpha' has the value nan",
+        id="nested-points",
+    ),
+]
+
+
+@pytest.mark.parametrize(("d", "match"), NAMED_DICT_ERRORS)
+def test_dict_form_errors_name_the_design_and_the_parameter(d, match):
     with pytest.raises(DesignError, match=match):
         design_from_dict(d)

@@ -235,7 +235,7 @@ def run_token(identity: str, members: Members, schema: Schema) -> str:
 
 
 def _check_output_names(schema: Schema, members: Members) -> None:
-    taken = {*members.table, *members.dims, *BOOKKEEPING}
+    taken = {*members.design.params, *members.dims, *BOOKKEEPING}
     for name, out in schema.outputs.items():
         if name in taken:
             msg = (

@@ -163,7 +163,6 @@ def member_seeds(
         if arr.size and (arr.min() < 0 or arr.max() > _MASK32):
             msg = f"{name} values must be in [0, 2**32), got range [{arr.min()}, {arr.max()}]"
             raise ValueError(msg)
-    shape = keys.shape
     u32 = np.uint32
     # the entropy: root words padded to the pool size (numpy pads when a spawn key is
     # present), then the spawn key words
@@ -177,19 +176,26 @@ def member_seeds(
         occurrences.ravel().astype(u32),
         seed_indices.ravel().astype(u32),
     ]
+    state = _generate_state(_mix_entropy(entropy))
+    return (state >> shift).astype(np.int64).reshape(keys.shape)
+
+
+def _mix_entropy(entropy: list[np.ndarray]) -> list[np.ndarray]:
+    """``SeedSequence.mix_entropy``, vectorized: the pool of 4 words per member."""
+    u32 = np.uint32
+    hash_const = [_INIT_A]
+
+    def hashmix(value: np.ndarray) -> np.ndarray:
+        value = value ^ u32(hash_const[0])
+        hash_const[0] = (hash_const[0] * _MULT_A) & _MASK32
+        value = value * u32(hash_const[0])
+        return value ^ (value >> u32(_XSHIFT))
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        result = u32(_MIX_MULT_L) * x - u32(_MIX_MULT_R) * y
+        return result ^ (result >> u32(_XSHIFT))
+
     with np.errstate(over="ignore"):
-        hash_const = [_INIT_A]
-
-        def hashmix(value: np.ndarray) -> np.ndarray:
-            value = value ^ u32(hash_const[0])
-            hash_const[0] = (hash_const[0] * _MULT_A) & _MASK32
-            value = value * u32(hash_const[0])
-            return value ^ (value >> u32(_XSHIFT))
-
-        def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            result = u32(_MIX_MULT_L) * x - u32(_MIX_MULT_R) * y
-            return result ^ (result >> u32(_XSHIFT))
-
         pool = [hashmix(entropy[i]) for i in range(_POOL_SIZE)]
         for i_src in range(_POOL_SIZE):
             for i_dst in range(_POOL_SIZE):
@@ -198,16 +204,21 @@ def member_seeds(
         for i_src in range(_POOL_SIZE, len(entropy)):
             for i_dst in range(_POOL_SIZE):
                 pool[i_dst] = mix(pool[i_dst], hashmix(entropy[i_src]))
-        # generate_state(2, uint32), read as one little-endian uint64
-        const_b = _INIT_B
-        words = []
+    return pool
+
+
+def _generate_state(pool: list[np.ndarray]) -> np.ndarray:
+    """``SeedSequence.generate_state(2, uint32)`` read as one little-endian uint64."""
+    u32 = np.uint32
+    const_b = _INIT_B
+    words = []
+    with np.errstate(over="ignore"):
         for i_dst in range(2):
             value = pool[i_dst] ^ u32(const_b)
             const_b = (const_b * _MULT_B) & _MASK32
             value = value * u32(const_b)
             words.append(value ^ (value >> u32(_XSHIFT)))
-    state = words[0].astype(np.uint64) | (words[1].astype(np.uint64) << np.uint64(32))
-    return (state >> shift).astype(np.int64).reshape(shape)
+    return words[0].astype(np.uint64) | (words[1].astype(np.uint64) << np.uint64(32))
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import StoreExistsError
+from ..errors import SpecError, StoreExistsError
 from ..layout import FAILED, OK, PENDING
+from ..sweep.values import first_nonfinite
 from .provenance import now, provenance
 from .zarr_store import SPEC_ATTR, EnsembleStore
 
@@ -63,7 +64,16 @@ def run_attrs(spec: Mapping[str, Any], runner: BlockRunner, root_seed: int) -> d
     full["block"] = list(runner.members.block)
     full["schema"] = runner.schema.to_dict()
     full["format"] = 1
-    text = json.dumps(full, sort_keys=True, default=repr)
+    found = first_nonfinite(full)
+    if found is not None:  # strict JSON has no NaN or infinity, and NaN != NaN on resume
+        where, value = found
+        msg = (
+            f"the run's spec has the value {value!r} at spec{where}, which a store cannot "
+            "record (strict JSON has no NaN or infinity); use finite numbers (or None) in "
+            "the simulation's settings, the design and the fixed values"
+        )
+        raise SpecError(msg)
+    text = json.dumps(full, sort_keys=True, default=repr, allow_nan=False)
     return {
         SPEC_ATTR: text,
         SPEC_SHA256: hashlib.sha256(text.encode()).hexdigest(),

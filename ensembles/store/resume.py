@@ -88,9 +88,7 @@ def plan_resume(
     diffs = _spec_differences(stored, spec)
     block = tuple(int(b) for b in stored["block"])
     members = Members(
-        design.table(),
-        tuple(design.dims),
-        tuple(design.shape),
+        design,
         seeds,
         root_seed,
         block if len(block) == len(design.dims) + 1 else (),

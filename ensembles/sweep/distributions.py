@@ -1,10 +1,14 @@
-"""Distributions of sampled parameters: each maps uniforms on [0, 1] to parameter values.
+"""Distributions of sampled parameters, and what users write for one turned into one.
 
-A :class:`Distribution` is a small, frozen, validated description of a one-dimensional
-distribution. Its only job is :meth:`Distribution.ppf`, the inverse cumulative distribution
-function, which turns uniforms (from a random generator or a quasi-Monte Carlo sequence) into
-values. Keeping the uniforms separate from the mapping is what lets the designs in
-:mod:`ensembles.sweep` be reproducible and prefix-stable.
+A :class:`Distribution` (the contract, in :mod:`ensembles.sweep.distribution`) is a small,
+frozen, validated description of a one-dimensional distribution. Its only job is
+:meth:`Distribution.ppf`, the inverse cumulative distribution function, which turns
+uniforms (from a random generator or a quasi-Monte Carlo sequence) into values. Keeping
+the uniforms separate from the mapping is what lets the designs in :mod:`ensembles.sweep`
+be reproducible and prefix-stable. This module holds :class:`Normal`, :class:`Uniform`,
+:class:`LogUniform` and :class:`Choice`, re-exports :class:`ScipyDistribution`, and turns
+a ``(low, high)`` tuple, a frozen scipy distribution (:func:`as_distribution`) or a dict
+(:func:`distribution_from_dict`) into a distribution, naming the parameter in any error.
 
 Every distribution round-trips through JSON with :meth:`Distribution.to_dict` and
 :func:`distribution_from_dict`::
@@ -25,17 +29,17 @@ distribution with keyword arguments. The names ``normal``, ``uniform``, ``loguni
 from __future__ import annotations
 
 import math
-import numbers
 import sys
-from abc import ABC, abstractmethod
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import DesignError
+from .distribution import Distribution
+from .scipy_distribution import ScipyDistribution
+from .values import U_HIGH, U_LOW, about, check_keys, finite_float, is_scalar, value_array
 
 __all__ = [
     "Choice",
@@ -48,159 +52,10 @@ __all__ = [
     "distribution_from_dict",
 ]
 
-# Distributions with unbounded support see their uniforms clipped to this closed interval so
-# that every value is finite. Generators' ``random()`` returns multiples of 2**-53 in [0, 1),
-# so only an exact 0 is affected (and the first point of an unscrambled Sobol' sequence).
-_U_LOW = 2.0**-53
-_U_HIGH = 1.0 - 2.0**-53
-
-_INT64 = np.iinfo(np.int64)
-
-
-# --------------------------------------------------------------------------------------------
-# Value validation shared with ensembles.sweep
-# --------------------------------------------------------------------------------------------
-
-
-def _scalar(value: Any, what: str) -> bool | int | float | str:
-    """Return ``value`` as a python bool, int, finite float or str, or raise DesignError."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if not math.isfinite(number):
-            msg = f"{what} has the value {value!r}; values must be finite (no NaN or inf)"
-            raise DesignError(msg) from None
-        return number
-    if isinstance(value, str):
-        if "\x00" in value:  # numpy string arrays drop trailing NULs
-            msg = f"{what} has the string {value!r}; strings must not contain NUL characters"
-            raise DesignError(msg) from None
-        return str(value)
-    msg = (
-        f"{what} has the value {value!r} of type {type(value).__name__}; "
-        "values must be numbers, bools or strings"
-    )
-    raise DesignError(msg) from None
-
-
-def _is_scalar(value: Any) -> bool:
-    if isinstance(value, (str, bytes)):
-        return True
-    if isinstance(value, np.ndarray):
-        return value.ndim == 0
-    return not isinstance(value, Iterable)
-
-
-def _value_array(values: Any, what: str, *, unique: bool) -> np.ndarray:
-    """Validate a list of parameter values and return it as a 1-D numpy array.
-
-    Values must be finite numbers, bools or strings, not mixed across those kinds except
-    ints with floats (which become floats). The result's dtype is bool, int64, float64 or a
-    numpy string type, so ints stay ints.
-    """
-    if _is_scalar(values):
-        msg = (
-            f"{what} must be a list of values, got the scalar {values!r}; use a one-element "
-            f"list [{values!r}] or pass it as a fixed parameter (fixed={{name: value}})"
-        )
-        raise DesignError(msg) from None
-    if isinstance(values, Mapping):
-        msg = f"{what} must be a list of values, got the mapping {values!r}"
-        raise DesignError(msg) from None
-    if isinstance(values, np.ndarray) and values.ndim != 1:
-        msg = f"{what} must be one-dimensional, got an array of shape {values.shape!r}"
-        raise DesignError(msg) from None
-    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    if not items:
-        msg = f"{what} is empty; give at least one value"
-        raise DesignError(msg) from None
-    items = [_scalar(v, what) for v in items]
-    kinds = {type(v) for v in items}
-    if kinds == {bool}:
-        array = np.array(items, dtype=bool)
-    elif kinds == {int}:
-        if not all(_INT64.min <= v <= _INT64.max for v in items):
-            msg = f"{what} has integers {values!r} outside the 64-bit range"
-            raise DesignError(msg) from None
-        array = np.array(items, dtype=np.int64)
-    elif kinds <= {int, float}:
-        array = np.array(items, dtype=np.float64)
-    elif kinds == {str}:
-        array = np.array(items, dtype=np.str_)
-    else:
-        names = sorted(k.__name__ for k in kinds)
-        msg = (
-            f"{what} mixes values of types {names!r} in {values!r}; use all numbers, "
-            "all bools or all strings"
-        )
-        raise DesignError(msg) from None
-    if unique and len(set(items)) != len(items):
-        duplicates = [v for v, count in Counter(items).items() if count > 1]
-        msg = f"{what} has the duplicate values {duplicates!r}; values must be unique"
-        raise DesignError(msg) from None
-    return array
-
-
-def _finite(value: Any, what: str) -> float:
-    """Return ``value`` as a finite python float, or raise DesignError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        msg = f"{what} must be a finite number, got {value!r}"
-        raise DesignError(msg) from None
-    number = float(value)
-    if not math.isfinite(number):
-        msg = f"{what} must be a finite number, got {value!r}"
-        raise DesignError(msg) from None
-    return number
-
-
-def _check_uniforms(u: Any) -> np.ndarray:
-    u = np.asarray(u, dtype=np.float64)
-    if not np.all((u >= 0.0) & (u <= 1.0)):  # also catches NaN
-        bad = u[~((u >= 0.0) & (u <= 1.0))].ravel()[0]
-        msg = f"ppf takes uniforms in [0, 1], got {float(bad)!r}"
-        raise DesignError(msg) from None
-    return u
-
 
 # --------------------------------------------------------------------------------------------
 # Distributions
 # --------------------------------------------------------------------------------------------
-
-
-class Distribution(ABC):
-    """Base class of the distributions of sampled parameters.
-
-    Subclasses are frozen dataclasses: hashable, comparable with ``==`` and validated at
-    construction. They implement :meth:`ppf` (through ``_ppf``) and :meth:`to_dict`.
-    """
-
-    dist: ClassVar[str]  # the "dist" tag of the dict form
-
-    def ppf(self, u: np.ndarray) -> np.ndarray:
-        """Map uniforms ``u`` in [0, 1] to values (the inverse cumulative distribution).
-
-        Parameters
-        ----------
-        u : array_like of float
-            Uniforms in the closed interval [0, 1]; any shape.
-
-        Returns
-        -------
-        numpy.ndarray
-            Values of the distribution, with the shape of ``u``.
-        """
-        return self._ppf(_check_uniforms(u))
-
-    @abstractmethod
-    def _ppf(self, u: np.ndarray) -> np.ndarray:
-        """Inverse CDF on validated float64 uniforms."""
-
-    @abstractmethod
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-compatible dict form (see :func:`distribution_from_dict`)."""
 
 
 @dataclass(frozen=True)
@@ -230,10 +85,10 @@ class Normal(Distribution):
     scale: float
 
     def __post_init__(self) -> None:
-        loc = _finite(self.loc, "Normal loc")
-        scale = _finite(self.scale, "Normal scale")
+        loc = finite_float(self.loc, "Normal loc")
+        scale = finite_float(self.scale, "Normal scale")
         if scale <= 0.0:
-            msg = f"Normal scale must be > 0, got {self.scale!r}"
+            msg = f"Normal scale must be > 0, got {self.scale!r}; it is the standard deviation"
             raise DesignError(msg) from None
         object.__setattr__(self, "loc", loc)
         object.__setattr__(self, "scale", scale)
@@ -241,7 +96,7 @@ class Normal(Distribution):
     def _ppf(self, u: np.ndarray) -> np.ndarray:
         from scipy import special
 
-        return self.loc + self.scale * special.ndtri(np.clip(u, _U_LOW, _U_HIGH))
+        return self.loc + self.scale * special.ndtri(np.clip(u, U_LOW, U_HIGH))
 
     def to_dict(self) -> dict[str, Any]:
         return {"dist": self.dist, "loc": self.loc, "scale": self.scale}
@@ -304,7 +159,10 @@ class LogUniform(Distribution):
     def __post_init__(self) -> None:
         low, high = _check_bounds(type(self).__name__, self.low, self.high)
         if low <= 0.0:
-            msg = f"LogUniform low must be > 0, got {self.low!r}"
+            msg = (
+                f"LogUniform low must be > 0, got {self.low!r}: the logarithm of a bound "
+                "<= 0 is undefined; use Uniform for a range that includes 0"
+            )
             raise DesignError(msg) from None
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
@@ -318,13 +176,21 @@ class LogUniform(Distribution):
 
 
 def _check_bounds(name: str, low: Any, high: Any) -> tuple[float, float]:
-    low_f = _finite(low, f"{name} low")
-    high_f = _finite(high, f"{name} high")
+    low_f = finite_float(low, f"{name} low")
+    high_f = finite_float(high, f"{name} high")
     if not low_f < high_f:
-        msg = f"{name} bounds must satisfy low < high, got low={low!r}, high={high!r}"
+        fix = (
+            "swap them"
+            if low_f > high_f
+            else "for a constant, pass it as a fixed parameter (fixed={name: value})"
+        )
+        msg = f"{name} bounds must satisfy low < high, got low={low!r}, high={high!r}; {fix}"
         raise DesignError(msg) from None
     if not math.isfinite(high_f - low_f):
-        msg = f"{name} bounds low={low!r}, high={high!r} are too far apart to sample"
+        msg = (
+            f"{name} bounds low={low!r}, high={high!r} are too far apart to sample (their "
+            "difference overflows a float); narrow the range"
+        )
         raise DesignError(msg) from None
     return low_f, high_f
 
@@ -360,15 +226,15 @@ class Choice(Distribution):
     _kind: str = field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
-        array = _value_array(self.values, "Choice values", unique=True)
+        array = value_array(self.values, "Choice values", unique=True)
         object.__setattr__(self, "values", tuple(array.tolist()))
         object.__setattr__(self, "_kind", array.dtype.kind)
         if self.p is None:
             return
-        if _is_scalar(self.p) or isinstance(self.p, Mapping):
+        if is_scalar(self.p) or isinstance(self.p, Mapping):
             msg = f"Choice p must be a list of probabilities, got {self.p!r}"
             raise DesignError(msg) from None
-        p = tuple(_finite(x, "Choice p") for x in self.p)
+        p = tuple(finite_float(x, "Choice p") for x in self.p)
         if len(p) != len(self.values):
             msg = (
                 f"Choice p has {len(p)} probabilities {list(p)!r} for {len(self.values)} "
@@ -380,7 +246,10 @@ class Choice(Distribution):
             raise DesignError(msg) from None
         total = math.fsum(p)
         if abs(total - 1.0) > 1e-8:
-            msg = f"Choice p must sum to 1, got {list(p)!r} summing to {total!r}"
+            msg = (
+                f"Choice p must sum to 1, got {list(p)!r} summing to {total!r}; divide each "
+                "probability by their sum"
+            )
             raise DesignError(msg) from None
         object.__setattr__(self, "p", p)
 
@@ -390,7 +259,7 @@ class Choice(Distribution):
         return f"Choice({list(self.values)!r}, p={list(self.p)!r})"
 
     def _array(self) -> np.ndarray:
-        return _value_array(self.values, "Choice values", unique=False)
+        return value_array(self.values, "Choice values", unique=False)
 
     def _ppf(self, u: np.ndarray) -> np.ndarray:
         k = len(self.values)
@@ -421,7 +290,7 @@ def _is_frozen_scipy(obj: Any) -> bool:
     )
 
 
-def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
+def as_distribution(obj: Any, what: str | None = None) -> Distribution:
     """Return ``obj`` as a :class:`Distribution`.
 
     Accepts a :class:`Distribution`, a frozen ``scipy.stats`` distribution (wrapped in
@@ -431,29 +300,36 @@ def as_distribution(obj: Any, what: str = "distribution") -> Distribution:
     ----------
     obj : object
         The object to convert.
-    what : str
-        How to name ``obj`` in error messages (e.g. ``"Sample parameter 'T'"``).
+    what : str, optional
+        The parameter ``obj`` is for (e.g. ``"Sample parameter 'T'"``); every error
+        message starts with it.
 
     Examples
     --------
     >>> as_distribution((0.0, 2.0))
     Uniform(low=0.0, high=2.0)
+    >>> try:
+    ...     as_distribution((2.0, 0.0), "Sample parameter 'x'")
+    ... except DesignError as exc:
+    ...     print(exc)
+    Sample parameter 'x': Uniform bounds must satisfy low < high, got low=2.0, high=0.0; swap them
     """
     if isinstance(obj, Distribution):
         return obj
-    if _is_frozen_scipy(obj):
-        return ScipyDistribution(obj)
-    if isinstance(obj, tuple) and len(obj) == 2:
-        return Uniform(*obj)
+    with about(what):
+        if _is_frozen_scipy(obj):
+            return ScipyDistribution(obj)
+        if isinstance(obj, tuple) and len(obj) == 2:
+            return Uniform(*obj)
     if isinstance(obj, list):
         hint = "Choice([...]) for a set of values, or a (low, high) tuple for Uniform"
-    elif _is_scalar(obj):
+    elif is_scalar(obj):
         hint = "a fixed parameter (fixed={name: value}) for a constant"
     else:
         hint = "a (low, high) tuple for Uniform"
     msg = (
-        f"{what} must be a distribution (Normal, Uniform, LogUniform, Choice, a frozen "
-        f"scipy.stats distribution), got {obj!r}; use {hint}"
+        f"{what or 'the value'} must be a distribution (Normal, Uniform, LogUniform, Choice, "
+        f"a frozen scipy.stats distribution), got {obj!r}; use {hint}"
     )
     raise DesignError(msg) from None
 
@@ -467,7 +343,7 @@ _KEYS: dict[str, tuple[type[Distribution], tuple[str, ...], tuple[str, ...]]] = 
 }
 
 
-def distribution_from_dict(d: Any) -> Distribution:
+def distribution_from_dict(d: Any, what: str | None = None) -> Distribution:
     """Build a :class:`Distribution` from its dict form (the inverse of ``to_dict``).
 
     Parameters
@@ -478,6 +354,9 @@ def distribution_from_dict(d: Any) -> Distribution:
         "choice", "values": [..], "p": [..]}`` (``p`` optional), ``{"dist": "scipy",
         "name": .., "args": [..], "kwds": {..}}``; or the short forms ``[low, high]``
         (Uniform) and ``{"dist": "<scipy.stats name>", **kwds}``.
+    what : str, optional
+        The parameter ``d`` is for (e.g. ``"design 'sample' parameter 'T'"``); every
+        error message starts with it.
 
     Examples
     --------
@@ -490,9 +369,17 @@ def distribution_from_dict(d: Any) -> Distribution:
     """
     if isinstance(d, Distribution):
         return d
+    with about(what):
+        return _from_dict(d)
+
+
+def _from_dict(d: Any) -> Distribution:
     if isinstance(d, (list, tuple)):
         if len(d) != 2:
-            msg = f"a distribution given as a list must be [low, high] (Uniform), got {d!r}"
+            msg = (
+                f"a distribution given as a list must be [low, high] (Uniform), got {d!r}; "
+                "for a set of values write {'dist': 'choice', 'values': [...]}"
+            )
             raise DesignError(msg) from None
         return Uniform(*d)
     if not isinstance(d, Mapping) or "dist" not in d:
@@ -505,10 +392,10 @@ def distribution_from_dict(d: Any) -> Distribution:
     rest = {k: v for k, v in d.items() if k != "dist"}
     if tag in _KEYS:
         cls, required, optional = _KEYS[tag]
-        _check_keys(rest, required, optional, f"distribution {tag!r}")
+        check_keys(rest, required, optional, f"distribution {tag!r}")
         return cls(**rest)
     if tag == "scipy":
-        _check_keys(rest, ("name",), ("args", "kwds"), "distribution 'scipy'")
+        check_keys(rest, ("name",), ("args", "kwds"), "distribution 'scipy'")
         return ScipyDistribution.from_parts(rest["name"], rest.get("args", ()), rest.get("kwds"))
     if isinstance(tag, str) and tag.isidentifier():
         from scipy import stats
@@ -518,22 +405,3 @@ def distribution_from_dict(d: Any) -> Distribution:
     known = [*_KEYS, "scipy"]
     msg = f"unknown distribution {tag!r}; use one of {known!r} or a scipy.stats name"
     raise DesignError(msg) from None
-
-
-def _check_keys(
-    d: Mapping[str, Any], required: tuple[str, ...], optional: tuple[str, ...], what: str
-) -> None:
-    """Raise DesignError if ``d`` lacks a required key or has an unknown one."""
-    missing = [k for k in required if k not in d]
-    if missing:
-        msg = f"{what} is missing {missing!r} in {dict(d)!r}; it needs {list(required)!r}"
-        raise DesignError(msg) from None
-    unknown = [k for k in d if k not in required and k not in optional]
-    if unknown:
-        valid = list(required + optional)
-        msg = f"{what} has unknown keys {unknown!r} in {dict(d)!r}; valid keys are {valid!r}"
-        raise DesignError(msg) from None
-
-
-# at the end: the scipy.stats wrapper builds on the classes above (scipy loads on first use)
-from .scipy_distribution import ScipyDistribution  # noqa: E402

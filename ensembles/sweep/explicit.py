@@ -9,19 +9,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import DesignError
-from .design import (
-    SAMPLE,
-    Coords,
-    Design,
-    _check_name,
-    _column,
-    _column_array,
-    _kwargs_repr,
-    _values_repr,
-)
-from .distributions import (
-    _is_scalar,
-)
+from ..layout import SAMPLE_DIM
+from .design import Coords, Design
+from .values import check_name, column, column_array, is_scalar, kwargs_repr, values_repr
 
 __all__ = ["Grid", "Points"]
 
@@ -56,6 +46,7 @@ class Grid(Design):
     """
 
     axes: tuple[tuple[str, str, tuple[Any, ...]], ...]  # (name, dtype kind, values)
+    kind = "grid"
 
     def __init__(self, /, **params: Any) -> None:
         if not params:
@@ -63,16 +54,16 @@ class Grid(Design):
             raise DesignError(msg) from None
         axes = []
         for name, values in params.items():
-            _check_name(name, "Grid")
-            if _is_scalar(values):
+            check_name(name, "Grid")
+            if is_scalar(values):
                 msg = (
                     f"Grid parameter {name!r} got the scalar {values!r}; give a list of values "
                     f"such as [{values!r}], or pass a constant as a fixed parameter "
                     f"(fixed={{{name!r}: {values!r}}})"
                 )
                 raise DesignError(msg) from None
-            kind, column = _column(values, f"Grid parameter {name!r}", unique=True)
-            axes.append((name, kind, column))
+            kind, axis = column(values, f"Grid parameter {name!r}", unique=True)
+            axes.append((name, kind, axis))
         object.__setattr__(self, "axes", tuple(axes))
 
     @property
@@ -92,24 +83,40 @@ class Grid(Design):
         return self.coords()[name][1]
 
     def _table(self) -> dict[str, np.ndarray]:
-        arrays = [_column_array(kind, values) for _, kind, values in self.axes]
+        arrays = [column_array(kind, values) for _, kind, values in self.axes]
         mesh = np.meshgrid(*arrays, indexing="ij")
         return {name: m.ravel().copy() for name, m in zip(self.params, mesh, strict=True)}
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        positions = np.unravel_index(index, self.shape)
+        return {
+            name: column_array(kind, values)[position]
+            for (name, kind, values), position in zip(self.axes, positions, strict=True)
+        }
 
     def coords(self) -> Coords:
         out = {}
         for name, kind, values in self.axes:
-            array = _column_array(kind, values)
+            array = column_array(kind, values)
             array.flags.writeable = False
             out[name] = ((name,), array)
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"grid": {name: list(values) for name, _, values in self.axes}}
+        return {self.kind: {name: list(values) for name, _, values in self.axes}}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Grid:
+        if not isinstance(body, Mapping):
+            msg = f"design 'grid' takes a dict of name to list of values, got {body!r}"
+            raise DesignError(msg) from None
+        for name in body:
+            check_name(name, "Grid")
+        return cls(**body)
 
     def __repr__(self) -> str:
-        items = [(n, _values_repr(v)) for n, _, v in self.axes]
-        return f"Grid({_kwargs_repr(items, frozenset(), '**')})"
+        items = [(n, values_repr(v)) for n, _, v in self.axes]
+        return f"Grid({kwargs_repr(items, frozenset(), '**')})"
 
 
 @dataclass(frozen=True, init=False, repr=False)
@@ -135,12 +142,13 @@ class Points(Design):
     """
 
     columns: tuple[tuple[str, str, tuple[Any, ...]], ...]  # (name, dtype kind, values)
+    kind = "points"
 
     def __init__(self, points: Any, /) -> None:
         if isinstance(points, Mapping):
             msg = f"Points takes a list of dicts, got one dict {dict(points)!r}; wrap it: [..]"
             raise DesignError(msg) from None
-        if _is_scalar(points):
+        if is_scalar(points):
             msg = f"Points takes a list of dicts such as [{{'T': 3.0}}], got {points!r}"
             raise DesignError(msg) from None
         points = list(points)
@@ -156,7 +164,7 @@ class Points(Design):
             msg = "Points point 0 is {}; every point needs at least one parameter"
             raise DesignError(msg) from None
         for name in names:
-            _check_name(name, "Points")
+            check_name(name, "Points")
         for i, point in enumerate(points[1:], start=1):
             if set(point) != set(names):
                 missing = [n for n in names if n not in point]
@@ -174,12 +182,12 @@ class Points(Design):
         columns = []
         for name in names:
             what = f"Points parameter {name!r}"
-            column = [point[name] for point in points]
-            for i, value in enumerate(column):
-                if not _is_scalar(value):
+            given = [point[name] for point in points]
+            for i, value in enumerate(given):
+                if not is_scalar(value):
                     msg = f"{what} of point {i} must be a single value, got {value!r}"
                     raise DesignError(msg) from None
-            kind, values = _column(column, what, unique=False)
+            kind, values = column(given, what, unique=False)
             columns.append((name, kind, values))
         object.__setattr__(self, "columns", tuple(columns))
 
@@ -189,14 +197,17 @@ class Points(Design):
 
     @property
     def dims(self) -> tuple[str, ...]:
-        return (SAMPLE,)
+        return (SAMPLE_DIM,)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return (len(self.columns[0][2]),)
 
     def _table(self) -> dict[str, np.ndarray]:
-        return {name: _column_array(kind, values) for name, kind, values in self.columns}
+        return {name: column_array(kind, values) for name, kind, values in self.columns}
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: column_array(kind, values)[index] for name, kind, values in self.columns}
 
     def coords(self) -> Coords:
         return self._sample_coords()
@@ -204,7 +215,11 @@ class Points(Design):
     def to_dict(self) -> dict[str, Any]:
         names = self.params
         rows = zip(*(values for _, _, values in self.columns), strict=True)
-        return {"points": [dict(zip(names, row, strict=True)) for row in rows]}
+        return {self.kind: [dict(zip(names, row, strict=True)) for row in rows]}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Points:
+        return cls(body)
 
     def __repr__(self) -> str:
         n = len(self)

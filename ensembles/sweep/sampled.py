@@ -7,23 +7,15 @@ import inspect
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import DesignError
-from .design import (
-    SAMPLE,
-    Coords,
-    Design,
-    _check_name,
-    _kwargs_repr,
-    _positive_int,
-)
-from .distributions import (
-    Distribution,
-    as_distribution,
-)
+from ..layout import SAMPLE_DIM
+from .design import Coords, Design
+from .distributions import Distribution, as_distribution, distribution_from_dict
+from .values import check_int, check_keys, check_name, kwargs_repr
 
 __all__ = ["LatinHypercube", "Sample", "Sobol", "stream_key"]
 
@@ -46,12 +38,14 @@ class _Sampled(Design):
     seed: int
     dists: tuple[tuple[str, Distribution], ...]
 
-    _kind = "sample"  # key of the dict form
+    _OPTIONS: ClassVar[tuple[str, ...]] = ()  # keywords besides n, seed and the parameters
 
     def _init(self, n: Any, seed: Any, params: Any, kwargs: dict[str, Any]) -> None:
         cls = type(self).__name__
-        object.__setattr__(self, "n", _positive_int(n, f"{cls} n", minimum=1))
-        object.__setattr__(self, "seed", _positive_int(seed, f"{cls} seed", minimum=0))
+        n = check_int(n, f"{cls} n", minimum=1, example="n=64 points")
+        seed = check_int(seed, f"{cls} seed", minimum=0, example="seed=0")
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "seed", seed)
         if params is not None and not isinstance(params, Mapping):
             msg = f"{cls} params must be a dict of name to distribution, got {params!r}"
             raise DesignError(msg) from None
@@ -66,7 +60,7 @@ class _Sampled(Design):
             raise DesignError(msg) from None
         dists = []
         for name, obj in params.items():
-            _check_name(name, cls)
+            check_name(name, cls)
             dists.append((name, as_distribution(obj, f"{cls} parameter {name!r}")))
         object.__setattr__(self, "dists", tuple(dists))
 
@@ -76,7 +70,7 @@ class _Sampled(Design):
 
     @property
     def dims(self) -> tuple[str, ...]:
-        return (SAMPLE,)
+        return (SAMPLE_DIM,)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -86,19 +80,36 @@ class _Sampled(Design):
         return self._sample_coords()
 
     def _options(self) -> dict[str, Any]:
-        return {}
+        return {name: getattr(self, name) for name in self._OPTIONS}
 
     def to_dict(self) -> dict[str, Any]:
         body = {"n": self.n, "seed": self.seed, **self._options()}
         body["params"] = {name: dist.to_dict() for name, dist in self.dists}
-        return {self._kind: body}
+        return {self.kind: body}
+
+    @classmethod
+    def _from_body(cls, body: Any) -> Design:
+        kind = cls.kind
+        if not isinstance(body, Mapping):
+            msg = f"design {kind!r} takes a dict with 'n', 'seed' and 'params', got {body!r}"
+            raise DesignError(msg) from None
+        check_keys(body, ("n", "seed", "params"), cls._OPTIONS, f"design {kind!r}")
+        params = body["params"]
+        if not isinstance(params, Mapping):
+            msg = f"design {kind!r} params must be a dict of name to distribution, got {params!r}"
+            raise DesignError(msg) from None
+        dists = {
+            name: distribution_from_dict(spec, f"design {kind!r} parameter {name!r}")
+            for name, spec in params.items()
+        }
+        return cls(**{**body, "params": dists})
 
     def __repr__(self) -> str:
         options = self._options()
         items = [("n", repr(self.n)), ("seed", repr(self.seed))]
         items += [(k, repr(v)) for k, v in options.items()]
         keywords = frozenset({"n", "seed", "params", *options})
-        dists = _kwargs_repr([(n, repr(d)) for n, d in self.dists], keywords, "params=")
+        dists = kwargs_repr([(n, repr(d)) for n, d in self.dists], keywords, "params=")
         inner = ", ".join(f"{k}={v}" for k, v in items)
         return f"{type(self).__name__}({inner}, {dists})"
 
@@ -136,6 +147,8 @@ class Sample(_Sampled):
     True
     """
 
+    kind = "sample"
+
     def __init__(
         self, /, *, n: int, seed: int, params: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> None:
@@ -151,10 +164,19 @@ class Sample(_Sampled):
                 raise DesignError(msg) from None
 
     def _table(self) -> dict[str, np.ndarray]:
+        return self._draws(self.n)
+
+    def _rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        # prefix-stable: the first k draws of each stream are those of Sample(n=k)
+        head = self._draws(int(index.max()) + 1 if index.size else 0)
+        return {name: values[index] for name, values in head.items()}
+
+    def _draws(self, n: int) -> dict[str, np.ndarray]:
+        """The first ``n`` values of each parameter's stream."""
         out = {}
         for name, dist in self.dists:
             seq = np.random.SeedSequence(self.seed, spawn_key=(stream_key(name),))
-            out[name] = dist.ppf(np.random.default_rng(seq).random(self.n))
+            out[name] = dist.ppf(np.random.default_rng(seq).random(n))
         return out
 
 
@@ -191,7 +213,7 @@ class LatinHypercube(_Sampled):
     [0, 1, 2, 3]
     """
 
-    _kind = "lhs"
+    kind = "lhs"
 
     def __init__(
         self, /, *, n: int, seed: int, params: Mapping[str, Any] | None = None, **kwargs: Any
@@ -241,7 +263,8 @@ class Sobol(_Sampled):
 
     scramble: bool
 
-    _kind = "sobol"
+    kind = "sobol"
+    _OPTIONS = ("scramble",)
 
     def __init__(
         self,
@@ -258,9 +281,6 @@ class Sobol(_Sampled):
             raise DesignError(msg) from None
         object.__setattr__(self, "scramble", bool(scramble))
         self._init(n, seed, params, kwargs)
-
-    def _options(self) -> dict[str, Any]:
-        return {"scramble": self.scramble}
 
     def _table(self) -> dict[str, np.ndarray]:
         from scipy.stats import qmc

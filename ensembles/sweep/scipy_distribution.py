@@ -1,8 +1,8 @@
 """Any frozen one-dimensional ``scipy.stats`` distribution as a :class:`Distribution`.
 
-Kept apart from :mod:`ensembles.sweep.distributions` so that scipy.stats (slow to import, and
-heavy) loads only when such a distribution is used; :class:`ScipyDistribution` is
-re-exported there and from :mod:`ensembles`.
+scipy.stats (slow to import, and heavy) loads only when such a distribution is used;
+:class:`ScipyDistribution` is re-exported from :mod:`ensembles.sweep.distributions` and
+:mod:`ensembles`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import DesignError
-from .distributions import _U_HIGH, _U_LOW, Distribution, _finite, _is_scalar
+from .distribution import Distribution
+from .values import U_HIGH, U_LOW, finite_float, is_scalar
 
 __all__ = ["ScipyDistribution"]
 
@@ -27,7 +28,7 @@ def _numeric_arg(value: Any, what: str) -> int | float:
         raise DesignError(msg) from None
     if isinstance(value, numbers.Integral):
         return int(value)
-    return _finite(value, what)
+    return finite_float(value, what)
 
 
 @dataclass(frozen=True, init=False, repr=False)
@@ -102,7 +103,11 @@ class ScipyDistribution(Distribution):
             msg = f"invalid arguments for scipy.stats.{name}: {exc}"
             raise DesignError(msg) from None
         if math.isnan(median):
-            msg = f"invalid arguments for scipy.stats.{name}: args={args!r}, kwds={dict(kwds)!r}"
+            msg = (
+                f"invalid arguments for scipy.stats.{name}: args={args!r}, kwds={dict(kwds)!r} "
+                f"give no distribution (its median is NaN); see scipy.stats.{name} for the "
+                "valid ranges of its parameters"
+            )
             raise DesignError(msg) from None
 
     @classmethod
@@ -119,7 +124,7 @@ class ScipyDistribution(Distribution):
                 "'gamma' or 'poisson'"
             )
             raise DesignError(msg) from None
-        if _is_scalar(args) or isinstance(args, Mapping):
+        if is_scalar(args) or isinstance(args, Mapping):
             msg = f"scipy.stats.{name} args must be a list of numbers, got {args!r}"
             raise DesignError(msg) from None
         if not isinstance(kwds, (Mapping, type(None))):
@@ -155,7 +160,7 @@ class ScipyDistribution(Distribution):
         return f"ScipyDistribution({self.name}({', '.join(parts)}))"
 
     def _ppf(self, u: np.ndarray) -> np.ndarray:
-        values = np.asarray(self.frozen.ppf(np.clip(u, _U_LOW, _U_HIGH)), dtype=np.float64)
+        values = np.asarray(self.frozen.ppf(np.clip(u, U_LOW, U_HIGH)), dtype=np.float64)
         if self.discrete and np.all(np.isfinite(values)):
             return values.astype(np.int64)
         return values
