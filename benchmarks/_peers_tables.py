@@ -1,0 +1,191 @@
+"""What the peers benchmark (bench_peers.py) shows: its tables and the targets of issue 13.
+
+The ``reason`` of a target is what the page prints when the target is not met; it names
+the cost of today's embedded default (a dask.distributed LocalCluster) behind the figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PSS = {"metric": "peak_pss_mib", "label": "peak PSS of the tree (MiB)", "fmt": ".0f"}
+COLD = {"metric": "cold_s", "label": "cold: imports, pool, first call (s)", "fmt": ".2f"}
+REASON_TASKS = (
+    "each block is a dask task with scheduler round trips; the scheduler, client and "
+    "nanny threads and their heartbeats compete with the members for the 2 cores"
+)
+REASON_START = (
+    "the embedded default starts a LocalCluster (scheduler, nannies, worker processes "
+    "started by spawn, each importing the project) before the first member runs"
+)
+REASON_MEMORY = (
+    "the LocalCluster's scheduler, nanny processes and worker processes each hold an "
+    "interpreter with dask.distributed imported"
+)
+
+
+def _tiny(b: Any, n: int) -> None:
+    cases = [
+        "tiny-loop",
+        "tiny-joblib",
+        "tiny-pipefunc-dict",
+        "tiny-ensembles",
+        "tiny-pipefunc",
+        "tiny-ensembles-zarr",
+    ]
+    b.tables.append(
+        {
+            "title": f"{n:,} tiny members (per-member overhead), 2 processes",
+            "cases": cases,
+            "columns": [
+                {"metric": "warm_us_per_member", "label": "warm: per member (us)", "fmt": ".1f"},
+                {"metric": "warm_s", "label": "warm: all members (s)", "fmt": ".3f"},
+                COLD,
+                PSS,
+            ],
+            "ratios": [
+                {
+                    "metric": "warm_s",
+                    "baseline": "tiny-joblib",
+                    "kind": "speedup",
+                    "label": "warm: speed-up vs joblib",
+                }
+            ],
+            "note": "The last two rows persist every result: pipefunc one file per member in "
+            "its run folder, ensembles a Zarr store; the others keep results in memory.",
+        }
+    )
+    b.targets.append(
+        {
+            "label": f"{n:,} tiny members: ensembles `compute()` vs joblib, warm",
+            "case": "tiny-ensembles",
+            "baseline": "tiny-joblib",
+            "metric": "warm_s",
+            "kind": "speedup",
+            "op": ">=",
+            "threshold": 1.5,
+            "reason": REASON_TASKS,
+        }
+    )
+
+
+def _cpu(b: Any, n: int) -> None:
+    cases = ["cpu-loop", "cpu-joblib", "cpu-pipefunc", "cpu-ensembles"]
+    b.tables.append(
+        {
+            "title": f"{n} CPU-bound members of about 20 ms, 2 processes",
+            "cases": cases,
+            "columns": [{"metric": "warm_s", "label": "warm (s)", "fmt": ".2f"}, COLD, PSS],
+            "ratios": [
+                {
+                    "metric": "warm_s",
+                    "baseline": "cpu-loop",
+                    "kind": "speedup",
+                    "label": "warm: speed-up vs the loop",
+                },
+                {
+                    "metric": "peak_pss_mib",
+                    "baseline": "cpu-joblib",
+                    "kind": "relative",
+                    "label": "peak PSS vs joblib",
+                },
+            ],
+        }
+    )
+    for peer in ("joblib", "pipefunc"):
+        b.targets.append(
+            {
+                "label": f"{n} CPU-bound members, warm: ensembles vs {peer}",
+                "case": "cpu-ensembles",
+                "baseline": f"cpu-{peer}",
+                "metric": "warm_s",
+                "kind": "speedup",
+                "op": ">=",
+                "threshold": 1.0,
+                "reason": REASON_TASKS,
+            }
+        )
+    b.targets.append(
+        {
+            "label": "peak PSS of the process tree, CPU-bound run: ensembles vs joblib",
+            "case": "cpu-ensembles",
+            "baseline": "cpu-joblib",
+            "metric": "peak_pss_mib",
+            "kind": "relative",
+            "op": "<=",
+            "threshold": 1.5,
+            "reason": REASON_MEMORY,
+        }
+    )
+
+
+def _cold(b: Any) -> None:
+    b.tables.append(
+        {
+            "title": "Cold start in a fresh process (tool imported, no pool or cluster yet), "
+            "10 members",
+            "cases": [
+                "cold-joblib",
+                "cold-pipefunc",
+                "cold-ensembles",
+                "cold-ensembles-zarr",
+                "cli",
+            ],
+            "columns": [
+                {
+                    "metric": "first_member_s",
+                    "label": "call to first member in a worker (s)",
+                    "fmt": ".2f",
+                },
+                {"metric": "all_s", "label": "call to all done (s)", "fmt": ".2f"},
+                {"metric": "wall_s", "label": "whole process (s)", "fmt": ".2f"},
+                PSS,
+            ],
+            "ratios": [
+                {
+                    "metric": "first_member_s",
+                    "baseline": "cold-joblib",
+                    "kind": "relative",
+                    "label": "first member vs joblib",
+                }
+            ],
+            "note": "`ensembles run` is timed as the whole command (interpreter start, imports, "
+            "the run and writing the store).",
+        }
+    )
+    for case, what in (("cold-ensembles", "compute()"), ("cold-ensembles-zarr", "to_zarr()")):
+        b.targets.append(
+            {
+                "label": f"cold start: `{what}` to first member vs joblib's pool",
+                "case": case,
+                "baseline": "cold-joblib",
+                "metric": "first_member_s",
+                "kind": "relative",
+                "op": "<=",
+                "threshold": 1.2,
+                "reason": REASON_START,
+            }
+        )
+    b.targets.append(
+        {
+            "label": "`ensembles run` of a 10-member spec, all told",
+            "case": "cli",
+            "metric": "wall_s",
+            "kind": "value",
+            "op": "<=",
+            "threshold": 3.0,
+            "unit": " s",
+            "fmt": ".2f",
+            "reason": REASON_START,
+        }
+    )
+
+
+def peers_tables(b: Any, only: set[str], sizes: dict[str, int]) -> None:
+    """Add the tables and targets of the parts that ran."""
+    if "tiny" in only:
+        _tiny(b, sizes["tiny"])
+    if "cpu" in only:
+        _cpu(b, sizes["cpu"])
+    if "cold" in only:
+        _cold(b)
