@@ -115,7 +115,11 @@ class TreeSampler:
 
 
 def _kill_tree(proc: subprocess.Popen, pids: set[int]) -> None:
-    """SIGKILL the candidate's process group and any descendant seen outside it."""
+    """SIGKILL the candidate's process group and any descendant, seen before or now.
+
+    ``pids`` gains the descendants found at the kill.
+    """
+    pids.update(descendants(proc.pid))
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     for pid in pids - {proc.pid}:
@@ -189,6 +193,7 @@ def run_process(
         "wall_s": wall,
         "peak_pss_mib": sampler.peak_kib / 1024,
         "processes": len(sampler.seen),
+        "pids": sorted(sampler.seen),
     }
     if killed:
         record["killed"] = True
@@ -206,14 +211,14 @@ def run_process(
 
 
 @contextlib.contextmanager
-def cpu_hog(enabled: bool) -> Iterator[None]:
+def cpu_hog(enabled: bool) -> Iterator[subprocess.Popen | None]:
     """With ``enabled``, one ``python -c "while True: pass"`` process runs meanwhile."""
     if not enabled:
-        yield
+        yield None
         return
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        yield
+        yield hog
     finally:
         hog.kill()
         hog.wait()
@@ -315,7 +320,9 @@ class Bench:
             "targets": self.targets,
             "checks": self.checks,
             "notes": self.notes,
-            "runs": [{k: v for k, v in r.items() if k != "stderr"} for r in self.runs],
+            "runs": [
+                {k: v for k, v in r.items() if k not in ("stderr", "pids")} for r in self.runs
+            ],
         }
 
     def save(self) -> Path:
