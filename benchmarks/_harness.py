@@ -66,6 +66,15 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def start_time(pid: int) -> int | None:
+    """The start time of a process (clock ticks since boot): tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def descendants(pid: int) -> list[int]:
     """The pids of every living descendant of ``pid`` (children, grandchildren, ...)."""
     children: dict[int, list[int]] = {}
@@ -94,14 +103,16 @@ class TreeSampler:
         self.pid = pid
         self.interval = interval
         self.peak_kib = 0
-        self.seen: set[int] = set()
+        self.seen: dict[int, int | None] = {}  # pid: start time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             pids = [self.pid, *descendants(self.pid)]
-            self.seen.update(pids)
+            for pid in pids:
+                if pid not in self.seen:
+                    self.seen[pid] = start_time(pid)
             self.peak_kib = max(self.peak_kib, sum(pss_kib(p) for p in pids))
             self._stop.wait(self.interval)
 
@@ -114,17 +125,24 @@ class TreeSampler:
         self._thread.join()
 
 
-def _kill_tree(proc: subprocess.Popen, pids: set[int]) -> None:
-    """SIGKILL the candidate's process group and any descendant, seen before or now.
+def _kill_seen(seen: dict[int, int | None], skip: int) -> None:
+    """SIGKILL the processes in ``seen`` that still run (same pid and start time)."""
+    for pid, started in list(seen.items()):
+        if pid != skip and started is not None and start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
-    ``pids`` gains the descendants found at the kill.
+
+def _kill_tree(proc: subprocess.Popen, seen: dict[int, int | None]) -> None:
+    """SIGKILL the candidate's process group and every descendant, seen before or now.
+
+    ``seen`` gains the descendants found at the kill.
     """
-    pids.update(descendants(proc.pid))
+    for pid in descendants(proc.pid):
+        seen.setdefault(pid, start_time(pid))
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    for pid in pids - {proc.pid}:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    _kill_seen(seen, proc.pid)
     proc.wait()
 
 
@@ -134,6 +152,30 @@ def candidate_env() -> dict[str, str]:
     paths = [str(ROOT), str(BENCH), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
+
+
+def _watch(
+    proc: subprocess.Popen,
+    sampler: TreeSampler,
+    deadline: float,
+    kill_after: float | None,
+    marker: str | None,
+    kill_when: Callable[[], bool] | None,
+) -> bool:
+    """Wait for ``proc``; kill its tree when due or past the deadline. True if killed when due."""
+    armed_at = None if kill_after is None else (None if marker else time.perf_counter())
+    while proc.poll() is None:
+        now = time.perf_counter()
+        if armed_at is None and marker and os.path.exists(marker):
+            armed_at = now
+        due = kill_when is not None and kill_when()
+        if kill_after is not None and armed_at is not None and now > armed_at + kill_after:
+            due = True
+        if due or now > deadline:
+            _kill_tree(proc, sampler.seen)
+            return due
+        time.sleep(0.005)
+    return False
 
 
 def run_process(
@@ -162,29 +204,10 @@ def run_process(
             cwd=cwd or str(ROOT),
             start_new_session=True,
         )
-        killed = False
         with TreeSampler(proc.pid) as sampler:
-            deadline = start + timeout
-            armed_at = None if kill_after is None else (None if marker else start)
-            while proc.poll() is None:
-                now = time.perf_counter()
-                if armed_at is None and marker and os.path.exists(marker):
-                    armed_at = now
-                due = kill_when is not None and kill_when()
-                if kill_after is not None and armed_at is not None and now > armed_at + kill_after:
-                    due = True
-                if due:
-                    killed = True
-                    _kill_tree(proc, sampler.seen)
-                    break
-                if now > deadline:
-                    _kill_tree(proc, sampler.seen)
-                    break
-                time.sleep(0.005)
+            killed = _watch(proc, sampler, start + timeout, kill_after, marker, kill_when)
         wall = time.perf_counter() - start
-        for pid in sampler.seen - {proc.pid}:  # workers a killed parent left behind
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_seen(sampler.seen, proc.pid)  # workers a killed or finished parent left behind
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()

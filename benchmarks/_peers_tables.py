@@ -153,6 +153,10 @@ def _cold(b: Any) -> None:
             "the run and writing the store).",
         }
     )
+    _cold_targets(b)
+
+
+def _cold_targets(b: Any) -> None:
     for case, what in (("cold-ensembles", "compute()"), ("cold-ensembles-zarr", "to_zarr()")):
         b.targets.append(
             {

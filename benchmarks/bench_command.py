@@ -153,34 +153,37 @@ def _tables(b: _harness.Bench, sizes: tuple[int, int], programs: list[str]) -> N
                 }
             )
             if program == "python":
-                b.targets.append(
-                    {
-                        "label": f"`Command` per-member overhead, python -S, {n} members "
-                        "(time vs the plain loop)",
-                        "case": f"{program}-{n}-command",
-                        "baseline": base,
-                        "metric": "ms_per_member",
-                        "kind": "relative",
-                        "op": "<",
-                        "threshold": 1.3,
-                        "reason": "a scratch folder, files for stdout and stderr and the CSV "
-                        "parsed into a Dataset per member",
-                    }
-                )
-                b.targets.append(
-                    {
-                        "label": f"`Command` ensemble, 2 workers, {n} members: speed-up vs the "
-                        "plain loop",
-                        "case": f"{program}-{n}-ensemble",
-                        "baseline": base,
-                        "metric": "ms_per_member",
-                        "kind": "speedup",
-                        "op": ">=",
-                        "threshold": 1.8,
-                        "reason": "the per-member Python work (scratch folder, CSV parsing) "
-                        "shares the 2 cores with the programs; compare the two-plain-loops row",
-                    }
-                )
+                _targets(b, n, base)
+
+
+def _targets(b: _harness.Bench, n: int, base: str) -> None:
+    b.targets.append(
+        {
+            "label": f"`Command` per-member overhead, python -S, {n} members "
+            "(time vs the plain loop)",
+            "case": f"python-{n}-command",
+            "baseline": base,
+            "metric": "ms_per_member",
+            "kind": "relative",
+            "op": "<",
+            "threshold": 1.3,
+            "reason": "a scratch folder, files for stdout and stderr and the CSV "
+            "parsed into a Dataset per member",
+        }
+    )
+    b.targets.append(
+        {
+            "label": f"`Command` ensemble, 2 workers, {n} members: speed-up vs the plain loop",
+            "case": f"python-{n}-ensemble",
+            "baseline": base,
+            "metric": "ms_per_member",
+            "kind": "speedup",
+            "op": ">=",
+            "threshold": 1.8,
+            "reason": "the per-member Python work (scratch folder, CSV parsing) "
+            "shares the 2 cores with the programs; compare the two-plain-loops row",
+        }
+    )
 
 
 if __name__ == "__main__":

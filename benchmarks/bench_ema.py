@@ -108,6 +108,11 @@ def plan(b: _harness.Bench) -> None:
         "ensembles": "ensembles `LatinHypercube` + `compute()`",
     }
     b.rounds({"ema": ("ema", {"n": n}), "ensembles": ("ensembles", {"n": n})}, rounds)
+    _checks(b, n)
+    _tables(b, n)
+
+
+def _checks(b: _harness.Bench, n: int) -> None:
     ok = [r for r in b.runs if r["rc"] == 0]
     b.check(
         "both samples are Latin hypercubes, every y is f(x)",
@@ -124,6 +129,9 @@ def plan(b: _harness.Bench) -> None:
             abs(a - e) < tol,
             f"{a:.4f} vs {e:.4f}; exact 7/6 = 1.1667",
         )
+
+
+def _tables(b: _harness.Bench, n: int) -> None:
     b.tables.append(
         {
             "title": f"{n} Latin-hypercube scenarios of a model of about 20 ms, 2 processes",

@@ -201,7 +201,10 @@ def plan(b: _harness.Bench) -> None:
             b.run(case, cand, params, rnd)
         b.run("resume", "resume", {"members": members, "folder": str(b.tmp / f"r{rnd}.zarr")}, rnd)
     _labels(b, n_ising)
-    _tables(b, members, steps, mem_sizes, n_ising)
+    _write_tables(b, members, steps)
+    _memory_tables(b, steps, mem_sizes)
+    _ising_tables(b, n_ising)
+    _resume_tables(b, members)
 
 
 def _labels(b: _harness.Bench, n_ising: int) -> None:
@@ -219,7 +222,7 @@ def _labels(b: _harness.Bench, n_ising: int) -> None:
     )
 
 
-def _tables(b, members, steps, mem_sizes, n_ising) -> None:
+def _write_tables(b, members, steps) -> None:
     mib = members * steps * 8 / 2**20
     b.tables.append(
         {
@@ -265,6 +268,9 @@ def _tables(b, members, steps, mem_sizes, n_ising) -> None:
                 "store and sends every block through the cluster",
             }
         )
+
+
+def _memory_tables(b, steps, mem_sizes) -> None:
     small, large = (f"memory-{n}" for n in mem_sizes)
     b.tables.append(
         {
@@ -299,6 +305,9 @@ def _tables(b, members, steps, mem_sizes, n_ising) -> None:
             "reason": "more processes or per-member bookkeeping",
         }
     )
+
+
+def _ising_tables(b, n_ising) -> None:
     b.tables.append(
         {
             "title": f"Ising ensemble on two cores (L = {ISING['L']}, T around 3.0)",
@@ -339,6 +348,9 @@ def _tables(b, members, steps, mem_sizes, n_ising) -> None:
             "two-bare-processes row for what the machine itself reaches",
         }
     )
+
+
+def _resume_tables(b, members) -> None:
     b.tables.append(
         {
             "title": f"Resuming a complete {members:,}-member store",

@@ -234,6 +234,10 @@ def _tables(b: _harness.Bench, members: int, steps: int) -> None:
             ],
         }
     )
+    _memory_table(b, members, steps)
+
+
+def _memory_table(b: _harness.Bench, members: int, steps: int) -> None:
     if not b.args.no_large:
         big = 10 * members * steps * 8 / 2**20
         b.tables.append(
@@ -261,6 +265,10 @@ def _tables(b: _harness.Bench, members: int, steps: int) -> None:
                 ],
             }
         )
+    _targets(b)
+
+
+def _targets(b: _harness.Bench) -> None:
     for t in ("xarray", "xclim"):
         for mode in ("warm", "fresh") + (() if b.args.no_large else ("memory",)):
             metric = {"warm": "warm_s", "fresh": "wall_s", "memory": "peak_pss_mib"}[mode]

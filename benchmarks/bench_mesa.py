@@ -188,6 +188,10 @@ def _tables(b: _harness.Bench, sizes: tuple[int, int], steps: int) -> None:
                     "cluster exceeds what batch_run's multiprocessing.Pool costs",
                 }
             )
+    _growth_table(b, sizes, cols[2])
+
+
+def _growth_table(b: _harness.Bench, sizes: tuple[int, int], pss: dict) -> None:
     small, large = sizes
     b.tables.append(
         {
@@ -198,7 +202,7 @@ def _tables(b: _harness.Bench, sizes: tuple[int, int], steps: int) -> None:
                 f"ensembles-{small}",
                 f"ensembles-{large}",
             ],
-            "columns": [cols[2]],
+            "columns": [pss],
             "ratios": [
                 {
                     "metric": "peak_pss_mib",

@@ -96,7 +96,7 @@ def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -
             client.wait_for_workers(n_workers, timeout=60)
             scheduler = client
             # warm the workers (imports), so the timing is ensembles', not Python's startup
-            client.run(__import__, "ensembles.ensemble")
+            client.run(__import__, "ensembles")
         else:  # the embedded default, started and warmed by a small run
             client, scheduler = None, None
             _ensemble(1000, None).to_zarr(tmp / "warm.zarr", progress=False, workers=n_workers)
@@ -170,6 +170,10 @@ def plan(b) -> None:
             ],
         }
     )
+    _targets(b, sizes, modes)
+
+
+def _targets(b, sizes, modes) -> None:
     big = max(sizes)
     for mode in modes:
         b.targets.append(
