@@ -57,7 +57,7 @@ def _tiny(b: Any, n: int) -> None:
     )
     b.targets.append(
         {
-            "label": f"{n:,} tiny members: ensembles `compute()` vs joblib, warm",
+            "label": f"{n:,} tiny members, warm: ensembles `compute()` speed-up over joblib",
             "case": "tiny-ensembles",
             "baseline": "tiny-joblib",
             "metric": "warm_s",
@@ -87,7 +87,7 @@ def _cpu(b: Any, n: int) -> None:
                     "metric": "peak_pss_mib",
                     "baseline": "cpu-joblib",
                     "kind": "relative",
-                    "label": "peak PSS vs joblib",
+                    "label": "peak PSS / joblib's",
                 },
             ],
         }
@@ -95,7 +95,7 @@ def _cpu(b: Any, n: int) -> None:
     for peer in ("joblib", "pipefunc"):
         b.targets.append(
             {
-                "label": f"{n} CPU-bound members, warm: ensembles vs {peer}",
+                "label": f"{n} CPU-bound members, warm: ensembles' speed-up over {peer}",
                 "case": "cpu-ensembles",
                 "baseline": f"cpu-{peer}",
                 "metric": "warm_s",
@@ -107,7 +107,7 @@ def _cpu(b: Any, n: int) -> None:
         )
     b.targets.append(
         {
-            "label": "peak PSS of the process tree, CPU-bound run: ensembles vs joblib",
+            "label": "peak PSS of the process tree, CPU-bound run: ensembles' / joblib's",
             "case": "cpu-ensembles",
             "baseline": "cpu-joblib",
             "metric": "peak_pss_mib",
@@ -146,7 +146,7 @@ def _cold(b: Any) -> None:
                     "metric": "first_member_s",
                     "baseline": "cold-joblib",
                     "kind": "relative",
-                    "label": "first member vs joblib",
+                    "label": "first member: time / joblib's",
                 }
             ],
             "note": "`ensembles run` is timed as the whole command (interpreter start, imports, "
@@ -160,7 +160,7 @@ def _cold_targets(b: Any) -> None:
     for case, what in (("cold-ensembles", "compute()"), ("cold-ensembles-zarr", "to_zarr()")):
         b.targets.append(
             {
-                "label": f"cold start: `{what}` to first member vs joblib's pool",
+                "label": f"cold start: `{what}` to first member, time / joblib's",
                 "case": case,
                 "baseline": "cold-joblib",
                 "metric": "first_member_s",

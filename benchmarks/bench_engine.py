@@ -286,7 +286,7 @@ def _memory_tables(b, steps, mem_sizes) -> None:
                     "metric": "peak_pss_mib",
                     "kind": "relative",
                     "baseline": small,
-                    "label": f"peak PSS vs {mem_sizes[0]:,} members",
+                    "label": f"peak PSS / at {mem_sizes[0]:,} members",
                 }
             ],
         }

@@ -166,7 +166,7 @@ def _tables(b: _harness.Bench, sizes: tuple[int, int], steps: int) -> None:
                         "metric": "peak_pss_mib",
                         "baseline": base,
                         "kind": "relative",
-                        "label": "peak PSS vs batch_run",
+                        "label": "peak PSS / batch_run's",
                     },
                 ],
             }
@@ -174,7 +174,7 @@ def _tables(b: _harness.Bench, sizes: tuple[int, int], steps: int) -> None:
         for kind in ("cold", "warm"):
             b.targets.append(
                 {
-                    "label": f"Mesa, {n} iterations, {kind}: ensembles vs batch_run",
+                    "label": f"Mesa, {n} iterations, {kind}: ensembles' speed-up over batch_run",
                     "case": f"ensembles-{n}",
                     "baseline": base,
                     "metric": f"{kind}_s",
@@ -207,7 +207,7 @@ def _growth_table(b: _harness.Bench, sizes: tuple[int, int], pss: dict) -> None:
                 {
                     "metric": "peak_pss_mib",
                     "kind": "relative",
-                    "label": f"vs the same tool at {small} iterations",
+                    "label": f"peak PSS / the same tool's at {small} iterations",
                     "baseline": {
                         f"batch_run-{large}": f"batch_run-{small}",
                         f"ensembles-{large}": f"ensembles-{small}",

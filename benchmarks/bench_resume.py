@@ -129,7 +129,7 @@ def _tables(b: _harness.Bench, members: int) -> None:
                 {
                     "metric": "run_s",
                     "kind": "relative",
-                    "label": "call vs an uninterrupted run's",
+                    "label": "call: time / an uninterrupted run's",
                     "baseline": {f"resume-{t}": f"full-{t}" for t in TOOLS},
                 }
             ],
@@ -150,7 +150,7 @@ def _tables(b: _harness.Bench, members: int) -> None:
     for peer in ("joblib", "pipefunc"):
         b.targets.append(
             {
-                "label": f"restart after a crash: ensembles vs {peer}, the call",
+                "label": f"restart after a crash, the call: ensembles' speed-up over {peer}",
                 "case": "resume-ensembles",
                 "baseline": f"resume-{peer}",
                 "metric": "run_s",
