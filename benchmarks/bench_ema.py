@@ -160,7 +160,8 @@ def _tables(b: _harness.Bench, n: int) -> None:
     for kind in ("cold", "warm"):
         b.targets.append(
             {
-                "label": f"{n} Latin-hypercube scenarios, {kind}: ensembles' speed-up over EMA Workbench",
+                "label": f"{n} Latin-hypercube scenarios, {kind}: "
+                "ensembles' speed-up over EMA Workbench",
                 "case": "ensembles",
                 "baseline": "ema",
                 "metric": f"{kind}_s",
