@@ -161,8 +161,8 @@ def _watch(
     kill_after: float | None,
     marker: str | None,
     kill_when: Callable[[], bool] | None,
-) -> bool:
-    """Wait for ``proc``; kill its tree when due or past the deadline. True if killed when due."""
+) -> str | None:
+    """Wait for ``proc``; kill its tree when due (``"killed"``) or late (``"timed_out"``)."""
     armed_at = None if kill_after is None else (None if marker else time.perf_counter())
     while proc.poll() is None:
         now = time.perf_counter()
@@ -173,9 +173,9 @@ def _watch(
             due = True
         if due or now > deadline:
             _kill_tree(proc, sampler.seen)
-            return due
+            return "killed" if due else "timed_out"
         time.sleep(0.005)
-    return False
+    return None
 
 
 def run_process(
@@ -205,7 +205,7 @@ def run_process(
             start_new_session=True,
         )
         with TreeSampler(proc.pid) as sampler:
-            killed = _watch(proc, sampler, start + timeout, kill_after, marker, kill_when)
+            ended = _watch(proc, sampler, start + timeout, kill_after, marker, kill_when)
         wall = time.perf_counter() - start
         _kill_seen(sampler.seen, proc.pid)  # workers a killed or finished parent left behind
         out.seek(0)
@@ -218,8 +218,9 @@ def run_process(
         "processes": len(sampler.seen),
         "pids": sorted(sampler.seen),
     }
-    if killed:
-        record["killed"] = True
+    killed = ended == "killed"
+    if ended:
+        record[ended] = True
     for line in reversed(stdout.strip().splitlines()):
         if line.startswith("{"):
             with contextlib.suppress(ValueError):

@@ -130,6 +130,7 @@ def _cold(b: Any) -> None:
                 "cold-ensembles",
                 "cold-ensembles-zarr",
                 "cli",
+                "no-guard",
             ],
             "columns": [
                 {
@@ -149,14 +150,29 @@ def _cold(b: Any) -> None:
                     "label": "first member: time / joblib's",
                 }
             ],
-            "note": "`ensembles run` is timed as the whole command (interpreter start, imports, "
-            "the run and writing the store).",
+            "note": "`ensembles run` and the script without a main guard (`to_zarr` at module "
+            "level) are timed as whole commands (interpreter start, imports, the run, writing "
+            "the store); the script is stopped after 60 s.",
         }
     )
     _cold_targets(b)
 
 
 def _cold_targets(b: Any) -> None:
+    b.targets.append(
+        {
+            "label": "a script calling `to_zarr` at module level, no main guard: works, or "
+            "fails within 5 s (1 = yes)",
+            "case": "no-guard",
+            "metric": "works_or_fails_fast",
+            "kind": "value",
+            "op": ">=",
+            "threshold": 1.0,
+            "fmt": ".0f",
+            "reason": "the embedded cluster starts worker processes by spawn, which re-run "
+            "the script; the run hangs (stopped after 60 s)",
+        }
+    )
     for case, what in (("cold-ensembles", "compute()"), ("cold-ensembles-zarr", "to_zarr()")):
         b.targets.append(
             {

@@ -117,6 +117,16 @@ root_seed = 1
 """
 
 
+NO_GUARD = """\
+import numpy as np
+import ensembles as ens
+import _members
+e = ens.Ensemble(_members.tiny, ens.Grid(x=np.arange(10.0)), seeds=1, root_seed=1)
+e.to_zarr({path!r}, progress=False)
+print("done")
+"""
+
+
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("ensembles")
     return [str(script)] if script.exists() else [sys.executable, "-m", "ensembles.cli"]
@@ -159,6 +169,10 @@ def plan_cold(b: _harness.Bench, rounds: int) -> None:
             b.run(f"cold-{tool}", "cold", {"tool": tool, "folder": folder}, rnd)
         out = b.tmp / f"cli-{rnd}.zarr"
         b.run_argv("cli", [*_cli(), "run", str(spec), "-o", str(out), "-q"], rnd)
+        script = b.tmp / f"no_guard_{rnd}.py"  # to_zarr at module level, no main guard
+        script.write_text(NO_GUARD.format(path=str(b.tmp / f"guard-{rnd}.zarr")))
+        rec = b.run_argv("no-guard", [sys.executable, str(script)], rnd, timeout=60)
+        rec["works_or_fails_fast"] = float(rec["rc"] == 0 or rec["wall_s"] <= 5.0)
     ok = [r for r in b.runs if r["case"].startswith("cold-") and r["rc"] == 0]
     b.check(
         "cold start: members ran in worker processes",
@@ -185,6 +199,7 @@ def plan(b: _harness.Bench) -> None:
         b.labels.update({f"{w}-{k}": v for k, v in labels.items()})
     b.labels.update({f"cold-{k}": v for k, v in labels.items()})
     b.labels["cli"] = "`ensembles run` of a 10-member spec, whole command"
+    b.labels["no-guard"] = "a script calling `to_zarr` at module level, no main guard"
     for w in ("tiny", "cpu"):
         if w in only:
             plan_throughput(b, w, sizes[w], rounds)
