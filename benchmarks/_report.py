@@ -163,9 +163,20 @@ def render(payload: Mapping[str, Any], final: bool = False) -> str:
     return "\n\n".join(parts)
 
 
-def summary(payloads: Mapping[str, Mapping[str, Any]], pages: Mapping[str, str]) -> str:
+def summary(
+    payloads: Mapping[str, Mapping[str, Any]], pages: Mapping[str, str], final: bool = False
+) -> str:
     """Every target of every results file in one table, with the page it comes from."""
-    lines = ["| target | measured | wanted | | page |", "|---|---:|---:|---|---|"]
+    dates = sorted(p["started"] for p in payloads.values())
+    when = f"{dates[0]} to {dates[-1]}" if dates else "never"
+    status = "" if final else "*Provisional: measured on a shared machine.* "
+    lines = [
+        f"{status}Measured {when}; medians over interleaved rounds (range in brackets), "
+        "each figure printed by the script named on its page.",
+        "",
+        "| target | measured | wanted | | page |",
+        "|---|---:|---:|---|---|",
+    ]
     for name, payload in payloads.items():
         page = pages.get(name.removesuffix("-busy"), "")
         for row in targets(payload, f"[{page.removesuffix('.md')}]({page})" if page else name):

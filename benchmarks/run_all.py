@@ -79,7 +79,7 @@ def write_pages(payloads: dict[str, dict], docs: Path, final: bool) -> list[str]
             missing.append(f"{page.name}: bench:{key}")
     pages = {name: page for name, (_, page) in SCRIPTS.items()}
     index = docs / "benchmarks.md"
-    if index.exists() and not update_doc(index, "targets", summary(payloads, pages)):
+    if index.exists() and not update_doc(index, "targets", summary(payloads, pages, final)):
         missing.append("benchmarks.md: bench:targets")
     return missing
 
