@@ -308,10 +308,17 @@ class Bench:
             for case, (candidate, params) in cases.items():
                 self.run(case, candidate, params, rnd, **kwargs)
 
-    def run_argv(self, case: str, argv: list[str], rnd: int, **kwargs: Any) -> dict[str, Any]:
-        """Run any command (not a candidate) once and record it under ``case``."""
+    def run_argv(
+        self, case: str, argv: list[str], rnd: int, may_fail: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run any command (not a candidate) once and record it under ``case``.
+
+        With ``may_fail``, a failure is a result (its figures count), not an error.
+        """
         record = run_process(argv, **kwargs)
         record.update(case=case, round=rnd)
+        if may_fail:
+            record["may_fail"] = True
         self.runs.append(record)
         print(
             f"  [{self.name}] round {rnd} {case}: rc {record['rc']}, wall "
@@ -437,7 +444,7 @@ def main(
 
         shutil.rmtree(bench.tmp, ignore_errors=True)
     path = bench.save()
-    failed = [r for r in bench.runs if r["rc"] != 0 and not r.get("killed")]
+    failed = [r for r in bench.runs if r["rc"] != 0 and not (r.get("killed") or r.get("may_fail"))]
     if not args.no_table:
         from _report import render
 

@@ -22,11 +22,16 @@ _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt
 
 
 def values(payload: Mapping[str, Any], case: str, metric: str) -> dict[int, float]:
-    """``{round: value}`` of one case's metric (runs that failed or lack it left out)."""
+    """``{round: value}`` of one case's metric (runs that failed or lack it left out).
+
+    A run marked ``may_fail`` counts whatever its exit status: its failure is the result.
+    """
     return {
         r["round"]: float(r[metric])
         for r in payload["runs"]
-        if r["case"] == case and r.get("rc") == 0 and r.get(metric) is not None
+        if r["case"] == case
+        and (r.get("rc") == 0 or r.get("may_fail"))
+        and r.get(metric) is not None
     }
 
 

@@ -171,7 +171,7 @@ def plan_cold(b: _harness.Bench, rounds: int) -> None:
         b.run_argv("cli", [*_cli(), "run", str(spec), "-o", str(out), "-q"], rnd)
         script = b.tmp / f"no_guard_{rnd}.py"  # to_zarr at module level, no main guard
         script.write_text(NO_GUARD.format(path=str(b.tmp / f"guard-{rnd}.zarr")))
-        rec = b.run_argv("no-guard", [sys.executable, str(script)], rnd, timeout=60)
+        rec = b.run_argv("no-guard", [sys.executable, str(script)], rnd, may_fail=True, timeout=60)
         rec["works_or_fails_fast"] = float(rec["rc"] == 0 or rec["wall_s"] <= 5.0)
     ok = [r for r in b.runs if r["case"].startswith("cold-") and r["rc"] == 0]
     b.check(

@@ -162,6 +162,12 @@ def test_failed_runs_are_left_out_of_the_figures():
     assert "| tool A | 1.0 | 1 (baseline) |" in _report.render(_payload(runs))
 
 
+def test_a_run_that_may_fail_counts_whatever_its_exit_status():
+    runs = _runs([1.0], [3.0])
+    runs[1].update(rc=-9, may_fail=True)
+    assert "| tool B | 3.0 | 0.33x |" in _report.render(_payload(runs))
+
+
 def test_update_doc_replaces_only_between_the_markers(tmp_path):
     page = tmp_path / "p.md"
     page.write_text("intro\n<!-- BEGIN bench:x -->\nold\n<!-- END bench:x -->\noutro\n")
