@@ -204,10 +204,7 @@ class IsingMembers:
     """Runs Ising members on demand (in this process) and keeps |M| series and run times."""
 
     def __init__(self, temps: np.ndarray, root: int, size: int, recorded: int) -> None:
-        try:
-            from ensembles.members.seeds import member_seeds, point_keys
-        except ImportError:  # before the package moved into stage subpackages
-            from ensembles.members.seeds import member_seeds, point_keys
+        from ensembles.members.seeds import member_seeds, point_keys
         from ensembles.models.ising import simulate
 
         keys, occurrences = point_keys({"T": temps})

@@ -1,340 +1,329 @@
-"""Benchmark the lazy ensemble envelope read from Zarr against NumPy on an in-memory array.
+"""The ensemble envelope from Zarr: ``.ens.envelope`` against xarray, xclim and NumPy.
 
-Run from the repository root::
+A synthetic ensemble store like the engine's (``M(sample, seed, sweep)``, 1,000 samples x
+10 seeds x 1,000 steps float64, Blosc-LZ4, 1 % failed members as NaN with a ``status``
+coordinate) is reduced to the mean and the 2.5 % and 97.5 % quantiles over the members by
 
-    python benchmarks/bench_envelope.py             # writes docs/benchmarks_analysis.md
-    python benchmarks/bench_envelope.py --no-write  # print only
-    python benchmarks/bench_envelope.py --no-large  # skip the 10x larger case (800 MB on disk)
+* ensembles: ``ds["M"].ens.envelope(over=("sample", "seed"))``;
+* xarray: ``mean`` + ``quantile`` on dask, the member dims in one chunk;
+* xclim: ``ensemble_percentiles`` + ``ensemble_mean_std_max_min`` over the members stacked
+  into its ``realization`` dim (one chunk);
+* NumPy (warm only, the reference): ``numpy.quantile`` + ``mean`` of the ok members
+  already in memory.
 
-Three measurements, all in one run:
+Every run is a fresh process. *Warm*: open the store, compute once, then time three more
+computes (their median). *Fresh*: the whole process (interpreter, imports, open, one
+compute). *Memory*: the same fresh process on a 10x larger store (100,000 members, the
+engine's layout: 1,000 members x 250-step chunks), peak PSS of the process tree. Every
+tool's mean and quantiles must equal ensembles' (to 1e-9).
 
-1. **Warm.** A synthetic ensemble of 10,000 members x 1,000 steps (float64, 80 MB) in a Zarr
-   v3 store laid out like the engine's: ``M(sample, seed, sweep)`` with 1,000 samples x 10
-   seeds, chunks of 100 members and whole along ``sweep``, Blosc-LZ4 with shuffle, a
-   ``status`` coordinate with 1 % failed members (NaN). The envelope
-   (``ds["M"].ens.envelope(over=("sample", "seed"))``: mean, 2.5 % and 97.5 % quantiles and
-   counts) is computed from the store with dask's default threaded scheduler; the baseline
-   is ``numpy.quantile`` plus ``mean`` on the same values (the ok members) already in
-   memory. Minimum over interleaved rounds.
-2. **Fresh process.** A new Python process imports ensembles, opens the store and computes
-   the envelope; wall time of the whole process. For contrast, the same with xarray's own
-   ``quantile`` (which dispatches float64 nanquantile to numbagg and compiles it first).
-3. **Larger than the cache (10x).** 100,000 members x 1,000 steps (800 MB) in a child
-   process that samples its resident memory every 5 ms: the store as the engine writes it
-   (chunks of 1,000 members, whole along ``sweep``) opened with its own chunks and with
-   dask chunks split along ``sweep``, and a reduction-friendly store (chunks of 1,000
-   members x 100 steps).
+Run ``python benchmarks/bench_envelope.py [--quick] [--busy] [--no-large]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "docs" / "benchmarks_analysis.md"
+import _harness
+
 OVER = ("sample", "seed")
+Q = (0.025, 0.975)
 
 
-def make_store(path: Path, members: int, steps: int, chunk_members: int, chunk_steps: int) -> None:
-    """Write a synthetic ensemble store in the engine's layout (1 % of members failed)."""
+def make_store(path: str, members: int, steps: int, chunk_members: int, chunk_steps: int):
+    """Write the synthetic ensemble store (1 % of members failed, NaN)."""
     import dask.array as da
+    import numpy as np
     import xarray as xr
     from zarr.codecs import BloscCodec
 
-    seeds = 10
-    samples = members // seeds
-    chunk_samples = max(1, chunk_members // seeds)
+    seeds, samples = 10, members // 10
+    cs = max(1, chunk_members // seeds)
     rng = np.random.default_rng(0)
     status = np.where(rng.random((samples, seeds)) < 0.01, 2, 1).astype(np.int8)
     values = da.random.default_rng(1).normal(
-        loc=1.0, size=(samples, seeds, steps), chunks=(chunk_samples, seeds, chunk_steps)
+        1.0, size=(samples, seeds, steps), chunks=(cs, seeds, chunk_steps)
     )
-    values = da.where(
-        da.from_array(status == 1, chunks=(chunk_samples, seeds))[..., None], values, np.nan
-    )
+    ok = da.from_array(status == 1, chunks=(cs, seeds))[..., None]
     ds = xr.Dataset(
-        {"M": (("sample", "seed", "sweep"), values, {"long_name": "magnetization per spin"})},
+        {"M": (("sample", "seed", "sweep"), da.where(ok, values, np.nan))},
         coords={
             "sample": np.arange(samples),
             "seed": np.arange(seeds),
             "sweep": np.arange(steps) * 10,
-            "T": ("sample", rng.normal(3.0, 0.05, samples)),
-            "status": (
-                ("sample", "seed"),
-                status,
-                {"flag_values": [0, 1, 2], "flag_meanings": "pending ok failed"},
-            ),
-            "member_seed": (
-                ("sample", "seed"),
-                rng.integers(0, 2**62, (samples, seeds), dtype=np.int64),
-            ),
+            "status": (("sample", "seed"), status),
         },
     )
-    encoding = {
+    enc = {
         "M": {
-            "chunks": (chunk_samples, seeds, chunk_steps),
+            "chunks": (cs, seeds, chunk_steps),
             "compressors": [BloscCodec(cname="lz4", shuffle="shuffle")],
-        },
-        "status": {"chunks": (chunk_samples, seeds)},
-        "member_seed": {"chunks": (chunk_samples, seeds)},
+        }
     }
-    ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
+    ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding=enc)
 
 
-def warm(path: Path, rounds: int) -> dict[str, float]:
-    """Warm envelope from Zarr vs numpy on the in-memory ok members; min over rounds."""
+def _reducer(tool: str, ds):
+    """A function computing (mean, lower, upper) over the members with ``tool``."""
+    import numpy as np
     import xarray as xr
 
-    import ensembles.analysis.accessor  # noqa: F401  (registers .ens)
+    if tool == "ensembles":
+        import ensembles  # noqa: F401  (registers the .ens accessor)
+
+        def run():
+            band = ds["M"].ens.envelope(over=OVER, q=Q).compute()
+            return band["mean"].values, band["lower"].values, band["upper"].values
+
+    elif tool == "xarray":
+
+        def run():
+            m = ds["M"].where(ds["status"] == 1).chunk(sample=-1, seed=-1)
+            out = xr.Dataset({"mean": m.mean(OVER), "q": m.quantile(list(Q), dim=OVER)})
+            out = out.compute()
+            return out["mean"].values, *out["q"].values
+
+    elif tool == "xclim":
+        from xclim import ensembles as xe
+
+        def run():
+            m = ds["M"].where(ds["status"] == 1).stack(realization=OVER)
+            m = m.drop_vars(["realization", "sample", "seed"]).chunk(realization=-1)
+            pct = xe.ensemble_percentiles(
+                m.to_dataset(name="M"), values=[2.5, 97.5], split=False
+            ).compute()
+            stats = xe.ensemble_mean_std_max_min(m.to_dataset(name="M")).compute()
+            return stats["M_mean"].values, *pct["M"].transpose("percentiles", ...).values
+
+    else:  # numpy, in memory: the ok members loaded once, outside the timing
+        flat = ds["M"].values.reshape(-1, ds.sizes["sweep"])
+        ok = flat[(ds["status"].values == 1).ravel()]
+
+        def run():
+            lower, upper = np.quantile(ok, Q, axis=0)
+            return ok.mean(axis=0), lower, upper
+
+    return run
+
+
+def envelope(*, tool, path, mode, out=None, repeats=3):
+    """Open the store and compute the envelope (``fresh``: once; ``warm``: 1 + repeats)."""
+    t0 = time.perf_counter()
+    import statistics
+
+    import numpy as np
+    import xarray as xr
 
     ds = xr.open_zarr(path, consolidated=False)
-    memory = ds["M"].values.reshape(-1, ds.sizes["sweep"])
-    ok = memory[(ds["status"].values == 1).ravel()]
-    q = (0.025, 0.975)
-
-    def lazy() -> None:
-        ds["M"].ens.envelope(over=OVER, q=q).compute()
-
-    def in_memory() -> None:
-        np.quantile(ok, q, axis=0)
-        ok.mean(axis=0)
-
-    def nan_numpy() -> None:
-        np.nanquantile(memory, q, axis=0)
-        np.nanmean(memory, axis=0)
-
-    def read() -> None:
-        ds["M"].data.compute()
-
-    band = ds["M"].ens.envelope(over=OVER, q=q).compute()  # warm-up, and check
-    np.testing.assert_array_equal(band["lower"].values, np.quantile(ok, q[0], axis=0))
-    np.testing.assert_allclose(band["mean"].values, ok.mean(axis=0), rtol=1e-12)
-    cases = {"envelope": lazy, "numpy": in_memory, "nanquantile": nan_numpy, "read": read}
-    best = dict.fromkeys(cases, np.inf)
-    for _ in range(rounds):
-        for name, func in cases.items():
+    run = _reducer(tool, ds)
+    result = run()
+    first = time.perf_counter() - t0
+    if out:
+        np.savez(out, mean=result[0], lower=result[1], upper=result[2])
+    record = {"first_s": first, "nbytes": int(ds["M"].nbytes)}
+    if mode == "warm":
+        times = []
+        for _ in range(repeats):
             start = time.perf_counter()
-            func()
-            best[name] = min(best[name], time.perf_counter() - start)
-    best["ok_members"] = float(ok.shape[0])
-    return best
+            run()
+            times.append(time.perf_counter() - start)
+        record["warm_s"] = statistics.median(times)
+    return record
 
 
-FRESH = """
-import time
-start = time.perf_counter()
-import xarray as xr
-import ensembles.analysis.accessor
-ds = xr.open_zarr({path!r}, consolidated=False)
-band = ds["M"].ens.envelope(over=("sample", "seed")).compute()
-print(time.perf_counter() - start)
-"""
+CANDIDATES = {"envelope": envelope}
 
-FRESH_XARRAY = """
-import time
-start = time.perf_counter()
-import xarray as xr
-ds = xr.open_zarr({path!r}, consolidated=False)
-m = ds["M"].where(ds["status"] == 1)
-band = xr.Dataset({{
-    "mean": m.mean(("sample", "seed")),
-    "q": m.chunk(sample=-1).quantile([0.025, 0.975], dim=("sample", "seed")),
-}}).compute()
-print(time.perf_counter() - start)
-"""
+TOOLS = ("ensembles", "xarray", "xclim")
+LABELS = {
+    "ensembles": "ensembles `.ens.envelope`",
+    "xarray": "xarray `mean` + `quantile` (dask, members in one chunk)",
+    "xclim": "xclim `ensemble_percentiles` + `ensemble_mean_std_max_min`",
+    "numpy": "NumPy `quantile` + `mean`, ok members already in memory",
+}
 
 
-def fresh(code: str, rounds: int) -> list[float]:
-    """Wall times of new Python processes running ``code`` (interpreter start included)."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return times
+def _compare(b: _harness.Bench, results: dict[str, Path]) -> None:
+    import numpy as np
+
+    ref = np.load(results["ensembles"])
+    for tool, path in results.items():
+        if tool == "ensembles" or not path.exists():
+            continue
+        got = np.load(path)
+        same = all(np.allclose(got[k], ref[k], rtol=1e-9, atol=1e-12) for k in ref.files)
+        worst = max(float(np.max(np.abs(got[k] - ref[k]))) for k in ref.files)
+        b.check(
+            f"{tool}: mean and quantiles equal ensembles'", same, f"largest difference {worst:.1e}"
+        )
 
 
-MEMORY = """
-import json, threading, time
-import psutil
-import xarray as xr
-import ensembles.analysis.accessor
-proc = psutil.Process()
-ds = xr.open_zarr({path!r}, chunks={chunks!r}, consolidated=False)
-base = proc.memory_info().rss
-peak = base
-done = False
-def sample():
-    global peak
-    while not done:
-        peak = max(peak, proc.memory_info().rss)
-        time.sleep(0.005)
-watcher = threading.Thread(target=sample)
-watcher.start()
-start = time.perf_counter()
-band = ds["M"].ens.envelope(over=("sample", "seed")).compute()
-elapsed = time.perf_counter() - start
-done = True
-watcher.join()
-print(json.dumps({{"seconds": elapsed, "peak": peak - base, "nbytes": ds["M"].nbytes,
-                   "chunks": [max(c) for c in ds["M"].chunks]}}))
-"""
-
-
-def memory(path: Path, chunks: dict) -> dict:
-    """Peak resident memory above the opened store while computing the envelope."""
-    code = MEMORY.format(path=str(path), chunks=chunks)
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _mib(nbytes: float) -> str:
-    return f"{nbytes / 2**20:,.0f} MiB"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument("--no-large", action="store_true", help="skip the 10x larger case")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--fresh-rounds", type=int, default=3)
-    parser.add_argument("--workdir", default=None, help="where to put the stores (default: tmp)")
-    args = parser.parse_args()
-
-    members, steps = 10_000, 1_000
-    workdir = Path(tempfile.mkdtemp(prefix="bench_envelope_", dir=args.workdir))
-    lines: list[str] = []
-    try:
-        small = workdir / "small.zarr"
-        make_store(small, members, steps, chunk_members=100, chunk_steps=steps)
-        result = warm(small, args.rounds)
-        ours = fresh(FRESH.format(path=str(small)), args.fresh_rounds)
-        theirs = fresh(FRESH_XARRAY.format(path=str(small)), 1)
-        ratio = result["envelope"] / result["numpy"]
-        lines += [
-            f"Warm, {members:,} members x {steps:,} steps float64 (80 MB), "
-            f"{int(result['ok_members']):,} ok members, min over {args.rounds} rounds:",
-            "",
-            "| what | seconds | vs numpy |",
-            "|---|---:|---:|",
-            f"| `ds['M'].ens.envelope(over=('sample', 'seed')).compute()` from Zarr "
-            f"| {result['envelope']:.3f} | {ratio:.2f}x |",
-            f"| `numpy.quantile` + `mean` of the ok members, in memory | {result['numpy']:.3f} "
-            "| 1.00x |",
-            f"| `numpy.nanquantile` + `nanmean` of all members, in memory "
-            f"| {result['nanquantile']:.3f} | {result['nanquantile'] / result['numpy']:.2f}x |",
-            f"| reading `M` from the store alone (dask, threaded) | {result['read']:.3f} "
-            f"| {result['read'] / result['numpy']:.2f}x |",
-            "",
-            f"Fresh process (`python -c`: import, open the store, compute the envelope; "
-            f"{args.fresh_rounds} runs):",
-            "",
-            "| what | seconds |",
-            "|---|---:|",
-            f"| ensembles envelope | {min(ours):.2f} (min), {max(ours):.2f} (max) |",
-            f"| xarray `mean` + `quantile` (numbagg compiles first) | {theirs[0]:.2f} |",
-        ]
-        if not args.no_large:
-            large = workdir / "large.zarr"
-            friendly = workdir / "friendly.zarr"
-            from ensembles.store.zarr_store import output_chunks
-
-            slab = output_chunks((1000,), (steps,), 8)[0]  # what to_zarr writes
-            make_store(large, 10 * members, steps, chunk_members=1000, chunk_steps=steps)
-            make_store(friendly, 10 * members, steps, chunk_members=1000, chunk_steps=slab)
-            cases = [
-                ("whole members (1,000 members x all steps), store chunks", large, {}),
-                ("whole members, dask chunks split along sweep", large, {"sweep": 100}),
-                (f"engine layout (1,000 members x {slab}-step slabs)", friendly, {}),
-            ]
-            rows = []
-            for label, path, chunks in cases:
-                res = memory(path, chunks)
-                rows.append(
-                    f"| {label} | `{chunks or 'store'}` | {res['seconds']:.2f} | "
-                    f"{_mib(res['peak'])} | {res['peak'] / res['nbytes']:.2f} |"
-                )
-            lines += [
-                "",
-                f"10x larger: {10 * members:,} members x {steps:,} steps "
-                f"({_mib(10 * members * steps * 8)}), peak resident memory above the opened "
-                "store while computing the envelope (child process, sampled every 5 ms):",
-                "",
-                "| store | `open_zarr` chunks | seconds | peak memory | peak / array |",
-                "|---|---|---:|---:|---:|",
-                *rows,
-            ]
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    table = "\n".join(lines)
-    print(table)
-    if args.no_write:
-        return
-    import dask
-    import xarray
-    import zarr
-
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (load average "
-        f"{load} at the end of the run); Python {platform.python_version()}, numpy "
-        f"{np.__version__}, dask {dask.__version__}, xarray {xarray.__version__}, "
-        f"zarr {zarr.__version__}"
+def plan(b: _harness.Bench) -> None:
+    members, steps = (2_000, 100) if b.quick else (10_000, 1_000)
+    rounds = b.args.rounds or (1 if b.quick else 3)
+    small, large = str(b.tmp / "small.zarr"), str(b.tmp / "large.zarr")
+    make_store(small, members, steps, chunk_members=100, chunk_steps=steps)
+    b.params = {
+        "members": members,
+        "steps": steps,
+        "large_members": 10 * members,
+        "q": list(Q),
+        "failed_fraction": 0.01,
+    }
+    for mode in ("warm", "fresh", "memory"):
+        b.labels.update({f"{mode}-{t}": v for t, v in LABELS.items()})
+    outs = {t: b.tmp / f"{t}.npz" for t in (*TOOLS, "numpy")}
+    cases = {
+        f"warm-{t}": ("envelope", {"tool": t, "path": small, "mode": "warm", "out": str(outs[t])})
+        for t in (*TOOLS, "numpy")
+    }
+    cases.update(
+        {f"fresh-{t}": ("envelope", {"tool": t, "path": small, "mode": "fresh"}) for t in TOOLS}
     )
-    header = textwrap.dedent(
-        f"""\
-        # Analysis benchmark: ensemble envelope from Zarr
+    b.rounds(cases, rounds)
+    _compare(b, outs)
+    if not b.args.no_large:
+        make_store(large, 10 * members, steps, chunk_members=1000, chunk_steps=max(1, steps // 4))
+        b.rounds(
+            {
+                f"memory-{t}": ("envelope", {"tool": t, "path": large, "mode": "fresh"})
+                for t in TOOLS
+            },
+            rounds,
+        )
+    _tables(b, members, steps)
 
-        - Command: `python benchmarks/bench_envelope.py`
-        - Date: {now}
-        - Machine: {machine}
 
-        How it works: quantiles need every member of a column at once, so each dask task takes
-        all the member chunks of a block of columns (a few hundred steps, at most 128 MiB) and
-        sorts them in cache-sized column slabs with plain NumPy (NaN sort last; the order
-        statistics are interpolated exactly as `numpy.quantile`'s default method does), also
-        producing the mean and the count in the same pass. No numbagg, so nothing compiles in a
-        fresh process; no rechunk tasks, so no concatenated copy of the array. The mask of ok
-        members is one small shared input.
-
-        """
+def _tables(b: _harness.Bench, members: int, steps: int) -> None:
+    size = (
+        f"{members:,} members x {steps:,} steps float64 ({members * steps * 8 / 2**20:,.0f} MiB)"
     )
-    footer = textwrap.dedent(
-        """
-
-        Reading the table: the envelope from Zarr includes reading and decompressing the store;
-        the numpy baseline starts from the array already in memory. Other engineers shared the
-        2 cores during the run, so single figures can be inflated by contention; the rounds
-        interleave the cases so each gets the same conditions.
-
-        Memory: a block of columns needs every member, so when the store is chunked whole
-        along the output dim, every chunk feeds every block and dask keeps what it has read
-        until the last block is done: peak memory is the array size or more. Opening the store
-        with dask chunks split along the output dim (`open_ensemble(path, chunks={"sweep": 100})`
-        or `xr.open_zarr(path, chunks={"sweep": 100})`) makes each block depend only on its own
-        pieces, so memory stays at a few blocks, at the price of decompressing each stored
-        chunk once per piece. A store written with chunks split along the output dims (or
-        sharded that way) gives bounded memory without that cost.
-        """
+    b.tables.append(
+        {
+            "title": f"Warm: {size}, median of three computes per process",
+            "cases": [f"warm-{t}" for t in (*TOOLS, "numpy")],
+            "columns": [{"metric": "warm_s", "label": "envelope (s)", "fmt": ".3f"}],
+            "ratios": [
+                {
+                    "metric": "warm_s",
+                    "baseline": "warm-ensembles",
+                    "kind": "relative",
+                    "label": "time / ensembles'",
+                }
+            ],
+        }
     )
-    OUTPUT.write_text(header + table + "\n" + footer, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
+    b.tables.append(
+        {
+            "title": f"Fresh process: {size}: interpreter, imports, open, one envelope",
+            "cases": [f"fresh-{t}" for t in TOOLS],
+            "columns": [
+                {"metric": "wall_s", "label": "whole process (s)", "fmt": ".2f"},
+                {"metric": "peak_pss_mib", "label": "peak PSS (MiB)", "fmt": ".0f"},
+            ],
+            "ratios": [
+                {
+                    "metric": "wall_s",
+                    "baseline": "fresh-ensembles",
+                    "kind": "relative",
+                    "label": "time / ensembles'",
+                }
+            ],
+        }
+    )
+    _memory_table(b, members, steps)
+
+
+def _memory_table(b: _harness.Bench, members: int, steps: int) -> None:
+    if not b.args.no_large:
+        big = 10 * members * steps * 8 / 2**20
+        b.tables.append(
+            {
+                "title": f"Memory: {10 * members:,} members x {steps:,} steps ({big:,.0f} MiB), "
+                "the engine's chunk layout, fresh process",
+                "cases": [f"memory-{t}" for t in TOOLS],
+                "columns": [
+                    {"metric": "wall_s", "label": "whole process (s)", "fmt": ".2f"},
+                    {"metric": "peak_pss_mib", "label": "peak PSS (MiB)", "fmt": ".0f"},
+                    {
+                        "metric": "peak_pss_mib",
+                        "label": "peak PSS / array size",
+                        "fmt": ".2f",
+                        "scale": 1 / big,
+                    },
+                ],
+                "ratios": [
+                    {
+                        "metric": "peak_pss_mib",
+                        "baseline": "memory-ensembles",
+                        "kind": "relative",
+                        "label": "peak PSS / ensembles'",
+                    }
+                ],
+            }
+        )
+    _targets(b)
+
+
+WHAT = {"warm": "time", "fresh": "time", "memory": "peak PSS"}
+REASONS = {
+    "warm": "the engine sorts each block of columns with NumPy; a tool with a faster "
+    "quantile kernel for this shape wins",
+    "fresh": "importing ensembles' analysis stack costs more than the peer's import and compile",
+    "memory": "each block of columns holds every member; the store's chunking decides "
+    "how many blocks are in memory at once",
+}
+
+
+def _targets(b: _harness.Bench) -> None:
+    for t in ("xarray", "xclim"):
+        for mode in ("warm", "fresh") + (() if b.args.no_large else ("memory",)):
+            metric = {"warm": "warm_s", "fresh": "wall_s", "memory": "peak_pss_mib"}[mode]
+            b.targets.append(
+                {
+                    "label": f"envelope, {mode}: {t}'s {WHAT[mode]} / ensembles'",
+                    "case": f"{mode}-ensembles",
+                    "baseline": f"{mode}-{t}",
+                    "metric": metric,
+                    "kind": "speedup",
+                    "op": ">=",
+                    "threshold": 1.0,
+                    "reason": REASONS[mode],
+                }
+            )
+    b.targets.append(
+        {
+            "label": "envelope, warm: ensembles from Zarr, time / NumPy's in memory",
+            "case": "warm-ensembles",
+            "baseline": "warm-numpy",
+            "metric": "warm_s",
+            "kind": "relative",
+            "op": "<=",
+            "threshold": 3.0,
+            "reason": "reading and decompressing the store dominates",
+        }
+    )
+    b.targets.append(
+        {
+            "label": "envelope in a fresh process (import, open, compute)",
+            "case": "fresh-ensembles",
+            "metric": "wall_s",
+            "kind": "value",
+            "op": "<",
+            "threshold": 6.0,
+            "unit": " s",
+            "fmt": ".2f",
+            "reason": "imports on a busy machine",
+        }
+    )
+
+
+def _extra(p) -> None:
+    p.add_argument("--no-large", action="store_true", help="skip the 10x larger store")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(_harness.main("envelope", __file__, __doc__, CANDIDATES, plan, extra=_extra))

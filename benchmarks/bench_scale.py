@@ -1,34 +1,29 @@
 """Scale benchmark: a million tiny members through ``Ensemble.to_zarr`` on dask.distributed.
 
-For each member count, in a fresh process (so peak memory is that run's alone), it measures
+For each member count, mode and batch size, in a fresh process (so peak memory is that
+run's alone), it measures
 
 * graph build: ``Ensemble.to_dataset()`` of a declared simulation (nothing runs);
 * submit: time from the call to ``to_zarr`` until every task has been handed to dask, the
-  time spent inside ``Client.submit``, the number of tasks and the most tasks ever live;
+  time spent inside ``distributed.Client.submit``, the number of tasks and the most tasks
+  ever live (n/a when the run does not go through a ``distributed.Client``);
 * the whole ``to_zarr`` run (planning, template, running every member, writing the store);
-* the client process's peak resident memory (``ru_maxrss``).
+* the client process's peak resident memory (``ru_maxrss``), and the harness's peak PSS of
+  the whole process tree.
 
 The cluster is either a real ``dask scheduler`` + ``dask worker`` pair started as
 subprocesses on 127.0.0.1 (``remote``: the client process holds only the client) or the
-embedded default (``embedded``: scheduler and client share the process).
+embedded default (``embedded``: whatever ``to_zarr`` starts by itself, warmed up by a small
+run first).
 
-Usage::
-
-    python benchmarks/bench_scale.py                     # 100k and 1M, remote, auto batch
-    python benchmarks/bench_scale.py --sizes 100000 --modes remote embedded \\
-        --batch-sizes 0 1000 --write docs/benchmarks_scale.md
+Run ``python benchmarks/bench_scale.py [--quick] [--busy] [--sizes N ...] [--modes ...]
+[--batch-sizes 0 1000]`` (batch size 0: ensembles' automatic choice).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,14 +33,17 @@ import numpy as np
 
 # the repository root, for tests._cluster: the real-cluster helper the tests use too
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests._cluster import REPO, RealCluster, start_cluster, stop_cluster
+from tests._cluster import RealCluster, start_cluster, stop_cluster
 
 
 def _tiny_simulation():
-    from ensembles.simulations.contract import Output, simulation
+    import ensembles as ens
 
-    @simulation(outputs={"y": Output(dims=(), shape=(), dtype="float64")}, name="bench:tiny")
+    @ens.simulation(
+        outputs={"y": ens.Output(dims=(), shape=(), dtype="float64")}, name="bench:tiny"
+    )
     def tiny(*, seed, a):
         return {"y": a + (seed % 7)}
 
@@ -97,20 +95,20 @@ def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -
             client = distributed.Client(cluster.address, set_as_default=False)
             client.wait_for_workers(n_workers, timeout=60)
             scheduler = client
-        else:
-            from ensembles.execution.submit import default_client
-
-            client = default_client(processes=True, n_workers=n_workers)
-            scheduler = client
-        # warm the workers (imports), so the timing is ensembles' and not Python's startup
-        client.run(__import__, "ensembles.ensemble")
+            # warm the workers (imports), so the timing is ensembles', not Python's startup
+            client.run(__import__, "ensembles")
+        else:  # the embedded default, started and warmed by a small run
+            client, scheduler = None, None
+            _ensemble(1000, None).to_zarr(tmp / "warm.zarr", progress=False, workers=n_workers)
+            stats.update(submit_calls=0, submit_seconds=0.0, last_submit=0.0, live_max=0)
         start = time.perf_counter()
-        ds = e.to_zarr(tmp / "run.zarr", scheduler=scheduler, progress=False)
+        ds = e.to_zarr(tmp / "run.zarr", scheduler=scheduler, progress=False, workers=n_workers)
         total = time.perf_counter() - start
         status = ds["status"].values
         assert (status == 1).all(), "not every member ran"
         n_tasks = stats["submit_calls"] - 1  # minus the task that loads the shared object
-        client.close()
+        if client is not None:
+            client.close()
     finally:
         distributed.Client.submit = original_submit  # type: ignore[method-assign]
         if cluster is not None:
@@ -123,110 +121,97 @@ def measure(n_members: int, mode: str, batch_size: int | None, n_workers: int) -
         "batch_size": batch_size or "auto",
         "build_s": build,
         "graph_tasks": n_graph_tasks,
-        "tasks": n_tasks,
-        "live_max": stats["live_max"],
-        "submit_done_s": stats["last_submit"] - start,
-        "submit_call_s": stats["submit_seconds"],
+        "tasks": n_tasks if n_tasks > 0 else None,
+        "live_max": stats["live_max"] or None,
+        "submit_done_s": stats["last_submit"] - start if n_tasks > 0 else None,
+        "submit_call_s": stats["submit_seconds"] if n_tasks > 0 else None,
         "total_s": total,
         "peak_rss_mib": rss / 2**20,
     }
 
 
-def run_child(args: argparse.Namespace, n: int, mode: str, batch: int) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        str(n),
-        mode,
-        str(batch),
-        "--workers",
-        str(args.workers),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
-    if out.returncode != 0:
-        msg = f"benchmark child failed ({' '.join(cmd)}):\n{out.stderr[-4000:]}"
-        raise RuntimeError(msg)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+CANDIDATES = {"scale": measure}
 
 
-def table(rows: list[dict]) -> str:
-    head = (
-        "| members | cluster | batch | tasks | max live | graph build | all submitted "
-        "| in submit() | whole run | client peak RSS |\n"
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+def plan(b) -> None:
+    a = b.args
+    sizes = a.sizes or ([2_000, 20_000] if b.quick else [100_000, 1_000_000])
+    modes = a.modes or (["embedded"] if b.quick else ["remote", "embedded"])
+    batches = a.batch_sizes or ([0] if b.quick else [0, 1000])
+    rounds = a.rounds or (1 if b.quick else 2)
+    b.params = {"sizes": sizes, "modes": modes, "batch_sizes": batches, "workers": a.workers}
+    cases = {}
+    for mode in modes:
+        for batch in batches:
+            for n in sizes:
+                case = f"{mode}-{batch or 'auto'}-{n}"
+                b.labels[case] = f"{n:,} members, {mode}, batch {batch or 'auto'}"
+                params = {
+                    "n_members": n,
+                    "mode": mode,
+                    "batch_size": batch or None,
+                    "n_workers": a.workers,
+                }
+                cases[case] = ("scale", params)
+    b.rounds(cases, rounds)
+    b.tables.append(
+        {
+            "title": "Tiny members through `to_zarr`, one fresh process per run",
+            "cases": list(cases),
+            "columns": [
+                {"metric": "tasks", "label": "tasks", "fmt": ".0f"},
+                {"metric": "live_max", "label": "max live", "fmt": ".0f"},
+                {"metric": "build_s", "label": "graph build (ms)", "fmt": ".0f", "scale": 1e3},
+                {"metric": "submit_done_s", "label": "all submitted (s)", "fmt": ".2f"},
+                {"metric": "submit_call_s", "label": "in submit() (s)", "fmt": ".2f"},
+                {"metric": "total_s", "label": "whole run (s)", "fmt": ".2f"},
+                {"metric": "peak_rss_mib", "label": "client peak RSS (MiB)", "fmt": ".0f"},
+                {"metric": "peak_pss_mib", "label": "process tree peak PSS (MiB)", "fmt": ".0f"},
+            ],
+        }
     )
-    lines = [
-        f"| {r['members']:,} | {r['mode']} | {r['batch_size']} | {r['tasks']:,} | "
-        f"{r['live_max']} | {r['build_s'] * 1e3:.0f} ms | {r['submit_done_s']:.2f} s | "
-        f"{r['submit_call_s']:.2f} s | {r['total_s']:.2f} s | {r['peak_rss_mib']:.0f} MiB |"
-        for r in rows
-    ]
-    return head + "\n".join(lines) + "\n"
+    _targets(b, sizes, modes)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    p.add_argument("--modes", nargs="+", default=["remote"], choices=["remote", "embedded"])
-    p.add_argument(
-        "--batch-sizes", type=int, nargs="+", default=[0], help="0: ensembles' automatic choice"
-    )
+def _targets(b, sizes, modes) -> None:
+    big = max(sizes)
+    for mode in modes:
+        b.targets.append(
+            {
+                "label": f"{big:,} members, {mode}, automatic batch: whole run",
+                "case": f"{mode}-auto-{big}",
+                "metric": "total_s",
+                "kind": "value",
+                "op": "<",
+                "threshold": 60.0,
+                "unit": " s",
+                "fmt": ".1f",
+                "reason": "see the table",
+            }
+        )
+        b.targets.append(
+            {
+                "label": f"{big:,} members, {mode}, automatic batch: client memory",
+                "case": f"{mode}-auto-{big}",
+                "metric": "peak_rss_mib",
+                "kind": "value",
+                "op": "<",
+                "threshold": 2048,
+                "unit": " MiB",
+                "fmt": ".0f",
+                "reason": "per-member bookkeeping in the client",
+            }
+        )
+
+
+def _extra(p) -> None:
+    p.add_argument("--sizes", type=int, nargs="+")
+    p.add_argument("--modes", nargs="+", choices=["remote", "embedded"])
+    p.add_argument("--batch-sizes", type=int, nargs="+", help="0: ensembles' automatic choice")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--write", metavar="MD", help="write the table to this Markdown file")
-    p.add_argument("--child", nargs=3, metavar=("N", "MODE", "BATCH"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.child:
-        n, mode, batch = int(args.child[0]), args.child[1], int(args.child[2])
-        print(json.dumps(measure(n, mode, batch or None, args.workers)))
-        return 0
-    rows = []
-    for mode in args.modes:
-        for batch in args.batch_sizes:
-            for n in args.sizes:
-                row = run_child(args, n, mode, batch)
-                rows.append(row)
-                print(table([row]).splitlines()[-1], flush=True)
-    text = table(rows)
-    print(text)
-    if args.write:
-        command = "python benchmarks/bench_scale.py " + " ".join(argv or sys.argv[1:])
-        _write_markdown(Path(args.write), text, command, args.workers)
-    return 0
-
-
-def _write_markdown(path: Path, text: str, command: str, workers: int) -> None:
-    import dask
-    import distributed
-
-    import ensembles
-
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    path.write_text(
-        "# Scale benchmark: a million tiny members\n\n"
-        f"Measured {now} on {platform.machine()} Linux, {cpus} cores, Python "
-        f"{platform.python_version()}, dask/distributed {dask.__version__}/"
-        f"{distributed.__version__}, ensembles {ensembles.__version__}; {workers} "
-        "single-threaded workers.\n\n"
-        f"```\n{command}\n```\n\n"
-        "Each row is a fresh process running `Ensemble(tiny, Grid(a=...), seeds=10)"
-        ".to_zarr(...)` of a declared tiny simulation (one float64 per member). *graph "
-        "build* is `to_dataset()` (the lazy graph, nothing runs); *all submitted* is the time "
-        "from calling `to_zarr` until the last task was handed to dask (with waves, "
-        "submission ends close to the end of the run); *in submit()* is the time spent "
-        "inside `Client.submit`; *whole run* includes planning, creating the store, running "
-        "every member and writing it; *max live* is the most tasks submitted and not yet "
-        "finished at once, counting the future that holds the run's shared state and one "
-        "finished task not yet released (`run_tasks` keeps at most `max_in_flight` = 4 per "
-        "worker thread, at least 8, block tasks live). *Client peak RSS* is `ru_maxrss` of "
-        "the process that called `to_zarr`; "
-        "with the `embedded` cluster it also holds the dask scheduler.\n\n"
-        f"{text}\n"
-        "Targets (issue 5): both sizes grow no faster than linearly; 1,000,000 members "
-        "submitted in under 60 s; client memory under 2 GiB.\n"
-    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import _harness
+
+    sys.exit(_harness.main("scale", __file__, __doc__, CANDIDATES, plan, extra=_extra))
