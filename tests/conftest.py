@@ -30,6 +30,7 @@ def client():
     from distributed import Client, LocalCluster
 
     with (
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}),  # see fragile
         LocalCluster(
             n_workers=2,
             threads_per_worker=1,

@@ -338,11 +338,19 @@ def fragile():
 
     With ``allowed-failures`` 0, a task running on a worker that dies ends in KilledWorker
     at once, and so do tasks that merely shared the worker with the culprit.
+
+    On a busy machine a killed worker can take more than LocalCluster's default 15 s
+    ``lost-worker-timeout`` to come back, after which the cluster closes its nanny for
+    good and runs wait forever for workers; give restarts the time a busy machine needs.
     """
     from distributed import Client, LocalCluster
 
+    settings = {
+        "distributed.scheduler.allowed-failures": 0,
+        "distributed.deploy.lost-worker-timeout": "600s",
+    }
     with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        dask.config.set(settings),
         LocalCluster(
             n_workers=2,
             threads_per_worker=1,
