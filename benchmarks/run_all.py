@@ -40,6 +40,7 @@ SCRIPTS = {
     "resume": ("bench_resume.py", "benchmarks_peers.md"),
     "mesa": ("bench_mesa.py", "benchmarks_peers.md"),
     "ema": ("bench_ema.py", "benchmarks_peers.md"),
+    "stragglers": ("bench_stragglers.py", "benchmarks_engine.md"),
 }
 
 
