@@ -135,6 +135,8 @@ class Ensemble:
         timeout: float | None = None,
         backend: Any = None,
     ) -> BlockRunner:
+        if backend is not None:
+            backend.prepare(self.simulation)
         return plan_run(
             self._job(),
             running=running,

@@ -46,6 +46,9 @@ class Backend(Protocol):
     def dashboard(self) -> Any:
         """The dask client whose dashboard link progress shows, or None."""
 
+    def prepare(self, simulation: Any) -> None:
+        """Get the workers ready to run ``simulation`` (without waiting)."""
+
     def remote(self, member_timeout: float | None) -> Callable[..., Any] | None:
         """Where the planner probes the first members (None: on the client)."""
 
@@ -75,6 +78,15 @@ class PoolBackend:
     @property
     def workers(self) -> int:
         return int(self.pool.n_workers)
+
+    def prepare(self, simulation: Any) -> None:
+        """Start every worker loading the simulation (its module, numba, ...) now.
+
+        Runs on each worker while the planner probes the first members on one of them,
+        so no worker pays its imports when the first blocks arrive.
+        """
+        for _ in range(self.workers):
+            self.pool.submit(_load, simulation)
 
     def remote(self, member_timeout: float | None) -> Callable[..., Any]:
         """``call(fn, *args)``: run ``fn`` on a worker and wait (the planner's probe)."""
@@ -125,6 +137,9 @@ class DaskBackend:
     def dashboard(self) -> Any:
         return self.client
 
+    def prepare(self, simulation: Any) -> None:
+        """Nothing: dask workers load the simulation with their first task."""
+
     def remote(self, member_timeout: float | None) -> None:
         """None: the planner probes members on the client (see ``docs/clusters.md``)."""
         return None
@@ -154,6 +169,10 @@ class DaskBackend:
             split=split.each,
             on_flight=on_flight,
         )
+
+
+def _load(simulation: Any) -> None:
+    """A task whose only work is unpickling its argument (importing its module)."""
 
 
 def _active_client() -> Any:
@@ -200,7 +219,9 @@ def resolve_backend(
             from .pool import default_pool
 
             _check_workers(workers)
-            yield PoolBackend(default_pool(workers))
+            pool = default_pool(workers)
+            pool.start()  # workers boot while the run is planned
+            yield PoolBackend(pool)
             return
         scheduler = active
     from .clients import resolve_client
