@@ -252,10 +252,6 @@ def run_tasks(
     >>> for out in run_tasks(client, work, runner, items, key_prefix="demo"):  # doctest: +SKIP
     ...     print(out.item, out.error or out.result)
     """
-    from distributed import as_completed
-
-    if safe is None:
-        safe = _refuses_pickle(client)
     if max_in_flight is not None and max_in_flight < 1:
         msg = f"max_in_flight must be at least 1, got {max_in_flight!r}"
         raise RunnerError(msg)
@@ -264,110 +260,169 @@ def run_tasks(
         first = next(source)
     except StopIteration:  # nothing to run: do not even wait for a worker
         return
-    source = itertools.chain([first], source)
-    blob = _serialize_shared(shared)
-    run_id = secrets.token_hex(4)
-    counter = itertools.count()
-    shared_future = _submit_shared(client, blob, f"{key_prefix}-{run_id}-shared")
-    error = shared_future.exception()  # waits until a worker has loaded it
-    if error is not None:
-        with contextlib.suppress(Exception):
-            client.cancel([shared_future])
-        raise _translate(error) from None
-    # every worker holds a copy: otherwise dask's data locality keeps tasks on the one
-    # worker that loaded it while the others idle
-    with contextlib.suppress(Exception):
-        client.replicate([shared_future])
-
-    state = {"limit": max_in_flight or _default_limit(client), "checked": time.monotonic()}
-    pending: dict[Any, tuple[Any, int | None, int]] = {}  # key -> (item, family, attempt)
-    family_parts: dict[int, deque[tuple[Any, int]]] = {}  # parts waiting, one at a time
-    runnable: deque[int] = deque()  # families with no part in flight and parts waiting
-    suspects: deque[tuple[Any, int | None, int]] = deque()  # KilledWorker retries, run alone
-    family_ids = itertools.count()
-    ac = as_completed(loop=client.loop)
-
-    def current_shared() -> Any:
-        nonlocal shared_future
-        if shared_future.status in ("error", "cancelled", "lost"):
-            with contextlib.suppress(Exception):
-                client.cancel([shared_future])
-            shared_future = _submit_shared(
-                client, blob, f"{key_prefix}-{run_id}-shared-{next(counter)}"
-            )
-        return shared_future
-
-    def submit(item: Any, family: int | None, attempt: int) -> None:
-        key = f"{key_prefix}-{run_id}-{next(counter)}"
-        if safe:
-            fut = client.submit(_safe_task, func, current_shared(), item, key=key, pure=False)
-        else:
-            fut = client.submit(func, current_shared(), item, key=key, pure=False)
-        pending[fut.key] = (item, family, attempt)
-        ac.add(fut)
-
-    def fill() -> None:
-        if max_in_flight is None and time.monotonic() - state["checked"] > 5.0:
-            state["limit"] = _default_limit(client)
-            state["checked"] = time.monotonic()
-        if suspects:  # drain, then run each suspect alone so no bystander shares its fate
-            if not pending:
-                submit(*suspects.popleft())
-            return
-        while len(pending) < state["limit"]:
-            if runnable:
-                family = runnable.popleft()
-                part, attempt = family_parts[family].popleft()
-                submit(part, family, attempt)
-                continue
-            try:
-                item = next(source)
-            except StopIteration:
-                return
-            submit(item, None, 0)
-
-    def requeue(family: int | None, parts: list[tuple[Any, int]]) -> int:
-        if family is None:
-            family = next(family_ids)
-            family_parts[family] = deque()
-        family_parts[family].extendleft(reversed(parts))
-        runnable.append(family)
-        return family
-
+    run = _DaskRun(
+        client,
+        func,
+        shared,
+        key_prefix=key_prefix,
+        max_in_flight=max_in_flight,
+        killed_retries=killed_retries,
+        safe=_refuses_pickle(client) if safe is None else safe,
+    )
     try:
-        fill()
-        for fut in ac:
-            item, family, attempt = pending.pop(fut.key)
-            outcome = _outcome(fut, item, safe)
-            fut.release()
-            if outcome.lost and attempt < _LOST_RETRIES:  # cancelled or lost by dask
-                submit(item, family, attempt + 1)
-                continue
-            if is_killed_worker(outcome.error):
-                parts = split(item) if split is not None else None
-                if parts:
-                    requeue(family, [(part, 0) for part in parts])
-                    fill()
-                    continue
-                if attempt < killed_retries:  # a second opinion: it may have been a bystander
-                    suspects.append((item, family, attempt + 1))
-                    fill()
-                    continue
-            if family is not None:
-                if family_parts[family]:
-                    runnable.append(family)  # its next part is submitted after the yield
-                else:
-                    del family_parts[family]
-            yield outcome
-            fill()
-            if on_flight is not None:
-                on_flight(len(pending))
+        yield from run.outcomes(itertools.chain([first], source), split, on_flight)
     finally:
-        for key in list(pending):
+        run.cancel()
+
+
+class _DaskRun:
+    """The state of one :func:`run_tasks` call: the shared state's future, the tasks in
+    flight, the parts of split items waiting their turn, and the suspects to rerun alone.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        func: Callable[[Any, Any], Any],
+        shared: Any,
+        *,
+        key_prefix: str,
+        max_in_flight: int | None,
+        killed_retries: int,
+        safe: bool,
+    ) -> None:
+        from distributed import as_completed
+
+        self.client, self.func, self.safe = client, func, safe
+        self.fixed_limit = max_in_flight
+        self.killed_retries = killed_retries
+        self.blob = _serialize_shared(shared)
+        self.prefix = f"{key_prefix}-{secrets.token_hex(4)}"
+        self.counter = itertools.count()
+        self.shared = self._load_shared()
+        self.limit = max_in_flight or _default_limit(client)
+        self.checked = time.monotonic()
+        self.pending: dict[Any, tuple[Any, int | None, int]] = {}  # key -> (item, family, attempt)
+        self.parts: dict[int, deque[tuple[Any, int]]] = {}  # split items' parts, one at a time
+        self.runnable: deque[int] = deque()  # families with no part in flight, parts waiting
+        self.suspects: deque[tuple[Any, int | None, int]] = deque()  # run alone
+        self.families = itertools.count()
+        self.completed = as_completed(loop=client.loop)
+
+    def _load_shared(self) -> Any:
+        """Ship the shared state to one worker, wait until it loaded, copy it to all."""
+        future = _submit_shared(self.client, self.blob, f"{self.prefix}-shared")
+        error = future.exception()  # waits until a worker has loaded it
+        if error is not None:
             with contextlib.suppress(Exception):
-                client.cancel([key], force=True)
+                self.client.cancel([future])
+            raise _translate(error) from None
+        # every worker holds a copy: otherwise dask's data locality keeps tasks on the one
+        # worker that loaded it while the others idle
         with contextlib.suppress(Exception):
-            client.cancel([shared_future])
+            self.client.replicate([future])
+        return future
+
+    def _current_shared(self) -> Any:
+        """The shared state's future, shipped again if every copy was lost."""
+        if self.shared.status in ("error", "cancelled", "lost"):
+            self.shared = _submit_shared(
+                self.client, self.blob, f"{self.prefix}-shared-{next(self.counter)}"
+            )
+        return self.shared
+
+    def submit(self, item: Any, family: int | None, attempt: int) -> None:
+        key = f"{self.prefix}-{next(self.counter)}"
+        task = (_safe_task, self.func) if self.safe else (self.func,)
+        fut = self.client.submit(*task, self._current_shared(), item, key=key, pure=False)
+        self.pending[fut.key] = (item, family, attempt)
+        self.completed.add(fut)
+
+    def fill(self, source: Iterator[Any]) -> None:
+        """Submit parts waiting their turn, then new items, up to the limit."""
+        if self.fixed_limit is None and time.monotonic() - self.checked > 5.0:
+            self.limit = _default_limit(self.client)  # workers come and go
+            self.checked = time.monotonic()
+        if self.suspects:  # drain, then run each suspect alone so no bystander shares its fate
+            if not self.pending:
+                self.submit(*self.suspects.popleft())
+            return
+        while len(self.pending) < self.limit:
+            if self.runnable:
+                family = self.runnable.popleft()
+                part, attempt = self.parts[family].popleft()
+                self.submit(part, family, attempt)
+                continue
+            item = next(source, _END)
+            if item is _END:
+                return
+            self.submit(item, None, 0)
+
+    def requeue(self, family: int | None, parts: list[tuple[Any, int]]) -> None:
+        """Queue the parts of a split item (after those of its family already waiting)."""
+        if family is None:
+            family = next(self.families)
+            self.parts[family] = deque()
+        self.parts[family].extendleft(reversed(parts))
+        self.runnable.append(family)
+
+    def outcomes(
+        self,
+        source: Iterator[Any],
+        split: Callable[[Any], list[Any] | None] | None,
+        on_flight: Callable[[int], None] | None,
+    ) -> Iterator[TaskOutcome]:
+        self.fill(source)
+        for fut in self.completed:
+            item, family, attempt = self.pending.pop(fut.key)
+            outcome = _outcome(fut, item, self.safe)
+            fut.release()
+            if not self._settled(outcome, item, family, attempt, split):
+                self.fill(source)
+                continue
+            if family is not None:  # its next part is submitted after the yield
+                if self.parts[family]:
+                    self.runnable.append(family)
+                else:
+                    del self.parts[family]
+            yield outcome
+            self.fill(source)
+            if on_flight is not None:
+                on_flight(len(self.pending))
+
+    def _settled(
+        self,
+        outcome: TaskOutcome,
+        item: Any,
+        family: int | None,
+        attempt: int,
+        split: Callable[[Any], list[Any] | None] | None,
+    ) -> bool:
+        """False when the item runs again (lost, split, or a suspect to retry alone)."""
+        if outcome.lost and attempt < _LOST_RETRIES:  # cancelled or lost by dask
+            self.submit(item, family, attempt + 1)
+            return False
+        if not is_killed_worker(outcome.error):
+            return True
+        parts = split(item) if split is not None else None
+        if parts:
+            self.requeue(family, [(part, 0) for part in parts])
+            return False
+        if attempt < self.killed_retries:  # a second opinion: it may have been a bystander
+            self.suspects.append((item, family, attempt + 1))
+            return False
+        return True
+
+    def cancel(self) -> None:
+        """Cancel the tasks still in flight and the shared state."""
+        for key in list(self.pending):
+            with contextlib.suppress(Exception):
+                self.client.cancel([key], force=True)
+        with contextlib.suppress(Exception):
+            self.client.cancel([self.shared])
+
+
+_END = object()
 
 
 def _submit_shared(client: Any, blob: bytes, key: str) -> Any:
