@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["Progress", "dashboard_link", "format_errors"]
+__all__ = ["Progress", "dashboard_link"]
 
 
 def dashboard_link(client: Any) -> str | None:
@@ -183,25 +183,3 @@ def _fmt_rate(rate: float) -> str:
     if 0 < rate < 1:
         return f"{1 / rate:,.1f} s/member"
     return f"{rate:,.1f}/s"
-
-
-# -- safe transport of results ---------------------------------------------------------
-#
-# In safe mode a task returns a tree of msgpack-native values: None, bool, int, float,
-# str and bytes as themselves; everything else as a list whose first element is a tag.
-# Only the types below are rebuilt; nothing is imported or unpickled on the client.
-
-
-def format_errors(errors: list[tuple[int, str, str]], limit: int = 5) -> str:
-    """Group failures by error type and message for a end-of-run report."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for member, etype, message in errors:
-        first_line = message.strip().splitlines()[0] if message.strip() else ""
-        groups.setdefault((etype, first_line), []).append(member)
-    lines = []
-    for (etype, msg), members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:limit]:
-        shown = ", ".join(str(m) for m in members[:5]) + (", ..." if len(members) > 5 else "")
-        lines.append(f"  {len(members)} x {etype}: {msg} (members {shown})")
-    if len(groups) > limit:
-        lines.append(f"  ... and {len(groups) - limit} other kinds of error")
-    return "\n".join(lines)
