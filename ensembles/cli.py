@@ -496,24 +496,47 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ensembles`` command; returns its exit status (see EXIT_CODES)."""
+    """Entry point of the ``ensembles`` command; returns its exit status (see EXIT_CODES).
+
+    Called without ``argv`` (the command line itself), it owns the process: after an
+    error it has reported in one line, connections torn down at exit (dask clients,
+    clusters) stay quiet. Called with ``argv`` (from Python), it changes no global state.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get("ENSEMBLES_DEBUG"))
     try:
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status
     except KeyboardInterrupt:
         print("ensembles: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        status = EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_PIPE_CLOSED
     except Exception as exc:
-        if args.debug or os.environ.get("ENSEMBLES_DEBUG"):
+        if debug:
             raise
         print(f"ensembles: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        status = EXIT_ERROR
+    if argv is None and not debug:
+        _quiet_shutdown()
+    return status
+
+
+def _quiet_shutdown() -> None:
+    """No more log records or "Exception ignored in ..." tracebacks from this process.
+
+    After a run stopped with an error (or Ctrl-C), the interpreter's exit closes dask
+    clients and the embedded cluster while connections are half torn down; distributed
+    then logs ``CommClosedError`` tracebacks and finalizers time out, after the one line
+    that said what went wrong. ``--debug`` keeps them.
+    """
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    sys.unraisablehook = lambda unraisable: None
 
 
 def _silence_stdout() -> None:

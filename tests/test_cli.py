@@ -419,3 +419,18 @@ def test_a_closed_pipe_is_not_an_error(spec, tmp_path, args):
     proc.stderr.close()
     assert proc.wait(timeout=300) == 141
     assert err == ""
+
+
+def test_a_failing_member_with_on_error_raise_is_one_line(tmp_path):
+    """No "Compute Failed" records from the embedded cluster's workers, no traceback."""
+    path = tmp_path / "raise.toml"
+    path.write_text(
+        '[simulation]\nfunction = "tests.sims:flaky"\n[design.grid]\n'
+        "a = [1.0, 2.0, -1.0, 3.0]\n[run]\nseeds = 4\nroot_seed = 1\nbatch_size = 1\n"
+        'on_error = "raise"\n'
+    )
+    result = _cli("run", str(path), "-o", str(tmp_path / "r.zarr"), "-q")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ensembles: error: member ")
+    assert "a must be non-negative, got -1.0" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
