@@ -119,17 +119,8 @@ def _add_failure_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ensembles",
-        description="Run statistical ensembles and parameter sweeps of simulations.",
-        epilog=f"`ensembles COMMAND --help` describes each command.\n\n{EXIT_CODES}",
-        formatter_class=_HelpFormatter,
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
+def _add_run_commands(sub: Any) -> None:
+    """The commands that run members: run, resume, demo."""
     p = sub.add_parser("run", help="run a TOML/JSON spec into a Zarr store", description=SPEC_HELP)
     p.add_argument("spec", help="the run specification (.toml or .json; see above)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.zarr", help="store path or URL")
@@ -166,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo store")
     _add_scheduler_options(p)
 
+
+def _add_info_command(sub: Any) -> None:
+    """``ensembles info``: what a store holds, and which members failed."""
     p = sub.add_parser("info", help="describe a saved ensemble")
     p.add_argument("store", metavar="OUT.zarr")
     p.add_argument(
@@ -175,6 +169,21 @@ def _parser() -> argparse.ArgumentParser:
         "full messages)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ensembles",
+        description="Run statistical ensembles and parameter sweeps of simulations.",
+        epilog=f"`ensembles COMMAND --help` describes each command.\n\n{EXIT_CODES}",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    _add_run_commands(sub)
+    _add_info_command(sub)
 
     p = sub.add_parser("summary", help="per design point: mean, std, n and quantiles")
     p.add_argument("store", metavar="OUT.zarr")
