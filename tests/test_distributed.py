@@ -7,7 +7,6 @@ shapes, and simulations whose module the workers cannot import.
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import json
 import logging
@@ -38,6 +37,7 @@ from ensembles.execution.submit import SAFE_DESERIALIZERS, Progress, default_cli
 
 from . import sims
 from ._cluster import REPO, START_TIMEOUT, RealCluster, real_cluster
+from ._dashboard import PLOTS, plot_list_server
 
 pytestmark = pytest.mark.distributed
 
@@ -409,39 +409,14 @@ def test_no_dashboard_link_for_a_scheduler_without_a_dashboard(cluster, remote, 
     assert "dask dashboard" not in capsys.readouterr().err
 
 
-class _PlotList(http.server.BaseHTTPRequestHandler):
-    """Answers ``individual-plots.json`` with the body the server was given."""
-
-    def do_GET(self) -> None:
-        body = self.server.body  # type: ignore[attr-defined]
-        if body is None or not self.path.endswith("/individual-plots.json"):
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.mark.parametrize(
     ("body", "served"),
-    [(b'{"Task Stream": "/individual-task-stream"}', True), (b"{}", False), (None, False)],
+    [(PLOTS, True), (b"{}", False), (None, False)],
     ids=["dashboard", "no-bokeh", "no-dashboard"],
 )
 def test_serves_dashboard_reads_the_plot_list(body, served):
-    server = http.server.HTTPServer(("127.0.0.1", 0), _PlotList)
-    server.body = body  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        link = f"http://127.0.0.1:{server.server_address[1]}/status"
+    with plot_list_server(body) as link:
         assert serves_dashboard(link) is served
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # -- determinism -------------------------------------------------------------------------
