@@ -456,10 +456,10 @@ def resolve_client(
             if client.status == "running":
                 raise
             lost = True
-            msg = (
-                f"lost the connection to the dask scheduler at {where!r} during the run "
-                f"({type(exc).__name__}: {exc}). A run into a store keeps every member that "
-                "finished: resume it when the scheduler is back (`ensembles resume OUT.zarr`)"
+            msg = (  # what failed next (a closed comm, a cancelled future) is --debug's
+                f"lost the connection to the dask scheduler at {where!r} during the run. A "
+                "run into a store keeps every member that finished: resume it when the "
+                "scheduler is back (`ensembles resume OUT.zarr`)"
             )
             raise RunnerError(msg) from exc
         finally:
