@@ -1,7 +1,9 @@
 """The ``ensembles`` command line: run, resume, demo, info, summary, plot.
 
-Every command delegates to the Python API; errors print one line (``--debug`` for the
-traceback) and exit with status 1.
+Every command delegates to the Python API. Exit status: 0 done, 1 an error (one line on
+stderr, ``--debug`` for the traceback), 2 a usage error, 3 a run or resume that finished
+with failed members (``--allow-failures`` makes that 0), 130 interrupted, 141 output pipe
+closed (``| head``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,90 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FAILED_MEMBERS",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PIPE_CLOSED",
+    "EXIT_USAGE",
+    "main",
+]
+
+#: Exit statuses of the ``ensembles`` command.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # argparse's own
+EXIT_FAILED_MEMBERS = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports `cmd | head`
+
+EXIT_CODES = f"""\
+exit status:
+  {EXIT_OK}    done (run/resume: every member ok)
+  {EXIT_ERROR}    error: one line on stderr (--debug shows the traceback)
+  {EXIT_USAGE}    usage error: bad command-line arguments
+  {EXIT_FAILED_MEMBERS}    run/resume finished, but members failed (recorded in the store;
+       see `ensembles info OUT.zarr --failed`); --allow-failures exits 0 instead
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_PIPE_CLOSED}  the output pipe closed early (e.g. `| head`)
+"""
+
+SPEC_HELP = """\
+A spec is a TOML (or JSON) file with four tables:
+  [simulation]  what each member runs: function = "module:function", or
+                command = [argv...], model = "module:Class", mesa_model = "module:Class"
+  [design]      the parameters: [design.grid], [design.sample], [design.lhs],
+                [design.sobol], [design.points], or product/concat of them
+  [fixed]       values every member receives (optional)
+  [run]         seeds (per design point), root_seed, batch_size, on_error, retries
+
+A minimal spec (3 temperatures x 4 seeds = 12 members):
+
+  [simulation]
+  function = "ensembles.models.ising:simulate"
+  [design.grid]
+  T = [1.5, 2.0, 2.5]
+  [fixed]
+  L = 32
+  n_sweeps = 2000
+  [run]
+  seeds = 4
+  root_seed = 42
+
+Details: docs/sweeps.md (designs), docs/simulations.md, docs/running.md.
+"""
+
+#: One example per subcommand, shown at the end of its --help.
+EXAMPLES = {
+    "run": "example:\n  ensembles run spec.toml -o out.zarr\n",
+    "resume": "example:\n  ensembles resume out.zarr --failed --retries 1\n",
+    "demo": "example:\n  ensembles demo --out demo --samples 10 --seeds 2 --size 32\n",
+    "info": "example:\n  ensembles info out.zarr --failed\n",
+    "summary": (
+        "example:\n  ensembles summary out.zarr --over seed --quantiles 0.05 0.5 0.95 "
+        "-o summary.csv\n"
+    ),
+    "plot": "example:\n  ensembles plot out.zarr --var M --over seed -o envelope.png\n",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the layout of descriptions and epilogs; adds "(default: X)" to options."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or not action.option_strings
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
 
 
 def _add_scheduler_options(p: argparse.ArgumentParser) -> None:
@@ -21,9 +106,20 @@ def _add_scheduler_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler, e.g. tcp://host:8786")
     g.add_argument("--scheduler-file", metavar="PATH", help="scheduler file of a dask cluster")
     g.add_argument(
-        "--workers", type=int, metavar="N", help="workers of the embedded local cluster"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the local pool (default: one per core)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_failure_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help=f"exit 0 even when members failed (otherwise {EXIT_FAILED_MEMBERS})",
+    )
 
 
 def _add_method_option(p: argparse.ArgumentParser) -> None:
@@ -37,17 +133,19 @@ def _add_method_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ensembles",
-        description="Run statistical ensembles and parameter sweeps of simulations.",
+def _add_timeout_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a member may run before it is recorded as failed (timed out)",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
 
-    p = sub.add_parser("run", help="run a TOML/JSON spec into a Zarr store")
-    p.add_argument("spec", help="the run specification (.toml or .json)")
+
+def _add_run_commands(sub: Any) -> None:
+    """The commands that run members: run, resume, demo."""
+    p = sub.add_parser("run", help="run a TOML/JSON spec into a Zarr store", description=SPEC_HELP)
+    p.add_argument("spec", help="the run specification (.toml or .json; see above)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.zarr", help="store path or URL")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--overwrite", action="store_true", help="replace an existing store")
@@ -57,13 +155,9 @@ def _parser() -> argparse.ArgumentParser:
         help="finish or extend an existing store (only missing and new members run)",
     )
     p.add_argument("--batch-size", type=int, metavar="N", help="members per task")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help="seconds a member may run before it is recorded as failed (timed out)",
-    )
+    _add_timeout_option(p)
     p.add_argument("--force", action="store_true", help="break a dead writer's lease")
+    _add_failure_options(p)
     _add_scheduler_options(p)
 
     p = sub.add_parser(
@@ -74,13 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--failed", action="store_true", help="rerun only failed members")
     which.add_argument("--pending", action="store_true", help="run only pending members")
     p.add_argument("--retries", type=int, default=0, help="extra attempts per failing member")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help="seconds a member may run before it is recorded as failed (timed out)",
-    )
+    _add_timeout_option(p)
     p.add_argument("--force", action="store_true", help="break a dead writer's lease")
+    _add_failure_options(p)
     _add_scheduler_options(p)
 
     p = sub.add_parser("demo", help="run the Ising temperature ensemble and plot its envelope")
@@ -92,34 +182,53 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo store")
     _add_scheduler_options(p)
 
+
+def _add_info_command(sub: Any) -> None:
+    """``ensembles info``: what a store holds, and which members failed."""
     p = sub.add_parser("info", help="describe a saved ensemble")
     p.add_argument("store", metavar="OUT.zarr")
+    p.add_argument(
+        "--failed",
+        action="store_true",
+        help="list every failed member: parameters, seed, member_seed, error (with --json: "
+        "full messages)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ensembles",
+        description="Run statistical ensembles and parameter sweeps of simulations.",
+        epilog=f"`ensembles COMMAND --help` describes each command.\n\n{EXIT_CODES}",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    _add_run_commands(sub)
+    _add_info_command(sub)
 
     p = sub.add_parser("summary", help="per design point: mean, std, n and quantiles")
     p.add_argument("store", metavar="OUT.zarr")
     p.add_argument(
         "--over",
         nargs="+",
-        default=None,
+        default=["seed"],
         metavar="DIM",
-        help="member dims to summarize over (default: seed, one row per design point)",
+        help="member dims to summarize over (default: seed)",
     )
     p.add_argument(
-        "-q",
         "--quantiles",
+        "--q",
         nargs="*",
         type=float,
         default=[0.025, 0.5, 0.975],
         metavar="Q",
         help="quantiles in [0, 1]",
     )
-    p.add_argument(
-        "--var",
-        nargs="+",
-        metavar="NAME",
-        help="outputs (default: the scalar ones, else those with the most common dims)",
-    )
+    p.add_argument("--var", nargs="+", metavar="NAME", help="outputs (default: all)")
     p.add_argument(
         "--aggregate",
         metavar="HOW",
@@ -141,8 +250,8 @@ def _parser() -> argparse.ArgumentParser:
         help="member dims the envelope spans (default: all member dims)",
     )
     p.add_argument(
-        "-q",
         "--quantiles",
+        "--q",
         nargs=2,
         type=float,
         default=[0.025, 0.975],
@@ -152,6 +261,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_method_option(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image file")
 
+    for name, command in sub.choices.items():
+        command.formatter_class = _HelpFormatter
+        command.epilog = EXAMPLES[name]
+        command.allow_abbrev = False  # `--q` is --quantiles, never a short --quiet
     return parser
 
 
@@ -190,7 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         **options,
     )
     print(_done_line(ds, args.output))
-    return 0
+    return _exit_status(ds, args)
 
 
 def _done_line(ds: Any, where: str) -> str:
@@ -198,8 +311,17 @@ def _done_line(ds: Any, where: str) -> str:
     from .layout import FAILED, OK
 
     ok, failed = int((status == OK).sum()), int((status == FAILED).sum())
-    failed_txt = f", {failed} failed (see `ensembles info {where}`)" if failed else ""
+    failed_txt = f", {failed} failed (see `ensembles info {where} --failed`)" if failed else ""
     return f"{where}: {ok} of {status.size} members ok{failed_txt}"
+
+
+def _exit_status(ds: Any, args: argparse.Namespace) -> int:
+    """EXIT_FAILED_MEMBERS when the store holds failed members (unless --allow-failures)."""
+    from .layout import FAILED
+
+    if args.allow_failures or not (ds["status"].values == FAILED).any():
+        return EXIT_OK
+    return EXIT_FAILED_MEMBERS
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -220,7 +342,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         **_client_kwargs(args),
     )
     print(_done_line(ds, args.store))
-    return 0
+    return _exit_status(ds, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -244,19 +366,41 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .store.describe import describe
 
     info = describe(args.store)
+    report, table = "", None
+    if args.failed or info["members"]["failed"]:
+        from .analysis.failures import failure_report, failures
+        from .store.zarr_store import open_ensemble
+
+        ds = open_ensemble(args.store)
+        if args.failed:
+            table = failures(ds)
+        elif not args.json:
+            report = failure_report(ds)
     if args.json:
+        if table is not None:
+            info["failed_members"] = [
+                {str(k): _plain(v) for k, v in row.items()} for row in table.to_dict("records")
+            ]
         print(json.dumps(info, indent=2, default=str))
+    elif table is not None:
+        print(format_failed_members(table))
     else:
-        print(format_info(info))
-    return 0
+        print(format_info(info, report))
+    return EXIT_OK
 
 
-def format_info(info: dict[str, Any]) -> str:
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON writes exactly."""
+    return value.item() if hasattr(value, "item") and callable(value.item) else value
+
+
+def format_info(info: dict[str, Any], failures: str = "") -> str:
+    """The text of ``ensembles info``: what ran, its shape and how its members fared."""
     lines = [f"ensemble store {info['path']}"]
-    lines.append(f"  simulation: {info['simulation']}")
-    lines.append(f"  design:     {info['design']}")
+    lines.append(f"  simulation: {_simulation_text(info['simulation'])}")
+    lines.append(f"  design:     {_design_text(info['design'])}")
     if info.get("fixed"):
-        lines.append(f"  fixed:      {info['fixed']}")
+        lines.append(f"  fixed:      {_assignments(info['fixed'])}")
     lines.append(f"  seeds:      {info['seeds']} per point, root_seed {info['root_seed']}")
     dims = ", ".join(f"{k}: {v}" for k, v in info["dims"].items())
     lines.append(f"  dims:       {dims}")
@@ -265,11 +409,76 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append(
         f"  members:    {c['ok']} ok, {c['failed']} failed, {c['pending']} pending of {c['total']}"
     )
-    for text, count in list(info.get("errors", {}).items())[:10]:
-        lines.append(f"    {count} x {text}")
+    if failures:
+        lines.append("  failed, by error (all of them: --failed):")
+        lines.extend("  " + line for line in failures.splitlines())
+    if info.get("created"):
+        lines.append(f"  created:    {info['created']}")
     if info.get("finished"):
         lines.append(f"  finished:   {info['finished']}")
     return "\n".join(lines)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(", ", ": "), default=str)
+
+
+def _assignments(values: dict[str, Any]) -> str:
+    """``L=32, n_sweeps=2000`` for a table of values."""
+    return ", ".join(f"{k}={_compact(v)}" for k, v in values.items())
+
+
+def _simulation_text(simulation: Any) -> str:
+    """``ensembles.models.ising:simulate``, or a command line and its settings."""
+    if not isinstance(simulation, dict):
+        return str(simulation)
+    import shlex
+
+    rest = dict(simulation)
+    for kind in ("function", "command", "model", "mesa_model"):
+        if kind in rest:
+            main = rest.pop(kind)
+            text = shlex.join(map(str, main)) if kind == "command" else _compact(main)
+            head = f"{kind} {text}"
+            break
+    else:
+        head = ""
+    extra = _assignments(rest)
+    return f"{head}\n              ({extra})" if head and extra else head or extra
+
+
+def _design_text(design: Any) -> str:
+    """The design as Python would write it: ``Grid(T=[1.5, 2.0, 2.5])``."""
+    from .errors import EnsembleError
+    from .sweep import design_from_dict
+
+    try:
+        return repr(design_from_dict(design))
+    except (EnsembleError, TypeError, ValueError):  # a form this version does not know
+        return _compact(design)
+
+
+def format_failed_members(table: Any) -> str:
+    """Every failed member, one per line: parameters, seed, member_seed, error, message."""
+    if not len(table):
+        return "no failed members"
+    columns = [str(c) for c in table.columns if c != "attempts"]
+    rows = [columns]
+    for record in table.to_dict("records"):
+        row = []
+        for name in columns:
+            value = _plain(record[name])
+            if name == "message":
+                lines = str(value).strip().splitlines()
+                value = lines[0] if lines else ""
+            row.append(repr(value) if isinstance(value, float) else str(value))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -343,19 +552,62 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ensembles`` command."""
+    """Entry point of the ``ensembles`` command; returns its exit status (see EXIT_CODES).
+
+    Called without ``argv`` (the command line itself), it owns the process: after an
+    error it has reported in one line, connections torn down at exit (dask clients,
+    clusters) stay quiet. Called with ``argv`` (from Python), it changes no global state.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get("ENSEMBLES_DEBUG"))
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except KeyboardInterrupt:
         print("ensembles: interrupted", file=sys.stderr)
-        return 130
+        status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE_CLOSED
     except Exception as exc:
-        if args.debug or os.environ.get("ENSEMBLES_DEBUG"):
+        if debug:
             raise
         print(f"ensembles: error: {exc}", file=sys.stderr)
-        return 1
+        status = EXIT_ERROR
+    if argv is None and not debug:
+        _quiet_shutdown()
+    return status
+
+
+def _quiet_shutdown() -> None:
+    """No more log records or "Exception ignored in ..." tracebacks from this process.
+
+    After a run stopped with an error (or Ctrl-C), the interpreter's exit closes dask
+    clients and the embedded cluster while connections are half torn down; distributed
+    then logs ``CommClosedError`` tracebacks and finalizers time out, after the one line
+    that said what went wrong. ``--debug`` keeps them.
+    """
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    sys.unraisablehook = lambda unraisable: None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and Python flushes stdout at exit.
+
+    This is the handling the Python documentation recommends for SIGPIPE: no traceback,
+    no "Broken pipe" message, and exit status 128 + SIGPIPE like a command the pipe
+    killed.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests, notebooks)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

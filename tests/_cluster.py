@@ -1,5 +1,8 @@
 """Real dask clusters: ``dask scheduler`` and ``dask worker`` subprocesses on 127.0.0.1.
 
+Every socket they open listens on 127.0.0.1 only (``--host``, and ``--dashboard-address``
+for the HTTP servers, which run even with ``--no-dashboard``); a test checks it.
+
 Shared by ``tests/test_distributed.py`` and ``benchmarks/bench_scale.py`` (which puts the
 repository root on ``sys.path`` to import it as ``tests._cluster``). The processes run in
 their own sessions, so stopping a cluster reaches the workers its nannies started; their
@@ -113,7 +116,8 @@ def start_cluster(
     security : distributed.Security, optional
         Stored on the cluster for :meth:`RealCluster.client`.
     dashboard : bool
-        Serve the scheduler's dashboard on a free port of 127.0.0.1.
+        Serve the scheduler's dashboard (``--no-dashboard`` otherwise); its HTTP server
+        listens on a free port of 127.0.0.1 either way.
 
     Returns
     -------
@@ -127,6 +131,7 @@ def start_cluster(
     """
     tmp.mkdir(parents=True, exist_ok=True)
     scheduler_file = tmp / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)  # a stale one would name a dead scheduler
     pythonpath = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
     log = open(tmp / "cluster.log", "ab")  # noqa: SIM115 - closed by stop_cluster
     common: dict[str, Any] = {
@@ -150,7 +155,11 @@ def start_cluster(
                     "0",
                     "--protocol",
                     "tls" if certs else "tcp",
-                    *(["--dashboard-address", "127.0.0.1:0"] if dashboard else ["--no-dashboard"]),
+                    # its HTTP server runs even with --no-dashboard, on 0.0.0.0:8787 unless
+                    # told otherwise (see docs/clusters.md, "A private cluster")
+                    "--dashboard-address",
+                    "127.0.0.1:0",
+                    *([] if dashboard else ["--no-dashboard"]),
                     "--scheduler-file",
                     str(scheduler_file),
                     *tls_args(certs),
@@ -180,6 +189,8 @@ def start_cluster(
                     "--nthreads",
                     "1",
                     "--no-dashboard",
+                    "--dashboard-address",  # the workers' HTTP servers: 0.0.0.0 by default
+                    "127.0.0.1:0",
                     "--death-timeout",
                     "60",
                     "--local-directory",

@@ -49,6 +49,14 @@ def flaky(*, seed, a):
     return {"y": float(a)}
 
 
+def flaky_ab(*, seed, a, b):
+    """Raises for negative ``a``; two parameters, for reports that name both."""
+    if a < 0:
+        msg = "a must be non-negative"
+        raise ValueError(msg)
+    return {"y": float(a * b)}
+
+
 def ragged(*, seed, a):
     """Returns a shape that depends on ``a``: an output mismatch for a != first."""
     return {"y": np.zeros(int(a))}

@@ -1,4 +1,4 @@
-"""The command line: run, resume, info, demo; one-line errors and exit codes."""
+"""The command line: run, resume, info, demo; one-line errors, exit codes, conventions."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def test_summary_and_plot(spec, tmp_path, capsys):
                 str(out),
                 "--over",
                 "seed",
-                "-q",
+                "--q",
                 "0.025",
                 "0.5",
                 "0.975",
@@ -285,3 +285,234 @@ def test_plot_refuses_too_many_lines_and_names_the_better_call(tmp_path, capsys)
     assert not png.exists()
     assert main(["plot", str(out), "--var", "M", "--over", "T", "seed", "-o", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- failed members: exit status and reports -------------------------------------------
+
+FAILING = """
+[simulation]
+command = [{python!r}, "-c", "{program}", "{{a}}"]
+output = "-"
+[design.grid]
+a = [-1.5, 0.5, -2.0, 3.0]
+[run]
+seeds = 2
+root_seed = 1
+"""
+
+
+#: Prints ``y`` as CSV; exits 1 with "negative: A" on stderr when ``a < 0``.
+PROGRAM = (
+    "import sys; a = float(sys.argv[1]); print('y'); print(a); "
+    "sys.exit('negative: ' + sys.argv[1] if a < 0 else 0)"
+)
+
+
+@pytest.fixture
+def failing_spec(tmp_path):
+    """A real program that exits 1 for negative ``a``: 4 of 8 members fail."""
+    path = tmp_path / "failing.toml"
+    path.write_text(FAILING.format(python=sys.executable, program=PROGRAM))
+    return path
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ensembles.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_failed_members_make_run_and_resume_exit_3(failing_spec, tmp_path, capsys):
+    out = tmp_path / "out.zarr"
+    result = _cli("run", str(failing_spec), "-o", str(out))
+    assert result.returncode == 3, result.stderr
+    assert "4 of 8 members ok, 4 failed" in result.stdout
+    # the report names failed members by their parameters, grouped by error
+    err = result.stderr
+    assert "4 of 8 members failed (recorded in" in err
+    group = (
+        "  CommandError: command failed with exit code 1 (4 members)\n"
+        "    a=-1.5, seed=0\n    a=-1.5, seed=1\n    a=-2.0, seed=0\n    ... and 1 more\n"
+    )
+    assert group in err
+    assert "members 0" not in err
+    assert "Traceback" not in err
+    # resume: the failures persist, so the status does too; --allow-failures opts out
+    assert main(["resume", str(out), "-q"]) == 3
+    assert main(["resume", str(out), "-q", "--failed", "--allow-failures"]) == 0
+    capsys.readouterr()
+    # a run in which every member is ok exits 0, with or without the flag
+    ok = tmp_path / "ok.toml"
+    ok.write_text(failing_spec.read_text().replace("-1.5", "1.5").replace("-2.0", "2.0"))
+    assert main(["run", str(ok), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert main(["resume", str(out), "-q"]) == 0
+
+
+def test_allow_failures_exits_0_and_usage_errors_exit_2(failing_spec, tmp_path, capsys):
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(failing_spec), "-o", str(out), "-q", "--allow-failures"]) == 0
+    assert "4 failed" in capsys.readouterr().out
+    assert int((ens.open_ensemble(out)["status"] == 2).sum()) == 4
+    with pytest.raises(SystemExit) as usage:
+        main(["run", str(failing_spec)])  # no -o
+    assert usage.value.code == 2
+    # an error (not failed members) is 1
+    assert main(["run", str(failing_spec), "-o", str(out), "-q"]) == 1
+
+
+def test_info_names_failed_members_by_parameters(failing_spec, tmp_path, capsys):
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(failing_spec), "-o", str(out), "-q", "--allow-failures"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "members:    4 ok, 4 failed, 0 pending of 8" in text
+    assert "CommandError: command failed with exit code 1 (4 members)" in text
+    assert "      a=-1.5, seed=0\n      a=-1.5, seed=1\n      a=-2.0, seed=0\n" in text
+    assert " x CommandError" not in text
+    # --failed: every failed member with its parameters, seed index, member seed, error
+    assert main(["info", str(out), "--failed"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["a", "seed", "member_seed", "error", "message"]
+    ds = ens.open_ensemble(out)
+    want = []
+    for a in (-1.5, -2.0):
+        for seed in (0, 1):
+            member_seed = int(ds["member_seed"].sel(a=a, seed=seed))
+            want.append([repr(a), str(seed), str(member_seed), "CommandError"])
+    assert [line.split()[:4] for line in lines[1:]] == want
+    # --failed --json: the same members, with their full messages
+    assert main(["info", str(out), "--failed", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    rows = info["failed_members"]
+    assert [(r["a"], r["seed"], r["member_seed"]) for r in rows] == [
+        (float(a), int(s), int(m)) for a, s, m, _ in want
+    ]
+    assert all(f"negative: {r['a']}" in r["message"] for r in rows)  # the program's stderr
+    assert info["members"]["failed"] == 4
+
+
+def test_info_prints_design_and_simulation_readably(failing_spec, tmp_path, capsys):
+    sampled = tmp_path / "sampled.toml"
+    sampled.write_text(
+        "[simulation]\n"
+        'function = "tests.sims:seeded"\n'
+        "[design.sample]\n"
+        "n = 3\n"
+        "seed = 7\n"
+        'params = {a = {dist = "normal", loc = 3.0, scale = 0.05}}\n'
+        "[fixed]\n"
+        "b = 2.5\n"
+        "[run]\n"
+        "seeds = 2\n"
+        "root_seed = 4\n"
+    )
+    out = tmp_path / "s.zarr"
+    assert main(["run", str(sampled), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "  simulation: tests.sims:seeded\n" in text
+    assert "  design:     Sample(n=3, seed=7, a=Normal(loc=3.0, scale=0.05))\n" in text
+    assert "  fixed:      b=2.5\n" in text
+    assert "{" not in text  # no dict reprs
+    out2 = tmp_path / "cmd.zarr"
+    assert main(["run", str(failing_spec), "-o", str(out2), "-q", "--allow-failures"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out2)]) == 0
+    text = capsys.readouterr().out
+    assert f"  simulation: command {sys.executable} -c " in text
+    assert "(output=-)" in text
+    assert "  design:     Grid(a=[-1.5, 0.5, -2.0, 3.0])\n" in text
+    assert main(["info", str(out2), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["design"] == {"grid": {"a": [-1.5, 0.5, -2.0, 3.0]}}
+
+
+# -- one set of conventions ---------------------------------------------------------------
+
+
+def test_help_shows_defaults_an_example_and_the_exit_codes(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    top = capsys.readouterr().out
+    assert "exit status:" in top
+    for code in ("0", "1", "2", "3", "130", "141"):
+        assert f"\n  {code} " in top
+    for command in ("run", "resume", "demo", "info", "summary", "plot"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert f"example:\n  ensembles {command} " in text, command
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    run_help = capsys.readouterr().out
+    for table in ("[simulation]", "[design]", "[fixed]", "[run]", "[design.grid]"):
+        assert table in run_help
+    assert "--allow-failures" in run_help
+    with pytest.raises(SystemExit):
+        main(["resume", "--help"])
+    assert "(default: 0)" in capsys.readouterr().out  # --retries
+    with pytest.raises(SystemExit):
+        main(["summary", "--help"])
+    assert "(default: 0.025 0.5 0.975)" in capsys.readouterr().out
+
+
+def test_q_means_quiet_and_quantiles_are_spelled_out(spec, tmp_path, capsys):
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(spec), "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == ""  # quiet: no progress line
+    for command in (["summary", str(out)], ["plot", str(out), "--var", "M", "-o", "x.png"]):
+        with pytest.raises(SystemExit) as usage:
+            main([*command, "-q", "0.5"])  # -q is not a quantile anywhere
+        assert usage.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["run", str(spec), "-o", str(out), "--q"])  # nor an abbreviation of --quiet
+    capsys.readouterr()
+    for flag in ("--q", "--quantiles"):
+        assert main(["summary", str(out), "--var", "M", "--aggregate", "mean", flag, "0.5"]) == 0
+        header = capsys.readouterr().out.splitlines()[0]
+        assert "q0.5" in header
+        assert "q0.975" not in header
+    png = tmp_path / "band.png"
+    assert main(["plot", str(out), "--var", "M", "--q", "0.1", "0.9", "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args", [["info", "{out}"], ["info", "{out}", "--failed"], ["summary", "{out}"]]
+)
+def test_a_closed_pipe_is_not_an_error(spec, tmp_path, args):
+    """`ensembles info out.zarr | head` must not print "error: [Errno 32] Broken pipe"."""
+    out = tmp_path / "out.zarr"
+    assert main(["run", str(spec), "-o", str(out), "-q"]) == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ensembles.cli", *(a.format(out=out) for a in args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before anything is written, like `| head -0`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 141
+    assert err == ""
+
+
+def test_a_failing_member_with_on_error_raise_is_one_line(tmp_path):
+    """No "Compute Failed" records from the embedded cluster's workers, no traceback."""
+    path = tmp_path / "raise.toml"
+    path.write_text(
+        '[simulation]\nfunction = "tests.sims:flaky"\n[design.grid]\n'
+        "a = [1.0, 2.0, -1.0, 3.0]\n[run]\nseeds = 4\nroot_seed = 1\nbatch_size = 1\n"
+        'on_error = "raise"\n'
+    )
+    result = _cli("run", str(path), "-o", str(tmp_path / "r.zarr"), "-q")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ensembles: error: member ")
+    assert "a must be non-negative, got -1.0" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr

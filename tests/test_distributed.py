@@ -7,15 +7,19 @@ shapes, and simulations whose module the workers cannot import.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +32,12 @@ import zarr
 
 import ensembles as ens
 from ensembles.errors import RunnerError
+from ensembles.execution.progress import dashboard_link, serves_dashboard
 from ensembles.execution.submit import SAFE_DESERIALIZERS, Progress, default_client, resolve_client
 
 from . import sims
 from ._cluster import REPO, START_TIMEOUT, RealCluster, real_cluster
+from ._dashboard import PLOTS, plot_list_server
 
 pytestmark = pytest.mark.distributed
 
@@ -172,12 +178,22 @@ def test_cli_run_by_address(cluster, remote, reference, tmp_path, how):
     assert_same_results(ens.open_ensemble(out), reference)
 
 
-def test_cli_reports_an_unreachable_scheduler(tmp_path):
-    spec = _write_spec(tmp_path / "spec.toml")
-    with __import__("socket").socket() as s:
+def _free_port() -> int:
+    """A port of 127.0.0.1 on which nothing listens (bound, then released)."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+        return s.getsockname()[1]
+
+
+def test_cli_reports_an_unreachable_scheduler(tmp_path):
+    """A refused port fails at once: dask's connect alone retries until its timeout.
+
+    The connect timeout here is 600 s, so before refusals were recognised this test ran
+    into its 120 s subprocess timeout; now the error comes after about 2 s of retries.
+    """
+    spec = _write_spec(tmp_path / "spec.toml")
+    port = _free_port()
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "600s"}
     result = subprocess.run(
         [
             sys.executable,
@@ -198,21 +214,209 @@ def test_cli_reports_an_unreachable_scheduler(tmp_path):
         check=False,
     )
     assert result.returncode == 1
-    assert f"cannot connect to the dask scheduler at 'tcp://127.0.0.1:{port}'" in result.stderr
+    err = result.stderr
+    assert err.startswith(
+        f"ensembles: error: cannot connect to the dask scheduler at 'tcp://127.0.0.1:{port}': "
+        "nothing accepts connections there ([Errno 111] Connection refused)"
+    )
+    assert err.count("\n") == 1  # one line: no traceback, no log records after it
+    assert not (tmp_path / "never.zarr").exists()
 
 
-def test_progress_shows_the_remote_dashboard_link(cluster, remote, capsys):
-    info = remote.scheduler_info()
-    if "dashboard" not in info.get("services", {}):  # pragma: no cover
-        pytest.skip("this scheduler serves no dashboard")
+def test_refused_port_fails_within_seconds_whatever_the_timeout():
+    port = _free_port()
+    start = time.monotonic()
+    with (
+        pytest.raises(RunnerError, match="nothing accepts connections there"),
+        resolve_client(f"tcp://127.0.0.1:{port}", timeout=600),
+    ):
+        pass  # pragma: no cover - never connected
+    assert time.monotonic() - start < 60  # loose: the retries take about 2 s
+
+
+def test_a_worker_address_is_not_a_scheduler(cluster, remote, tmp_path):
+    """Pointing at a worker: one clear line, and no finalizer traceback at exit."""
+    spec = _write_spec(tmp_path / "spec.toml")
+    worker = next(iter(remote.scheduler_info()["workers"]))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ensembles.cli",
+            "run",
+            str(spec),
+            "-o",
+            str(tmp_path / "w.zarr"),
+            "-q",
+            "--scheduler",
+            worker,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"ensembles: error: {worker!r} is a dask Worker, not a scheduler; pass the "
+        "scheduler's address (the one `dask scheduler` prints, e.g. tcp://host:8786) or its "
+        "scheduler file\n"
+    )
+
+
+def test_scheduler_lost_mid_run_gives_one_clear_line(tmp_path):
+    """The scheduler dies mid-run: a one-line error naming it, nothing after it.
+
+    Before, the run ended with "'NoneType' object has no attribute 'block_id'", and the
+    interpreter's exit could add CommClosedError tracebacks and finalizer timeouts.
+    """
+    spec = tmp_path / "slow.toml"
+    spec.write_text(
+        '[simulation]\nfunction = "tests.sims:slow_walk"\n[design.grid]\n'
+        "drift = [0.0, 0.5, 1.0, 2.0]\n[fixed]\ndelay = 0.5\n"
+        "[run]\nseeds = 10\nroot_seed = 1\nbatch_size = 1\n"
+    )
+    out = tmp_path / "lost.zarr"
+    with real_cluster(tmp_path / "doomed") as doomed:
+        env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "10s"}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ensembles.cli",
+                "run",
+                str(spec),
+                "-o",
+                str(out),
+                "-q",
+                "--scheduler",
+                doomed.address,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while _ok_count(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _ok_count(out) >= 1, "the run did not start"
+            doomed.procs[0].kill()  # the scheduler, SIGKILL
+            _, err = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:  # pragma: no cover - only when the test fails
+                proc.kill()
+    assert proc.returncode == 1
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith(
+        f"ensembles: error: lost the connection to the dask scheduler at {doomed.address!r}"
+    )
+    assert "ensembles resume" in lines[-1]
+    assert "Traceback" not in err, err
+    assert "CommClosedError" not in err
+    ds = ens.open_ensemble(out)  # what finished is in the store
+    assert int((ds["status"] == 1).sum()) >= 1
+
+
+# -- what listens where, and the dashboard link -------------------------------------------
+
+
+def _listening(pids: set[int]) -> list[tuple[int, str, int]]:
+    """(pid, address, port) of every listening TCP socket of ``pids``."""
+    import psutil
+
+    return sorted(
+        (c.pid, c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    )
+
+
+def _process_tree(pid: int) -> set[int]:
+    import psutil
+
+    root = psutil.Process(pid)
+    return {pid, *(child.pid for child in root.children(recursive=True))}
+
+
+def test_test_clusters_listen_on_127_0_0_1_only(cluster, remote):
+    """Scheduler, nannies, workers and every HTTP server: 127.0.0.1, never 0.0.0.0."""
+    pytest.importorskip("psutil")
+    pids = set().union(*(_process_tree(p.pid) for p in cluster.procs))
+    sockets = _listening(pids)
+    assert len(sockets) >= 2 + 2 + 2 * 2  # scheduler + http, 2 nannies, 2 workers + http
+    assert {ip for _, ip, _ in sockets} == {"127.0.0.1"}, sockets
+
+
+def test_embedded_cluster_listens_on_127_0_0_1_only(tmp_path):
+    pytest.importorskip("psutil")
+    script = (
+        "import json, os, psutil\n"
+        "from ensembles.execution.clients import default_client, close_default_clients\n"
+        "if __name__ == '__main__':\n"
+        "    client = default_client(processes=True, n_workers=2)\n"
+        "    client.wait_for_workers(2, timeout=120)\n"
+        "    me = psutil.Process()\n"
+        "    pids = {me.pid, *(p.pid for p in me.children(recursive=True))}\n"
+        "    print(json.dumps([(c.pid, c.laddr.ip, c.laddr.port)\n"
+        "                      for c in psutil.net_connections(kind='inet')\n"
+        "                      if c.status == psutil.CONN_LISTEN and c.pid in pids]))\n"
+        "    close_default_clients()\n"
+    )
+    path = tmp_path / "listen.py"
+    path.write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(path)],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    sockets = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(sockets) >= 2 + 2 * 2  # scheduler + http, 2 workers + http (+ nannies)
+    assert {ip for _, ip, _ in sockets} == {"127.0.0.1"}, sockets
+
+
+def test_no_dashboard_link_for_a_scheduler_without_a_dashboard(cluster, remote, tmp_path, capsys):
+    """The HTTP server runs without a dashboard; its /status is no dashboard to link to."""
+    has_bokeh = importlib.util.find_spec("bokeh") is not None
+    assert "dashboard" in remote.scheduler_info()["services"]  # the HTTP server
     walk_ensemble().compute(scheduler=remote, progress=True)
     err = capsys.readouterr().err
-    assert err.count("dask dashboard: http://127.0.0.1:") == 1  # once per run
+    assert err.count("dask dashboard: http://127.0.0.1:") == (1 if has_bokeh else 0)
     walk_ensemble().compute(scheduler=remote, progress=False)
     assert "dask dashboard" not in capsys.readouterr().err  # quiet means quiet
-    bar = Progress(3, client=remote)
-    bar.close()
-    assert capsys.readouterr().err.count("dask dashboard: http://127.0.0.1:") == 1
+    with (
+        real_cluster(tmp_path / "plain", n_workers=1, dashboard=False) as plain,
+        plain.client() as client,
+    ):
+        assert "dashboard" in client.scheduler_info()["services"]
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(client.dashboard_link, timeout=30)
+        assert missing.value.code == 404  # what users were sent to
+        missing.value.close()
+        assert dashboard_link(client) is None
+        Progress(3, client=client).close()
+    assert "dask dashboard" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("body", "served"),
+    [(PLOTS, True), (b"{}", False), (None, False)],
+    ids=["dashboard", "no-bokeh", "no-dashboard"],
+)
+def test_serves_dashboard_reads_the_plot_list(body, served):
+    with plot_list_server(body) as link:
+        assert serves_dashboard(link) is served
 
 
 # -- determinism -------------------------------------------------------------------------

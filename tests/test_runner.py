@@ -32,6 +32,7 @@ from ensembles.execution.submit import (
 from ensembles.layout import BlockResult
 
 from . import sims
+from ._dashboard import plot_list_server
 
 
 def assert_same_results(got: xr.Dataset, ref: xr.Dataset) -> None:
@@ -68,14 +69,21 @@ def test_unreachable_address_fails_fast_with_a_clear_error(form):
 
 
 def test_connect_timeout_follows_dask_config():
-    address = f"tcp://127.0.0.1:{_closed_port()}"
-    start = time.perf_counter()
-    with (
-        dask.config.set({"distributed.comm.timeouts.connect": "300ms"}),
-        pytest.raises(RunnerError, match=r"gives up after 0\.3 s"),
-        resolve_client(address),
-    ):
-        pass  # pragma: no cover
+    """A port that accepts but never answers: the wait is the dask config's timeout.
+
+    (A refused port does not wait for it: see test_unreachable_address_fails_fast...)
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.perf_counter()
+        with (
+            dask.config.set({"distributed.comm.timeouts.connect": "300ms"}),
+            pytest.raises(RunnerError, match=r"no dask handshake.*gives up after 0\.3 s"),
+            resolve_client(address),
+        ):
+            pass  # pragma: no cover
     assert time.perf_counter() - start < 5
 
 
@@ -182,13 +190,13 @@ def test_default_client_refuses_zero_workers():
 
 
 class _FakeClient:
-    """Just enough of a Client for the dashboard link."""
+    """Just enough of a Client for the dashboard link (``link``: a real HTTP server's)."""
 
     cluster = None
-    dashboard_link = "http://127.0.0.1:8787/status"
 
-    def __init__(self, services):
+    def __init__(self, services, link="http://127.0.0.1:1/status"):
         self.services = services
+        self.dashboard_link = link
 
     def scheduler_info(self, n_workers=0):
         return {"services": self.services, "workers": {}}
@@ -214,21 +222,26 @@ def test_progress_for_slow_members_shows_seconds_per_member():
 
 
 def test_progress_prints_dashboard_link_once_unless_quiet():
-    out = io.StringIO()
-    bar = Progress(3, stream=out, client=_FakeClient({"dashboard": 8787}))
-    for _ in range(3):
-        bar.update(1)
-    bar.close()
-    assert out.getvalue().count("dask dashboard: http://127.0.0.1:8787/status") == 1
-    quiet = io.StringIO()
-    Progress(3, stream=quiet, enabled=False, client=_FakeClient({"dashboard": 8787})).close()
-    assert quiet.getvalue() == ""
+    with plot_list_server() as link:
+        client = _FakeClient({"dashboard": 8787}, link)
+        out = io.StringIO()
+        bar = Progress(3, stream=out, client=client)
+        for _ in range(3):
+            bar.update(1)
+        bar.close()
+        assert out.getvalue().count(f"dask dashboard: {link}") == 1
+        quiet = io.StringIO()
+        Progress(3, stream=quiet, enabled=False, client=client).close()
+        assert quiet.getvalue() == ""
 
 
-def test_no_dashboard_link_when_the_scheduler_serves_none():
-    assert dashboard_link(_FakeClient({})) is None
-    out = io.StringIO()
-    Progress(3, stream=out, client=_FakeClient({})).close()
+@pytest.mark.parametrize("body", [b"{}", None], ids=["no-bokeh", "no-dashboard"])
+def test_no_dashboard_link_when_the_scheduler_serves_none(body):
+    assert dashboard_link(_FakeClient({})) is None  # no HTTP server at all
+    with plot_list_server(body) as link:  # an HTTP server, but no dashboard
+        assert dashboard_link(_FakeClient({"dashboard": 8787}, link)) is None
+        out = io.StringIO()
+        Progress(3, stream=out, client=_FakeClient({"dashboard": 8787}, link)).close()
     assert "dashboard" not in out.getvalue()
 
 
@@ -245,8 +258,9 @@ def test_progress_updates_one_display_in_notebooks(monkeypatch):
         return Handle() if display_id else None
 
     monkeypatch.setattr(progress, "_notebook_display", lambda: display)
-    bar = Progress(100, client=_FakeClient({"dashboard": 8787}))
-    assert 'href="http://127.0.0.1:8787/status"' in shown[0]["text/html"]
+    with plot_list_server() as link:
+        bar = Progress(100, client=_FakeClient({"dashboard": 8787}, link))
+    assert f'href="{link}"' in shown[0]["text/html"]
     for _ in range(3):
         bar._last = 0.0  # skip the redraw interval
         bar.update(10)

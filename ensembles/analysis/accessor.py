@@ -2,9 +2,10 @@
 
 Importing this module registers ``.ens``; every method delegates to a plain function of
 :mod:`~ensembles.analysis.reduce`, :mod:`~ensembles.analysis.summary`,
-:mod:`~ensembles.analysis.convergence`, :mod:`~ensembles.analysis.sensitivity` or
-:mod:`~ensembles.analysis.plot` with the object as first argument, so
-``ds["M"].ens.envelope(over="seed")`` is ``reduce.envelope(ds["M"], over="seed")``.
+:mod:`~ensembles.analysis.failures`, :mod:`~ensembles.analysis.convergence`,
+:mod:`~ensembles.analysis.sensitivity` or :mod:`~ensembles.analysis.plot` with the object
+as first argument, so ``ds["M"].ens.envelope(over="seed")`` is
+``reduce.envelope(ds["M"], over="seed")``.
 
 ``over=`` names the member dims a method reduces. Every method defaults to
 ``over=None``, which means one thing everywhere: reduce every member dim except those the
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import xarray as xr
 
 if TYPE_CHECKING:
-    from . import convergence, reduce, sensitivity, summary
+    from . import convergence, failures, reduce, sensitivity, summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,6 +66,7 @@ class _OnFirstUse:
 
 if not TYPE_CHECKING:
     convergence = _OnFirstUse("convergence")
+    failures = _OnFirstUse("failures")
     reduce = _OnFirstUse("reduce")
     sensitivity = _OnFirstUse("sensitivity")
     summary = _OnFirstUse("summary")
@@ -157,6 +159,10 @@ class EnsembleAccessor(Generic[Obj]):
     ) -> list[dict[str, Any]]:
         """Results grouped by parameters; see :func:`.summary.groups`."""
         return summary.groups(self._obj, over=over, vars=vars)
+
+    def failures(self) -> pd.DataFrame:
+        """One row per failed member: parameters, seed, error; see :func:`.failures.failures`."""
+        return failures.failures(self._obj)
 
     # plots (computed) ----------------------------------------------------------------
 

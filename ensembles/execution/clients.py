@@ -87,7 +87,9 @@ def default_client(
         common = {
             "host": "127.0.0.1",
             "dashboard_address": "127.0.0.1:0",
-            "silence_logs": logging.ERROR,
+            # ensembles reports every task error itself (MemberError, RunnerError, the run
+            # report); the workers' own "Compute Failed" records would only repeat them
+            "silence_logs": logging.CRITICAL,
         }
         if processes:
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, **common)
@@ -191,45 +193,106 @@ def _connection_args(address: str, security: Any) -> dict[str, Any]:
     return args
 
 
-def _probe(address: str, connection_args: dict[str, Any], timeout: float) -> None:
-    """Open and close one comm to ``address`` (in a private event loop thread).
+#: Seconds a refused connection is retried (a scheduler restarting on the same port)
+#: before the run fails; a refusal is otherwise definitive, unlike a slow network.
+REFUSED_GRACE = 2.0
 
-    Raises the connection error. Failing here, before a ``Client`` exists, avoids a
-    half-built client whose finalizer stalls and logs at interpreter exit.
+
+def _refusal(address: str, timeout: float) -> OSError | None:
+    """The error when nothing listens at a tcp:// or tls:// address (or its host has no
+    address), else None.
+
+    A plain TCP connect answers that at once, where dask's ``connect`` retries every
+    error until its timeout (30 s by default). Anything else (a slow or filtered network)
+    is left to dask.
+    """
+    import socket
+    import time
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return None
+    host, port = parse_host_port(location)
+    deadline = time.monotonic() + min(REFUSED_GRACE, timeout)
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+                return None
+        except ConnectionRefusedError as exc:
+            if time.monotonic() >= deadline:
+                return exc
+            time.sleep(0.2)
+        except socket.gaierror as exc:
+            return exc
+        except OSError:  # timed out, unreachable: dask's connect decides, with its timeout
+            return None
+
+
+def _probe(address: str, connection_args: dict[str, Any], timeout: float) -> str:
+    """Connect to ``address`` once and ask what it is; return its type (``"Scheduler"``).
+
+    Runs in a private event loop thread and reads the answer as msgpack only (never
+    pickle). Failing here, before a ``Client`` exists, avoids a half-built client whose
+    finalizer stalls and logs at interpreter exit.
     """
     import asyncio
 
     from distributed.comm import connect
 
-    async def attempt() -> None:
+    async def attempt() -> str:
         comm = await connect(address, timeout=timeout, **connection_args)
-        comm.abort()
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            answer = await comm.read(deserializers=("msgpack",))
+        finally:
+            comm.abort()
+        kind = answer.get("type") if isinstance(answer, dict) else None
+        return str(kind or "unknown server")
 
-    outcome: list[BaseException] = []
+    outcome: list[Any] = []
 
     def target() -> None:
-        try:
-            asyncio.run(attempt())
+        try:  # the handshake and the answer have no timeout of their own
+            outcome.append(asyncio.run(asyncio.wait_for(attempt(), 2 * timeout)))
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            text = f"connected, but no dask handshake within {2 * timeout:g} s"
+            outcome.append(TimeoutError(f"{text} (is it a dask scheduler's port?)"))
         except BaseException as exc:  # re-raised in the caller's thread
             outcome.append(exc)
 
     thread = threading.Thread(target=target, name="ensembles-connect", daemon=True)
     thread.start()
-    thread.join(timeout + 10.0)
-    if outcome:
-        raise outcome[0]
-    if thread.is_alive():  # pragma: no cover - connect() honours its own timeout
+    thread.join(2 * timeout + 10.0)
+    if not outcome:  # pragma: no cover - connect() and the read honour their timeouts
         msg = f"timed out after {timeout} s"
         raise TimeoutError(msg)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return str(outcome[0])
 
 
 def _connect(address: str, security: Any, timeout: float, safe: bool, where: str) -> Any:
     from distributed import Client
 
     args = _connection_args(address, security)
+    refused = _refusal(address, timeout)
+    if refused is not None:
+        import socket
+
+        what = (
+            "its host name is unknown"
+            if isinstance(refused, socket.gaierror)
+            else "nothing accepts connections there"
+        )
+        msg = (
+            f"cannot connect to the dask scheduler at {where!r}: {what} ({refused}). Check "
+            "the address and port, and that `dask scheduler` is running"
+        )
+        raise RunnerError(msg)
     try:
-        if not address.startswith("inproc://"):
-            _probe(address, args, timeout)
+        kind = "Scheduler" if address.startswith("inproc://") else _probe(address, args, timeout)
     except (OSError, TimeoutError) as exc:
         hint = (
             "TLS certificates (security=) match the cluster's"
@@ -243,6 +306,12 @@ def _connect(address: str, security: Any, timeout: float, safe: bool, where: str
             "distributed.comm.timeouts.connect)"
         )
         raise RunnerError(msg) from None
+    if kind != "Scheduler":
+        msg = (
+            f"{where!r} is a dask {kind}, not a scheduler; pass the scheduler's address "
+            "(the one `dask scheduler` prints, e.g. tcp://host:8786) or its scheduler file"
+        )
+        raise RunnerError(msg)
     try:
         return Client(
             address,
@@ -254,6 +323,23 @@ def _connect(address: str, security: Any, timeout: float, safe: bool, where: str
     except (OSError, TimeoutError) as exc:  # pragma: no cover - reachable a moment ago
         msg = f"cannot connect to the dask scheduler at {where!r}: {exc}"
         raise RunnerError(msg) from None
+
+
+def _close_lost(client: Any) -> None:
+    """Close a client whose scheduler is gone, without the traceback distributed logs.
+
+    Closing cancels the client's attempts to reconnect, which distributed logs as an
+    error with a ``CommClosedError``/``CancelledError`` traceback; the caller raises a
+    :class:`RunnerError` that says what happened instead.
+    """
+    client_logger = logging.getLogger("distributed.client")
+    level = client_logger.level
+    client_logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with contextlib.suppress(Exception):
+            client.close(timeout=10)
+    finally:
+        client_logger.setLevel(level)
 
 
 def _check_safe(client: Any, safe: bool) -> None:
@@ -363,10 +449,24 @@ def resolve_client(
         seconds = _seconds(timeout)
         where = scheduler_file or address
         client = _connect(address, security, seconds, safe, where)
+        lost = False
         try:
             yield client
+        except Exception as exc:
+            if not _connection_lost(client, exc):
+                raise
+            lost = True
+            msg = (  # what failed next (a closed comm, a cancelled future) is --debug's
+                f"lost the connection to the dask scheduler at {where!r} during the run. A "
+                "run into a store keeps every member that finished: resume it when the "
+                "scheduler is back (`ensembles resume OUT.zarr`)"
+            )
+            raise RunnerError(msg) from exc
         finally:
-            client.close()
+            if lost:
+                _close_lost(client)
+            else:
+                client.close()
         return
     from distributed import get_client
 
@@ -379,6 +479,30 @@ def resolve_client(
         yield active
         return
     yield default_client(processes, n_workers, safe=safe)
+
+
+def _connection_lost(client: Any, exc: BaseException) -> bool:
+    """True when ``exc`` came from losing the scheduler (the client notices within seconds).
+
+    A closed comm can surface in the run before the client's own status changes, so a
+    comm error waits a moment for the client to tell.
+    """
+    import time
+
+    from distributed.comm.core import CommClosedError
+
+    if client.status != "running":
+        return True
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    if not any(isinstance(e, (CommClosedError, ConnectionError)) for e in chain):
+        return False
+    deadline = time.monotonic() + 5.0
+    while client.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return client.status != "running"
 
 
 def worker_count(client: Any) -> int:

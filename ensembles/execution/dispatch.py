@@ -18,9 +18,10 @@ import numpy as np
 from ..errors import MemberError, RunnerError
 from ..layout import FAILED, PENDING, BlockResult, fill_value
 from ..members.blocks import Members
+from ..report import format_failures, member_label
 from .deadline import hard_limit
 from .pool_task import MemberTimeout, WorkerDied
-from .progress import Progress, format_errors
+from .progress import Progress
 from .submit import is_killed_worker
 from .worker import BlockRunner, run_item, run_item_and_store
 
@@ -43,24 +44,55 @@ class RunReport:
         One entry per failed member.
     outputs, status : numpy arrays, optional
         The results, when they were gathered in memory (``store=None``).
+    members : Members, optional
+        The run's members: failures are then named by their parameters.
     """
 
     total: int
     errors: list[tuple[int, str, str]] = field(default_factory=list)
     outputs: dict[str, np.ndarray] | None = None
     status: np.ndarray | None = None
+    members: Members | None = None
+
+    def failure_text(self, where: str | None = None) -> str:
+        """How many members failed and why: grouped by error, named by parameters.
+
+        Examples
+        --------
+        >>> from ensembles import Grid
+        >>> m = Members(Grid(T=[1.5, 2.0]), 2, 7)
+        >>> report = RunReport(4, [(3, "ValueError", "bad T"), (2, "ValueError", "bad T")],
+        ...                    members=m)
+        >>> print(report.failure_text())
+        2 of 4 members failed, by error:
+          ValueError: bad T (2 members)
+            T=2.0, seed=0
+            T=2.0, seed=1
+        """
+        if not self.errors:
+            return ""
+        members = self.members
+
+        def label(member: int) -> str:
+            if members is None:
+                return f"member {member}"
+            return member_label(members.params(member), member % members.n_seeds)
+
+        failed = sorted(self.errors, key=lambda e: e[0])
+        text = format_failures((label(m), etype, message) for m, etype, message in failed)
+        store = f" (recorded in {where})" if where else ""
+        lines = [f"{len(self.errors)} of {self.total} members failed{store}, by error:", text]
+        if where:
+            lines.append(
+                f"every failed member: `ensembles info {where} --failed` or ds.ens.failures()"
+            )
+        return "\n".join(lines)
 
     def print_failures(self, enabled: bool = True, where: str | None = None) -> None:
-        """Tell on stderr how many members failed and why, grouped by error."""
+        """Tell on stderr how many members failed and why (see :meth:`failure_text`)."""
         if not self.errors or not enabled:
             return
-        store = f" (recorded in {where})" if where else ""
-        print(
-            f"{len(self.errors)} of {self.total} members failed{store}, by error:\n"
-            f"{format_errors(self.errors)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(self.failure_text(where), file=sys.stderr, flush=True)
 
 
 def run_blocks(
@@ -81,7 +113,7 @@ def run_blocks(
     """
     members = runner.members
     total = len(members) if todo is None else int(np.count_nonzero(todo))
-    report = RunReport(total)
+    report = RunReport(total, members=members)
     if store is None:
         report.outputs = {
             name: np.full((*members.shape, *o.shape), fill_value(o.dtype), dtype=o.dtype)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["Progress", "dashboard_link", "format_errors"]
+__all__ = ["Progress", "dashboard_link", "serves_dashboard"]
 
 
 def dashboard_link(client: Any) -> str | None:
     """The dashboard URL of the client's scheduler, or None when it serves none.
 
-    For an in-process cluster (``LocalCluster``, the embedded default) the link is given
-    only when ``bokeh``, which draws the dashboard, is installed.
+    A scheduler runs an HTTP server (``/health``, ``/metrics``) even when it shows no
+    dashboard: started with ``--no-dashboard`` (its ``/status`` is a 404), or without
+    ``bokeh`` installed (a page saying to install it). The link is given only when the
+    dashboard is there (see :func:`serves_dashboard`).
     """
     try:
         info = client.scheduler_info(n_workers=0)
@@ -28,12 +31,47 @@ def dashboard_link(client: Any) -> str | None:
     if "dashboard" not in info.get("services", {}):
         return None
     if getattr(client, "cluster", None) is not None and importlib.util.find_spec("bokeh") is None:
-        return None
+        return None  # an in-process scheduler: no bokeh here, no dashboard
     try:
         link = client.dashboard_link
     except Exception:
         return None
-    return str(link) if link else None
+    if not link or not serves_dashboard(str(link)):
+        return None
+    return str(link)
+
+
+def serves_dashboard(link: str, timeout: float = 3.0) -> bool:
+    """Whether the scheduler whose dashboard ``link`` names draws its dashboard.
+
+    Asks the HTTP server beside the link for ``individual-plots.json``: a dashboard lists
+    its plots there, a server without one answers ``{}`` or 404. A server that does not
+    answer in ``timeout`` seconds (busy) is given the benefit of the doubt; a refused
+    connection is not.
+
+    Examples
+    --------
+    >>> serves_dashboard("http://127.0.0.1:1/status")  # nothing listens on port 1
+    False
+    """
+    import urllib.error
+    import urllib.request
+
+    if not link.startswith(("http://", "https://")):
+        return False
+    url = link.split("?", 1)[0].rsplit("/", 1)[0] + "/individual-plots.json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            plots = json.loads(response.read() or b"{}")
+    except TimeoutError:
+        return True
+    except urllib.error.HTTPError:  # 404: no such page, no dashboard
+        return False
+    except urllib.error.URLError as exc:
+        return isinstance(exc.reason, TimeoutError)
+    except (OSError, ValueError):
+        return False
+    return isinstance(plots, dict) and bool(plots)
 
 
 # -- progress --------------------------------------------------------------------------
@@ -225,21 +263,3 @@ def _fmt_rate(rate: float) -> str:
     if 0 < rate < 1:
         return f"{1 / rate:,.1f} s/member"
     return f"{rate:,.1f}/s"
-
-
-# -- the end-of-run report --------------------------------------------------------------
-
-
-def format_errors(errors: list[tuple[int, str, str]], limit: int = 5) -> str:
-    """Group failures by error type and message for a end-of-run report."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for member, etype, message in errors:
-        first_line = message.strip().splitlines()[0] if message.strip() else ""
-        groups.setdefault((etype, first_line), []).append(member)
-    lines = []
-    for (etype, msg), members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:limit]:
-        shown = ", ".join(str(m) for m in members[:5]) + (", ..." if len(members) > 5 else "")
-        lines.append(f"  {len(members)} x {etype}: {msg} (members {shown})")
-    if len(groups) > limit:
-        lines.append(f"  ... and {len(groups) - limit} other kinds of error")
-    return "\n".join(lines)

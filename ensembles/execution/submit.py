@@ -1,10 +1,9 @@
-"""Where work runs: the caller's dask client, a cluster address, or the embedded default.
+"""Running blocks on a dask.distributed cluster: the caller's client or a scheduler address.
 
 ensembles never schedules work itself: blocks are submitted to dask.distributed, a
 bounded number at a time (so a million members never make a million live tasks), and
-results are consumed as they complete. With no client given or active, an embedded
-``LocalCluster`` on 127.0.0.1 is started once per process: worker processes for
-simulations that hold the GIL, threads for those that release it.
+results are consumed as they complete. (With no client, the local default is the process
+pool of :mod:`ensembles.execution.pool`; this module is the cluster backend.)
 
 Connecting to a dask cluster means trusting it: its scheduler and workers run the code
 the client sends, and distributed's protocol can carry pickled objects back. Safe mode
@@ -373,7 +372,7 @@ class _DaskRun:
         on_flight: Callable[[int], None] | None,
     ) -> Iterator[TaskOutcome]:
         self.fill(source)
-        for fut in self.completed:
+        for fut in self._finished():
             item, family, attempt = self.pending.pop(fut.key)
             outcome = _outcome(fut, item, self.safe)
             fut.release()
@@ -389,6 +388,22 @@ class _DaskRun:
             self.fill(source)
             if on_flight is not None:
                 on_flight(len(self.pending))
+
+    def _finished(self) -> Iterator[Any]:
+        """The futures as they finish; raises when the client lost its scheduler for good.
+
+        ``as_completed`` alone waits forever for futures of a client that closed itself
+        after failing to reconnect, so the wait polls, backing off to 50 ms.
+        """
+        while not self.completed.is_empty():
+            delay = 0.0005
+            while not self.completed.has_ready():
+                if self.client.status in ("closing", "closed"):
+                    msg = "the dask client closed: it lost its scheduler and did not reconnect"
+                    raise ConnectionError(msg)
+                time.sleep(delay)
+                delay = min(2 * delay, 0.05)
+            yield next(self.completed)
 
     def _settled(
         self,
