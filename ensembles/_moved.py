@@ -21,7 +21,7 @@ __all__ = ["MOVED", "install"]
 #: Old module path -> new module path.
 MOVED: dict[str, str] = {
     "ensembles.accessor": "ensembles.analysis.accessor",
-    "ensembles.adapters": "ensembles.simulations.model_class",
+    "ensembles.adapters": "ensembles.simulations.mesa",
     "ensembles.batch": "ensembles.execution.worker",
     "ensembles.clients": "ensembles.execution.clients",
     "ensembles.command": "ensembles.simulations.command",

@@ -15,7 +15,8 @@ import xarray as xr
 import ensembles as ens
 from ensembles.errors import OutputMismatchError, SimulationError, SpecError
 from ensembles.simulations.contract import Output, Simulation, as_simulation
-from ensembles.simulations.model_class import MesaModel, ModelClass
+from ensembles.simulations.mesa import MesaModel
+from ensembles.simulations.model_class import ModelClass
 
 mesa = pytest.importorskip("mesa")
 

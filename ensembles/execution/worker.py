@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import MemberError, OutputMismatchError
 from ..layout import FAILED, OK, PENDING, BlockResult, fill_value
 from ..members.blocks import Members
-from ..simulations.contract import Schema, Simulation, _normalize_result
+from ..simulations.contract import Schema, Simulation
+from ..simulations.schema import normalize_result
 from .deadline import deadline
 from .pool_worker import end_member, report_member
 
@@ -128,7 +129,7 @@ class BlockRunner:
                 lambda: self.members.describe(member),
             )
         if isinstance(raw, dict) and type(self.simulation) is Simulation:
-            arrays, _, coords = _normalize_result(raw, self._dims_hint(params))
+            arrays, _, coords = normalize_result(raw, self._dims_hint(params))
         else:  # adapters (commands, model classes) normalize their own results
             arrays, _, coords = self.simulation.normalize(raw, params)
         for dim, values in coords.items():

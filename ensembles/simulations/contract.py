@@ -11,219 +11,16 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import OutputMismatchError, SimulationError
 from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
+from .schema import Output, Schema, normalize_result, storage_dtype
 
 __all__ = ["Output", "Schema", "Simulation", "as_simulation", "simulation"]
-
-
-@dataclass(frozen=True)
-class Output:
-    """Declaration of one output of a simulation.
-
-    Parameters
-    ----------
-    dims : tuple of str
-        Names of the output's own dimensions (``()`` for a scalar).
-    shape : tuple of int, optional
-        Sizes of those dimensions; ``None`` to learn them from a probe member.
-    dtype : numpy dtype-like, optional
-        Element type; ``None`` to learn it from a probe member.
-    attrs : dict
-        Attributes stored with the variable (``units``, ``long_name``, ...).
-
-    Examples
-    --------
-    >>> Output(dims=("sweep",), shape=(100,), dtype="float64", attrs={"units": "1"})
-    Output(dims=('sweep',), shape=(100,), dtype=dtype('float64'), attrs={'units': '1'})
-    """
-
-    dims: tuple[str, ...] = ()
-    shape: tuple[int, ...] | None = None
-    dtype: Any = None
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        dims = (self.dims,) if isinstance(self.dims, str) else tuple(self.dims)
-        object.__setattr__(self, "dims", dims)
-        if self.shape is not None:
-            shape = tuple(int(s) for s in self.shape)
-            if len(shape) != len(dims):
-                msg = (
-                    f"Output shape {shape!r} has {len(shape)} sizes but dims {dims!r} "
-                    f"name {len(dims)}"
-                )
-                raise SimulationError(msg)
-            object.__setattr__(self, "shape", shape)
-        if self.dtype is not None:
-            object.__setattr__(self, "dtype", np.dtype(self.dtype))
-        object.__setattr__(self, "attrs", dict(self.attrs))
-
-    @property
-    def complete(self) -> bool:
-        """True when shape and dtype are both known."""
-        return self.shape is not None and self.dtype is not None
-
-
-@dataclass(frozen=True)
-class Schema:
-    """The complete output schema of an ensemble's members.
-
-    Attributes
-    ----------
-    outputs : dict of str to Output
-        Every output, each with dims, shape and dtype known.
-    coords : dict of str to numpy.ndarray
-        Coordinate values of output dimensions (e.g. ``sweep``), where known.
-    """
-
-    outputs: Mapping[str, Output]
-    coords: Mapping[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        sizes: dict[str, int] = {}
-        for name, out in self.outputs.items():
-            if not out.complete:
-                msg = f"output {name!r} has no shape or dtype yet; declare them or probe a member"
-                raise SimulationError(msg)
-            for dim, size in zip(out.dims, out.shape, strict=True):
-                if sizes.setdefault(dim, size) != size:
-                    msg = (
-                        f"dimension {dim!r} has size {sizes[dim]} in one output and {size} in "
-                        f"output {name!r}; outputs that share a dimension must agree on its size"
-                    )
-                    raise SimulationError(msg)
-        for dim, values in self.coords.items():
-            if dim in sizes and len(values) != sizes[dim]:
-                msg = (
-                    f"coordinate {dim!r} has {len(values)} values but the dimension has "
-                    f"{sizes[dim]}"
-                )
-                raise SimulationError(msg)
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Size of every output dimension."""
-        out: dict[str, int] = {}
-        for o in self.outputs.values():
-            out.update(zip(o.dims, o.shape, strict=True))
-        return out
-
-    def check(
-        self, result: Mapping[str, np.ndarray], member: str | Callable[[], str]
-    ) -> dict[str, np.ndarray]:
-        """Check one member's normalized result against the schema; return it cast.
-
-        Parameters
-        ----------
-        result : mapping
-            Normalized output arrays.
-        member : str or callable
-            The member's description for error messages (a callable is only called when
-            there is an error to report).
-
-        Raises
-        ------
-        OutputMismatchError
-            When names, shapes or dtype kinds disagree; the message names ``member``.
-        """
-        outputs = self.outputs
-        if len(result) >= len(outputs):  # the fast path: names, shapes and kinds agree
-            try:
-                fast = {k: result[k] for k in outputs}
-            except KeyError:
-                fast = None
-            if fast is not None and all(
-                fast[k].shape == o.shape and _castable(fast[k].dtype, o.dtype)
-                for k, o in outputs.items()
-            ):
-                return fast
-        if callable(member):
-            member = member()
-        missing = [k for k in self.outputs if k not in result]
-        if missing:
-            msg = f"{member} did not return output(s) {missing!r}; it returned {sorted(result)!r}"
-            raise OutputMismatchError(msg)
-        checked = {}
-        for name, out in self.outputs.items():
-            value = result[name]
-            if value.shape != out.shape:
-                msg = (
-                    f"{member} returned {name!r} with shape {value.shape}, but the ensemble's "
-                    f"schema says {out.shape} (dims {out.dims}); every member must return the "
-                    "same shape"
-                )
-                raise OutputMismatchError(msg)
-            if not _castable(value.dtype, out.dtype):
-                msg = (
-                    f"{member} returned {name!r} with dtype {value.dtype}, which cannot be stored "
-                    f"as the ensemble's {out.dtype}"
-                )
-                raise OutputMismatchError(msg)
-            checked[name] = value
-        return checked
-
-    def to_dict(self) -> dict:
-        """JSON-ready form of the schema (coordinates excluded)."""
-        return {
-            name: {"dims": list(o.dims), "shape": list(o.shape), "dtype": o.dtype.str}
-            for name, o in self.outputs.items()
-        }
-
-
-@functools.lru_cache(maxsize=256)
-def _castable(src: np.dtype, dst: np.dtype) -> bool:
-    return bool(np.can_cast(src, dst, casting="same_kind"))
-
-
-def _is_dataset(obj: Any) -> bool:
-    """True for an :class:`xarray.Dataset`, without importing xarray where nobody did.
-
-    Workers that run plain functions never load xarray (about 100 MB with pandas); an
-    object can only be a Dataset if xarray was imported.
-    """
-    xr = sys.modules.get("xarray")
-    return xr is not None and isinstance(obj, xr.Dataset)
-
-
-def _normalize_result(
-    result: Any, dims_hint: Mapping[str, tuple[str, ...]]
-) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
-    """Turn a simulation's return value into (arrays, dims, coords)."""
-    if _is_dataset(result):  # (a Dataset is also a Mapping: test it first)
-        arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
-        dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}
-        coords = {
-            str(k): np.asarray(v.values) for k, v in result.coords.items() if k in result.dims
-        }
-        return arrays, dims, coords
-    if not isinstance(result, Mapping):
-        msg = (
-            f"a simulation must return a mapping of output name to value (or an xarray.Dataset), "
-            f"got {type(result).__name__}; return e.g. {{'M': magnetization}}"
-        )
-        raise OutputMismatchError(msg)
-    raw = {str(k): np.asarray(v) for k, v in result.items()}
-    declared_dims = {d for ds in dims_hint.values() for d in ds}
-    coords = {k: v for k, v in raw.items() if k in declared_dims and k not in dims_hint}
-    arrays = {k: v for k, v in raw.items() if k not in coords}
-    dims = {}
-    for k, v in arrays.items():
-        if k in dims_hint:
-            dims[k] = tuple(dims_hint[k])
-        else:
-            dims[k] = tuple(f"{k}_dim_{i}" for i in range(v.ndim))
-        if len(dims[k]) != v.ndim:
-            msg = f"output {k!r} has {v.ndim} dimension(s) but is declared with dims {dims[k]!r}"
-            raise OutputMismatchError(msg)
-    return arrays, dims, coords
 
 
 class Simulation:
@@ -423,7 +220,7 @@ class Simulation:
     ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
         """Normalize a raw result into (arrays, dims, coords) using declared dims."""
         outs, _ = self.declared(params)
-        return _normalize_result(result, {k: o.dims for k, o in outs.items()})
+        return normalize_result(result, {k: o.dims for k, o in outs.items()})
 
     def schema_from_result(self, result: Any, params: Mapping[str, Any]) -> Schema:
         """Learn the schema from one member's result, completing any partial declaration."""
@@ -432,7 +229,7 @@ class Simulation:
         outputs = {}
         for name, value in arrays.items():
             d = declared.get(name, Output())
-            dtype = d.dtype if d.dtype is not None else _storage_dtype(value.dtype, name)
+            dtype = d.dtype if d.dtype is not None else storage_dtype(value.dtype, name)
             outputs[name] = Output(dims=dims[name], shape=value.shape, dtype=dtype, attrs=d.attrs)
         missing = [k for k in declared if k not in arrays]
         if missing:
@@ -441,18 +238,6 @@ class Simulation:
             )
             raise OutputMismatchError(msg)
         return Schema(outputs, {**coords, **declared_coords})
-
-
-def _storage_dtype(dtype: np.dtype, name: str) -> np.dtype:
-    if dtype.kind in "biuf":
-        return dtype
-    if dtype.kind == "c":
-        return dtype
-    msg = (
-        f"output {name!r} has dtype {dtype}; ensembles stores numeric and boolean outputs. "
-        "Convert it to numbers, or encode categories as integers"
-    )
-    raise OutputMismatchError(msg)
 
 
 def _qualified_name(func: Callable[..., Any]) -> str:
