@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ensembles.simulations.contract import Output, simulation
+from ensembles.simulations.contract import Output, Simulation, simulation
 
 
 def walk(*, rng, drift, n=5):
@@ -207,3 +207,40 @@ def small_seed(*, seed, a):
         msg = f"supplied seed {seed} is not a valid integer"
         raise ValueError(msg)
     return {"got_seed": seed, "y": float(a)}
+
+
+# -- a simulation written against the contract itself ----------------------------------------
+
+
+class Polynomial(Simulation):
+    """``c0 + c1 * x + noise``: a Simulation subclass that is neither a function nor an adapter.
+
+    It takes ``member=`` (``takes_member``) and returns the member's flat index with it.
+    """
+
+    takes_member = True
+
+    def __init__(self, scale: float = 0.1) -> None:
+        super().__init__(name="tests:polynomial", outputs={"y": ("x_dim",)}, seed_bits=40)
+        self.scale = scale
+
+    @property
+    def seed_argument(self):
+        return "rng"
+
+    @property
+    def parameters(self):
+        return ("c0", "c1")
+
+    @property
+    def required(self):
+        return ("c0", "c1")
+
+    def call(self, params, seed, member=None):
+        rng = np.random.default_rng(seed)
+        x = np.arange(3.0)
+        y = params["c0"] + params["c1"] * x + self.scale * rng.standard_normal(3)
+        return {"y": y, "index": -1 if member is None else member["member"]}
+
+    def to_dict(self):
+        return {"function": "tests.sims:Polynomial"}

@@ -9,18 +9,17 @@ model-reporter rows counted.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import OutputMismatchError, SimulationError
 from ..members.seeds import DEFAULT_SEED_BITS
-from .contract import Output, import_object
+from .contract import Coords, Outputs, import_object, object_path
 from .model_class import (
     DATACOLLECTOR,
     ModelClass,
-    class_path,
     collect_from_spec,
     collect_to_spec,
     model_method,
@@ -155,8 +154,8 @@ class MesaModel(ModelClass):
         steps: int,
         reporters: Sequence[str] | Mapping[str, Any] | None = None,
         *,
-        outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
-        coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+        outputs: Outputs | None = None,
+        coords: Coords | None = None,
         name: str | None = None,
         seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
@@ -182,11 +181,11 @@ class MesaModel(ModelClass):
             outputs=outputs,
             coords=coords,
             include_initial=collect is not None,
-            name=name or f"mesa:{class_path(model_cls)}",
+            name=name or f"mesa:{object_path(model_cls)}",
             seed_bits=seed_bits,
         )
         self.reporters = self.collect if collect is not None else reporters
-        if self._seed_arg is None:
+        if self.seed_argument is None:
             msg = (
                 f"{model_cls.__name__}.__init__ takes neither seed nor rng, so members "
                 "cannot be seeded; add a `seed=None` argument and pass it on with "
@@ -197,7 +196,7 @@ class MesaModel(ModelClass):
     def build(self, params: Mapping[str, Any], seed: int) -> Any:
         """Build the member's Mesa model with its parameters and seed."""
         kwargs = dict(params)
-        kwargs[self._seed_arg or "seed"] = int(seed)
+        kwargs[self.seed_argument or "seed"] = int(seed)
         return self.cls(**kwargs)
 
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
@@ -232,7 +231,7 @@ class MesaModel(ModelClass):
             )
             raise SimulationError(msg)
         records = [{n: collector.model_vars[n][i] for n in names} for i in range(len(labels))]
-        return stack_records(records, np.asarray(labels), self._dims_hint(params))
+        return stack_records(records, np.asarray(labels), self.dims_hint(params))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``[simulation]`` table of a run specification.
@@ -245,7 +244,7 @@ class MesaModel(ModelClass):
 'steps': 20}
         """
         d: dict[str, Any] = {
-            "mesa_model": class_path(self.cls),
+            "mesa_model": object_path(self.cls),
             "steps": self.steps,
         }
         if self.reporters is not None:
@@ -253,7 +252,7 @@ class MesaModel(ModelClass):
                 d["reporters"] = collect_to_spec(self.reporters)
             else:
                 d["reporters"] = list(self.reporters)
-        if self.name != f"mesa:{class_path(self.cls)}":
+        if self.name != f"mesa:{object_path(self.cls)}":
             d["name"] = self.name
         if self.seed_bits != DEFAULT_SEED_BITS:
             d["seed_bits"] = self.seed_bits

@@ -2,16 +2,14 @@
 
 :class:`ModelClass` builds an instance from a member's parameters and seed, then either
 calls its ``run()`` or steps it ``n`` times, recording outputs on a ``step`` dimension.
-Constructors are inspected for their parameters and how they take a seed; ``collect=``
-specifications are validated and applied to a model; per-step records are stacked into
-a Dataset over the ``step`` dimension; and classes and functions are written to and read
-from the ``"module:qualname"`` form of a run specification. Mesa models:
-:mod:`ensembles.simulations.mesa`.
+:class:`ModelSimulation` is what it shares with :class:`~.mesa.MesaModel` (building the
+member's model). The helpers validate ``collect=`` and apply it to a model, stack per-step
+records into a Dataset over ``step``, and write classes and functions to and from the
+``"module:qualname"`` form of a run specification.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,19 +17,18 @@ import numpy as np
 import xarray as xr
 
 from ..errors import OutputMismatchError, SimulationError, SpecError
-from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
-from .contract import Output, Simulation, import_object
+from ..members.seeds import DEFAULT_SEED_BITS
+from .contract import Arguments, Coords, Outputs, Simulation, import_object, object_path
 
 __all__ = [
     "DATACOLLECTOR",
     "STEP_DIM",
     "Collect",
     "ModelClass",
-    "class_path",
+    "ModelSimulation",
     "collect_from_spec",
     "collect_outputs",
     "collect_to_spec",
-    "constructor_info",
     "model_method",
     "parse_collect",
     "parse_method_name",
@@ -61,60 +58,80 @@ class _DataCollectorMarker:
 DATACOLLECTOR = _DataCollectorMarker()
 
 
-# -- constructors and settings -------------------------------------------------------------
-def constructor_info(
-    cls: Callable[..., Any],
-) -> tuple[tuple[str, ...] | None, tuple[str, ...], str | None]:
-    """(accepted parameters or None, required parameters, seed argument) of a constructor.
+class ModelSimulation(Simulation):
+    """A simulation whose members each build a model from their parameters and seed.
+
+    What :class:`ModelClass` and :class:`~.mesa.MesaModel` share: the model class (or
+    factory) ``cls``, the parameters its constructor accepts and how it takes a seed.
 
     Parameters
     ----------
     cls : type or callable
-        The model class or factory.
-
-    Returns
-    -------
-    parameters : tuple of str or None
-        Keyword parameters besides ``seed``/``rng``; None when it takes ``**kwargs``.
-    required : tuple of str
-        Those without a default.
-    seed_argument : {"seed", "rng", None}
-        How it takes the member's seed; ``"seed"`` also when it takes ``**kwargs`` or its
-        signature cannot be read.
-
-    Examples
-    --------
-    >>> def build(n, p=0.5, *, rng=None): ...
-    >>> constructor_info(build)
-    (('n', 'p'), ('n',), 'rng')
+        The model class (or any factory) taking the parameters as keyword arguments.
+    name, outputs, coords, seed_bits
+        See :class:`~.contract.Simulation`.
     """
-    try:
-        sig = inspect.signature(cls)
-    except (TypeError, ValueError):  # some builtins and C classes
-        return None, (), "seed"
-    params = sig.parameters
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    names = tuple(
-        p.name
-        for p in params.values()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("seed", "rng")
-    )
-    required = tuple(
-        p.name
-        for p in params.values()
-        if p.default is inspect.Parameter.empty
-        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and p.name not in ("seed", "rng")
-    )
-    if "seed" in params or var_kw:
-        seed_arg: str | None = "seed"
-    elif "rng" in params:
-        seed_arg = "rng"
-    else:
-        seed_arg = None
-    return (None if var_kw else names), required, seed_arg
+
+    def __init__(
+        self,
+        cls: Callable[..., Any],
+        *,
+        name: str,
+        outputs: Outputs | None = None,
+        coords: Coords | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
+    ) -> None:
+        if not callable(cls):
+            msg = (
+                f"{type(self).__name__} needs a class (or factory) to build models from, "
+                f"got {cls!r}"
+            )
+            raise SimulationError(msg)
+        super().__init__(name=name, outputs=outputs, coords=coords, seed_bits=seed_bits)
+        self.cls = cls
+        #: The constructor's parameters; ``seed`` is preferred when it takes both.
+        self.arguments = Arguments.of(cls, prefer="seed")
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        """The member function: ``sim.func(seed=..., **params)`` runs one member."""
+        return self.__call__
+
+    @property
+    def parameters(self) -> tuple[str, ...] | None:
+        """Constructor parameters (besides seed/rng), or None if it takes ``**kwargs``."""
+        return self.arguments.parameters
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Constructor parameters without a default (besides seed/rng)."""
+        return self.arguments.required
+
+    @property
+    def seed_argument(self) -> str | None:
+        """``"seed"`` or ``"rng"``: how the constructor takes the seed; None if it does not."""
+        return self.arguments.seed_argument
+
+    def build(self, params: Mapping[str, Any], seed: int) -> Any:
+        """Build the member's model from its parameters and seed, without running it.
+
+        The seed goes in as ``seed=`` (an int) or ``rng=`` (a numpy Generator seeded
+        with it), as the constructor takes it.
+        """
+        kwargs = dict(params)
+        if self.seed_argument == "rng":
+            kwargs["rng"] = np.random.default_rng(seed)
+        elif self.seed_argument == "seed":
+            kwargs["seed"] = seed
+        return self.cls(**kwargs)
+
+    def dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        """The declared dims of each output (for members with these parameters)."""
+        outs, _ = self.declared(params)
+        return {k: o.dims for k, o in outs.items()}
 
 
+# -- settings ------------------------------------------------------------------------------
 def parse_steps(steps: Any) -> int | None:
     """Validate ``steps``: a positive integer, or None (call ``run()`` instead).
 
@@ -290,25 +307,12 @@ def stack_records(
 
 
 # -- specification form --------------------------------------------------------------------
-def class_path(obj: Any) -> str:
-    """``"module:qualname"`` of a class or function, as written in a specification.
-
-    Examples
-    --------
-    >>> class_path(dict)
-    'builtins:dict'
-    """
-    module = getattr(obj, "__module__", None) or "__main__"
-    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
-    return f"{module}:{qualname}"
-
-
 def collect_to_spec(collect: Any) -> Any:
     """A ``collect`` specification with its functions written as ``"module:qualname"``."""
     if callable(collect):
-        return class_path(collect)
+        return object_path(collect)
     if isinstance(collect, Mapping):
-        return {k: v if isinstance(v, str) else class_path(v) for k, v in collect.items()}
+        return {k: v if isinstance(v, str) else object_path(v) for k, v in collect.items()}
     return list(collect)
 
 
@@ -345,7 +349,7 @@ def spec_kwargs(d: Any, key: str, allowed: set[str]) -> dict[str, Any]:
     return dict(d)
 
 
-class ModelClass(Simulation):
+class ModelClass(ModelSimulation):
     """A class whose instances are simulations: built per member, then run or stepped.
 
     Each member builds ``cls(**params, seed=seed)`` (or ``rng=numpy.random.default_rng(seed)``
@@ -404,17 +408,20 @@ class ModelClass(Simulation):
         run: str = "run",
         step: str = "step",
         collect: Collect | None = None,
-        outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
+        outputs: Outputs | None = None,
         *,
-        coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+        coords: Coords | None = None,
         include_initial: bool = False,
         name: str | None = None,
         seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
-        if not callable(cls):
-            msg = f"ModelClass needs a class (or factory) to build models from, got {cls!r}"
-            raise SimulationError(msg)
-        self.cls = cls
+        super().__init__(
+            cls,
+            name=name or f"model:{object_path(cls)}",
+            outputs=outputs,
+            coords=coords,
+            seed_bits=seed_bits,
+        )
         self.steps = parse_steps(steps)
         self.run = parse_method_name(run, "run")
         self.step = parse_method_name(step, "step")
@@ -425,52 +432,9 @@ class ModelClass(Simulation):
                 "collect=['wealth'] or collect=lambda model: {'wealth': model.total_wealth}"
             )
             raise SimulationError(msg)
-        self.outputs = outputs
-        self.coords = coords
         self.include_initial = bool(include_initial)
-        self.releases_gil = False
-        self.seed_bits = check_seed_bits(seed_bits)
-        self._signature = None
-        self._parameters, self._required, self._seed_arg = constructor_info(cls)
-        self.name = name or f"model:{class_path(cls)}"
 
     # -- the Simulation contract ---------------------------------------------------------
-    @property
-    def func(self) -> Callable[..., Any]:
-        """The member function: ``sim.func(seed=..., **params)`` runs one member."""
-        return self.__call__
-
-    @property
-    def parameters(self) -> tuple[str, ...] | None:
-        """Constructor parameters (besides seed/rng), or None if it takes ``**kwargs``."""
-        return self._parameters
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        """Constructor parameters without a default (besides seed/rng)."""
-        return self._required
-
-    @property
-    def seed_argument(self) -> str | None:
-        """``"seed"`` or ``"rng"``: how the constructor takes the seed; None if it does not."""
-        return self._seed_arg
-
-    def __call__(self, *, seed: int, **params: Any) -> Any:
-        """Run one member by hand: ``sim(seed=7, n=50)``."""
-        return self.call(params, seed)
-
-    def __ensembles_simulation__(self) -> ModelClass:
-        return self
-
-    def build(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Build the member's model from its parameters and seed, without running it."""
-        kwargs = dict(params)
-        if self._seed_arg == "rng":
-            kwargs["rng"] = np.random.default_rng(seed)
-        elif self._seed_arg == "seed":
-            kwargs["seed"] = seed
-        return self.cls(**kwargs)
-
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
         """Build the member's model, run or step it, and return its outputs."""
         model = self.build(params, seed)
@@ -492,7 +456,7 @@ class ModelClass(Simulation):
             step()
             records.append(collect_outputs(self.collect, model))
         first = 0 if self.include_initial else 1
-        return stack_records(records, np.arange(first, self.steps + 1), self._dims_hint(params))
+        return stack_records(records, np.arange(first, self.steps + 1), self.dims_hint(params))
 
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -502,7 +466,7 @@ class ModelClass(Simulation):
         rebuild the simulation when they are defined at the top level of an importable
         module.
         """
-        d: dict[str, Any] = {"model": class_path(self.cls)}
+        d: dict[str, Any] = {"model": object_path(self.cls)}
         if self.steps is not None:
             d["steps"] = self.steps
         if self.run != "run":
@@ -513,7 +477,7 @@ class ModelClass(Simulation):
             d["collect"] = collect_to_spec(self.collect)
         if self.include_initial:
             d["include_initial"] = True
-        if self.name != f"model:{class_path(self.cls)}":
+        if self.name != f"model:{object_path(self.cls)}":
             d["name"] = self.name
         if self.seed_bits != DEFAULT_SEED_BITS:
             d["seed_bits"] = self.seed_bits
@@ -538,19 +502,5 @@ class ModelClass(Simulation):
             kwargs["collect"] = collect_from_spec(kwargs["collect"])
         return cls(model, **kwargs)
 
-    def __reduce__(self):
-        return (_restore, (type(self), self.__dict__.copy()))
-
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({class_path(self.cls)}, steps={self.steps!r})"
-
-    def _dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-        outs, _ = self.declared(params)
-        return {k: o.dims for k, o in outs.items()}
-
-
-def _restore(cls: type, state: dict[str, Any]) -> Any:
-    """Rebuild a pickled model simulation from its attributes, without validating again."""
-    obj = cls.__new__(cls)
-    obj.__dict__.update(state)
-    return obj
+        return f"{type(self).__name__}({object_path(self.cls)}, steps={self.steps!r})"
