@@ -209,6 +209,50 @@ def small_seed(*, seed, a):
     return {"got_seed": seed, "y": float(a)}
 
 
+# -- bare results: one number or array is one output ---------------------------------------
+
+
+def energy(*, seed, T):
+    """A bare Python float: the output is named ``energy``."""
+    return -2.0 * T + (seed % 1000) / 1000.0
+
+
+def energy32(*, seed, T):
+    """A bare numpy scalar (float32)."""
+    return np.float32(T * 0.5)
+
+
+def level(*, seed, T):
+    """A bare 0-d array."""
+    return np.array(T + 1.0)
+
+
+def trace(*, rng, T, n=4):
+    """A bare 1-d array."""
+    return T + rng.standard_normal(n)
+
+
+def grid(*, seed, T):
+    """A bare 2-d array."""
+    return np.full((2, 3), T) + np.arange(3)
+
+
+def listed(*, seed, T):
+    """A bare list."""
+    return [T, 2.0 * T, 3.0 * T]
+
+
+@simulation(outputs={"E": Output(dims=("t",), shape=(3,), dtype="float64")})
+def declared_bare(*, seed, T):
+    """A bare array stored as its one declared output."""
+    return np.arange(3.0) * T
+
+
+def pair(*, seed, T):
+    """A tuple: refused (it reads as two outputs)."""
+    return T, 2 * T
+
+
 # -- a simulation written against the contract itself ----------------------------------------
 
 

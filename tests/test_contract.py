@@ -1,4 +1,4 @@
-"""The simulation contract: one base every kind implements."""
+"""The simulation contract: one base every kind implements, and bare results as one output."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import ensembles as ens
-from ensembles.errors import SimulationError
+from ensembles.errors import MemberError, OutputMismatchError, SimulationError
 from ensembles.simulations.contract import FunctionSimulation, Simulation, as_simulation
+from ensembles.simulations.schema import normalize_result
 
 from . import sims
 
@@ -105,3 +106,57 @@ def test_closures_pickle_by_value_and_module_functions_by_reference():
     assert copy(seed=0, a=1.0) == {"y": 4.0}
     assert pickle.loads(pickle.dumps(sims.declared)) is sims.declared
     assert pickle.loads(pickle.dumps(ens.Simulation(sims.walk))).func is sims.walk
+
+
+# -- bare results -----------------------------------------------------------------------------
+
+BARE = {
+    "float": (sims.energy, "energy", ()),
+    "numpy-scalar": (sims.energy32, "energy32", ()),
+    "0-d": (sims.level, "level", ()),
+    "1-d": (sims.trace, "trace", ("trace_dim_0",)),
+    "2-d": (sims.grid, "grid", ("grid_dim_0", "grid_dim_1")),
+    "list": (sims.listed, "listed", ("listed_dim_0",)),
+    "declared": (sims.declared_bare, "E", ("t",)),
+}
+
+
+@pytest.mark.parametrize("kind", list(BARE))
+def test_a_bare_result_is_one_output(kind, tmp_path):
+    func, name, dims = BARE[kind]
+    e = ens.Ensemble(func, ens.Grid(T=[1.0, 2.5]), seeds=3, root_seed=9)
+    lazy = e.to_dataset()
+    assert list(lazy.data_vars) == [name]
+    assert lazy[name].dims == ("T", "seed", *dims)
+    computed = lazy.compute(scheduler="synchronous")
+    ran = e.compute(progress=False)
+    stored = e.to_zarr(tmp_path / "bare.zarr", progress=False)
+    for ds in (ran, stored):
+        assert ds[name].dims == computed[name].dims
+        np.testing.assert_array_equal(ds[name].values, computed[name].values)
+        assert (ds["status"].values == 1).all()
+    plain = getattr(func, "func", func)
+    for i, T in enumerate([1.0, 2.5]):
+        for k in range(3):
+            seed = int(computed["member_seed"].values[i, k])
+            arg = {"rng": np.random.default_rng(seed)} if kind == "1-d" else {"seed": seed}
+            np.testing.assert_allclose(computed[name].values[i, k], plain(T=T, **arg))
+
+
+def test_bare_results_keep_their_dtype():
+    ds = ens.Ensemble(sims.energy32, ens.Grid(T=[1.0]), seeds=2, root_seed=0).to_dataset()
+    assert ds["energy32"].dtype == np.float32
+
+
+def test_results_that_are_not_one_output_are_refused_with_a_fix():
+    e = ens.Ensemble(sims.pair, ens.Grid(T=[1.0]), seeds=1, root_seed=0)
+    with pytest.raises(MemberError, match="returned a tuple; return a mapping"):
+        e.to_dataset()
+    anonymous = ens.Ensemble(lambda *, seed, T: T, ens.Grid(T=[1.0]), seeds=1, root_seed=0)
+    with pytest.raises(MemberError, match="has no name to store it under"):
+        anonymous.to_dataset()
+    two = ens.simulation(outputs={"a": ("x",), "b": ("x",)})(sims.listed)
+    with pytest.raises(MemberError, match=r"declares outputs \['a', 'b'\]"):
+        ens.Ensemble(two, ens.Grid(T=[1.0]), seeds=1, root_seed=0).to_dataset()
+    with pytest.raises(OutputMismatchError, match="or one number or array, got str"):
+        normalize_result("text", {}, bare="x")

@@ -95,10 +95,12 @@ class BlockRunner:
     token: str = ""
     member_timeout: float | None = None
     _dims: dict[str, tuple[str, ...]] = field(init=False, repr=False)
+    _bare: str | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # how a raw result becomes the schema's arrays: the same for every member
         self._dims = {k: o.dims for k, o in self.schema.outputs.items()}
+        self._bare = next(iter(self._dims)) if len(self._dims) == 1 else None
 
     def member_params(self, member: int) -> dict[str, Any]:
         """Parameters of one member: its design values, then fixed values."""
@@ -137,7 +139,7 @@ class BlockRunner:
                 {k: np.asarray(v) for k, v in raw.items()},
                 lambda: self.members.describe(member),
             )
-        arrays, _, coords = normalize_result(raw, self._dims)
+        arrays, _, coords = normalize_result(raw, self._dims, self._bare)
         for dim, values in coords.items():
             expected = self.schema.coords.get(dim)
             if expected is not None and not np.array_equal(values, expected):

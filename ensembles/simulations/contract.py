@@ -130,7 +130,7 @@ class Simulation(abc.ABC):
 
     @abc.abstractmethod
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Run one member: its raw result (a mapping of output name to value, or a Dataset).
+        """Run one member: its raw result (a mapping, a Dataset, or a bare number or array).
 
         A subclass with :attr:`takes_member` also accepts ``member=``, the member's identity.
         """
@@ -208,12 +208,20 @@ class Simulation(abc.ABC):
             return None
         return Schema(outs, coords)
 
+    def bare_output(self, declared: Mapping[str, Output]) -> str | None:
+        """The output a bare result (a number or array, not a mapping) is stored as.
+
+        The one declared output; None (bare results are refused) otherwise.
+        """
+        return next(iter(declared)) if len(declared) == 1 else None
+
     def normalize(
         self, result: Any, params: Mapping[str, Any]
     ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
         """Normalize a raw result into (arrays, dims, coords) using declared dims."""
         outs, _ = self.declared(params)
-        return normalize_result(result, {k: o.dims for k, o in outs.items()})
+        dims = {k: o.dims for k, o in outs.items()}
+        return normalize_result(result, dims, self.bare_output(outs))
 
     def schema_from_result(self, result: Any, params: Mapping[str, Any]) -> Schema:
         """Learn the schema from one member's result, completing any partial declaration."""
@@ -294,7 +302,8 @@ class FunctionSimulation(Simulation):
 
     Built by ``Simulation(func, ...)``, :func:`simulation` and :func:`as_simulation`.
     Calling it calls the wrapped function unchanged. The function returns a mapping of
-    output name to scalar or array, or an :class:`xarray.Dataset`.
+    output name to scalar or array, an :class:`xarray.Dataset`, or one bare number or
+    array: an output named after the function (or after its one declared output).
 
     Parameters
     ----------
@@ -383,6 +392,21 @@ class FunctionSimulation(Simulation):
         if arg == "rng":
             return lambda params, seed: func(**params, rng=np.random.default_rng(seed))
         return lambda params, seed: func(**params)
+
+    def bare_output(self, declared: Mapping[str, Output]) -> str | None:
+        """The one declared output, or the function's name when it declares none.
+
+        Examples
+        --------
+        >>> def energy(*, seed, T):
+        ...     return -2.0 * T
+        >>> Simulation(energy).bare_output({})
+        'energy'
+        """
+        if declared:
+            return super().bare_output(declared)
+        name = getattr(self.func, "__name__", "")
+        return name if name.isidentifier() else None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``[simulation]`` table of a run specification: the function's import path.

@@ -2,7 +2,7 @@
 
 :class:`Output` declares one output (dims, shape, dtype); :class:`Schema` is the complete
 set every member's result is checked against; :func:`normalize_result` turns a returned
-mapping or :class:`xarray.Dataset` into arrays, dims and coordinates.
+mapping, :class:`xarray.Dataset` or bare number or array into arrays, dims and coordinates.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import OutputMismatchError, SimulationError
 
-__all__ = ["Output", "Schema", "normalize_result", "storage_dtype"]
+__all__ = ["BARE", "Output", "Schema", "normalize_result", "storage_dtype"]
 
 
 @dataclass(frozen=True)
@@ -189,10 +189,38 @@ def _is_dataset(obj: Any) -> bool:
     return xr is not None and isinstance(obj, xr.Dataset)
 
 
+#: Bare results a simulation may return for its one output: numbers, numpy scalars, arrays,
+#: lists (a tuple is refused: it reads as several outputs).
+BARE = (int, float, complex, np.generic, np.ndarray, list)
+
+
 def normalize_result(
-    result: Any, dims_hint: Mapping[str, tuple[str, ...]]
+    result: Any, dims_hint: Mapping[str, tuple[str, ...]], bare: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
-    """Turn a simulation's return value into (arrays, dims, coords)."""
+    """Turn a simulation's return value into (arrays, dims, coords).
+
+    Parameters
+    ----------
+    result : mapping, xarray.Dataset, number, array or list
+        What the simulation returned for one member.
+    dims_hint : mapping
+        Declared dims of some outputs; an entry named like one of their dims (and not an
+        output itself) is that dim's coordinate. Other outputs get ``<name>_dim_<i>``.
+    bare : str, optional
+        The output name of a bare result (a number, numpy scalar, array or list); None
+        refuses bare results.
+
+    Raises
+    ------
+    OutputMismatchError
+        For a result of another type, or an output whose rank disagrees with its dims.
+
+    Examples
+    --------
+    >>> arrays, dims, coords = normalize_result([1.0, 2.0], {}, bare="energy")
+    >>> arrays["energy"].tolist(), dims
+    ([1.0, 2.0], {'energy': ('energy_dim_0',)})
+    """
     if _is_dataset(result):  # (a Dataset is also a Mapping: test it first)
         arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
         dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}
@@ -200,12 +228,10 @@ def normalize_result(
             str(k): np.asarray(v.values) for k, v in result.coords.items() if k in result.dims
         }
         return arrays, dims, coords
-    if not isinstance(result, Mapping):
-        msg = (
-            f"a simulation must return a mapping of output name to value (or an xarray.Dataset), "
-            f"got {type(result).__name__}; return e.g. {{'M': magnetization}}"
-        )
-        raise OutputMismatchError(msg)
+    if isinstance(result, BARE) and bare is not None:
+        result = {bare: result}
+    elif not isinstance(result, Mapping):
+        raise OutputMismatchError(_not_a_mapping(result, dims_hint))
     raw = {str(k): np.asarray(v) for k, v in result.items()}
     declared_dims = {d for ds in dims_hint.values() for d in ds}
     coords = {k: v for k, v in raw.items() if k in declared_dims and k not in dims_hint}
@@ -222,7 +248,41 @@ def normalize_result(
     return arrays, dims, coords
 
 
+def _not_a_mapping(result: Any, dims_hint: Mapping[str, Any]) -> str:
+    """Why a result that is neither a mapping nor a usable bare value was refused."""
+    kind = type(result).__name__
+    if isinstance(result, tuple):
+        return (
+            "a simulation returned a tuple; return a mapping of output name to value for "
+            "several outputs (e.g. {'E': energy, 'M': magnetization}), or a list or "
+            "array for one"
+        )
+    if isinstance(result, BARE) and len(dims_hint) > 1:
+        return (
+            f"a simulation returned a bare {kind} but declares outputs {sorted(dims_hint)!r}; "
+            "a bare number or array stands for one output: return a mapping of output name "
+            "to value"
+        )
+    if isinstance(result, BARE):
+        return (
+            f"a simulation returned a bare {kind} and has no name to store it under; return "
+            "a mapping such as {'M': magnetization}, or declare its one output with "
+            "outputs={'M': ...}"
+        )
+    return (
+        f"a simulation must return a mapping of output name to value, an xarray.Dataset, or "
+        f"one number or array, got {kind}; return e.g. {{'M': magnetization}}"
+    )
+
+
 def storage_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    """The dtype an output of ``dtype`` is stored as: numbers and booleans, as they are.
+
+    Raises
+    ------
+    OutputMismatchError
+        For strings, objects and other dtypes a store does not hold.
+    """
     if dtype.kind in "biuf":
         return dtype
     if dtype.kind == "c":
