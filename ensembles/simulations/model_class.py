@@ -21,7 +21,6 @@ from ..members.seeds import DEFAULT_SEED_BITS
 from .contract import Arguments, Coords, Outputs, Simulation, import_object, object_path
 
 __all__ = [
-    "DATACOLLECTOR",
     "STEP_DIM",
     "Collect",
     "ModelClass",
@@ -42,20 +41,6 @@ STEP_DIM = "step"
 
 #: What ``collect=`` accepts: a function of the model, attribute names, or a dict of both.
 Collect = Callable[[Any], Mapping[str, Any]] | Sequence[str] | Mapping[str, Any] | str
-
-
-class _DataCollectorMarker:
-    """Sentinel: read the model's own DataCollector (MesaModel without a reporter dict)."""
-
-    def __reduce__(self) -> str:
-        return "DATACOLLECTOR"
-
-    def __repr__(self) -> str:
-        return "<the model's DataCollector>"
-
-
-#: The ``collect`` of a MesaModel that reads its model's own DataCollector.
-DATACOLLECTOR = _DataCollectorMarker()
 
 
 class ModelSimulation(Simulation):
@@ -165,7 +150,7 @@ def parse_method_name(name: Any, what: str) -> str:
 def parse_collect(collect: Any) -> Any:
     """Normalize ``collect=``: a function, a tuple of attribute names, a dict, or None.
 
-    A single attribute name becomes a 1-tuple; :data:`DATACOLLECTOR` passes through.
+    A single attribute name becomes a 1-tuple.
 
     Raises
     ------
@@ -177,7 +162,7 @@ def parse_collect(collect: Any) -> Any:
     >>> parse_collect("wealth")
     ('wealth',)
     """
-    if collect is None or callable(collect) or collect is DATACOLLECTOR:
+    if collect is None or callable(collect):
         return collect
     if isinstance(collect, str):
         return (collect,)
