@@ -40,7 +40,7 @@ from .simulations.contract import Output, Simulation, simulation
 # worker that unpickles a task from ``ensembles.execution.worker`` does not import the
 # analysis stack (dask.array, scipy.stats, numba) it never uses.
 _EXPORTS = {
-    "MesaModel": "simulations.model_class",
+    "MesaModel": "simulations.mesa",
     "ModelClass": "simulations.model_class",
     "Command": "simulations.command",
     "CommandError": "simulations.command",
@@ -67,7 +67,8 @@ _EXPORTS = {
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ensemble import Ensemble
     from .simulations.command import Command, CommandError
-    from .simulations.model_class import MesaModel, ModelClass
+    from .simulations.mesa import MesaModel
+    from .simulations.model_class import ModelClass
     from .simulations.output_files import OutputFileError, read_output
     from .store.zarr_store import open_ensemble
     from .sweep import Concat, Design, Grid, LatinHypercube, Points, Product, Sample, Sobol

@@ -21,7 +21,7 @@ __all__ = ["MOVED", "install"]
 #: Old module path -> new module path.
 MOVED: dict[str, str] = {
     "ensembles.accessor": "ensembles.analysis.accessor",
-    "ensembles.adapters": "ensembles.simulations.model_class",
+    "ensembles.adapters": "ensembles.simulations.mesa",
     "ensembles.batch": "ensembles.execution.worker",
     "ensembles.clients": "ensembles.execution.clients",
     "ensembles.command": "ensembles.simulations.command",
@@ -82,7 +82,27 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__spec__ = self._specs.pop(module.__spec__.name)
 
 
+class _Package(ModuleType):
+    """The ``ensembles`` package: importing an old module path never hides a public name.
+
+    Importing a submodule binds it as an attribute of its package, so ``import
+    ensembles.simulation`` (the old path of ``simulations.contract``) would replace the
+    ``ensembles.simulation`` decorator with a module. An old path whose name the package
+    already uses is importable, but not bound.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (
+            isinstance(value, ModuleType)
+            and f"{self.__name__}.{name}" in MOVED
+            and name in self.__dict__
+        ):
+            return
+        super().__setattr__(name, value)
+
+
 def install() -> None:
     """Make the old module paths importable (once per interpreter)."""
+    sys.modules[__name__.rpartition(".")[0]].__class__ = _Package
     if not any(isinstance(f, _Alias) for f in sys.meta_path):
         sys.meta_path.append(_Alias())

@@ -106,7 +106,7 @@ def simulation_from_spec(table: Mapping[str, Any]) -> Any:
 
         return ModelClass.from_dict(dict(table))
     if "mesa_model" in table:
-        from .simulations.model_class import MesaModel
+        from .simulations.mesa import MesaModel
 
         return MesaModel.from_dict(dict(table))
     msg = (

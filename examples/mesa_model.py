@@ -94,7 +94,7 @@ def main(
 
     import ensembles as ens
     from ensembles.analysis.reduce import envelope
-    from ensembles.simulations.model_class import MesaModel
+    from ensembles.simulations.mesa import MesaModel
 
     sim = MesaModel(WealthModel, steps=steps)
     ensemble = ens.Ensemble(

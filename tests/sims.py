@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ensembles.simulations.contract import Output, simulation
+from ensembles.simulations.contract import Output, Simulation, simulation
 
 
 def walk(*, rng, drift, n=5):
@@ -245,3 +245,84 @@ def misbehaves(*, seed, a, driver, kill=(), sigkill=(), sleep=(), spin=(), stuck
 def total(*, seed, **params):
     """Sums its parameters, whatever they are named."""
     return {"y": float(sum(params.values()))}
+
+
+# -- bare results: one number or array is one output ---------------------------------------
+
+
+def energy(*, seed, T):
+    """A bare Python float: the output is named ``energy``."""
+    return -2.0 * T + (seed % 1000) / 1000.0
+
+
+def energy32(*, seed, T):
+    """A bare numpy scalar (float32)."""
+    return np.float32(T * 0.5)
+
+
+def level(*, seed, T):
+    """A bare 0-d array."""
+    return np.array(T + 1.0)
+
+
+def trace(*, rng, T, n=4):
+    """A bare 1-d array."""
+    return T + rng.standard_normal(n)
+
+
+def grid(*, seed, T):
+    """A bare 2-d array."""
+    return np.full((2, 3), T) + np.arange(3)
+
+
+def listed(*, seed, T):
+    """A bare list."""
+    return [T, 2.0 * T, 3.0 * T]
+
+
+@simulation(outputs={"E": Output(dims=("t",), shape=(3,), dtype="float64")})
+def declared_bare(*, seed, T):
+    """A bare array stored as its one declared output."""
+    return np.arange(3.0) * T
+
+
+def pair(*, seed, T):
+    """A tuple: refused (it reads as two outputs)."""
+    return T, 2 * T
+
+
+# -- a simulation written against the contract itself ----------------------------------------
+
+
+class Polynomial(Simulation):
+    """``c0 + c1 * x + noise``: a Simulation subclass that is neither a function nor an adapter.
+
+    It takes ``member=`` (``takes_member``) and returns the member's flat index with it.
+    """
+
+    takes_member = True
+
+    def __init__(self, scale: float = 0.1) -> None:
+        super().__init__(name="tests:polynomial", outputs={"y": ("x_dim",)}, seed_bits=40)
+        self.scale = scale
+
+    @property
+    def seed_argument(self):
+        return "rng"
+
+    @property
+    def parameters(self):
+        return ("c0", "c1")
+
+    @property
+    def required(self):
+        return ("c0", "c1")
+
+    def call(self, params, seed, member=None):
+        rng = np.random.default_rng(seed)
+        x = np.arange(3.0)
+        y = params["c0"] + params["c1"] * x + self.scale * rng.standard_normal(3)
+        return {"y": y, "index": -1 if member is None else member["member"]}
+
+    def to_dict(self):
+        return {"function": "tests.sims:Polynomial"}

@@ -111,3 +111,19 @@ def test_old_module_paths_still_import_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match="ensembles.reduce moved"):
         from ensembles.reduce import envelope
     assert envelope is sys.modules["ensembles.analysis.reduce"].envelope
+
+
+def test_an_old_module_path_does_not_hide_a_public_name():
+    import importlib
+
+    import pytest
+
+    sys.modules.pop("ensembles.simulation", None)
+    with pytest.warns(DeprecationWarning, match="ensembles.simulation moved"):
+        old = importlib.import_module("ensembles.simulation")
+    assert old is sys.modules["ensembles.simulations.contract"]
+    assert ensembles.simulation is old.simulation  # still the decorator, not the module
+    sys.modules.pop("ensembles.adapters", None)
+    with pytest.warns(DeprecationWarning, match="ensembles.adapters moved"):
+        from ensembles.adapters import MesaModel, ModelClass
+    assert (MesaModel, ModelClass) == (ensembles.MesaModel, ensembles.ModelClass)

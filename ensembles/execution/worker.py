@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import MemberError, OutputMismatchError
 from ..layout import FAILED, OK, PENDING, BlockResult, fill_value
 from ..members.blocks import Members
-from ..simulations.contract import Schema, Simulation, _normalize_result
+from ..simulations.contract import Simulation
+from ..simulations.schema import Schema, normalize_result
 from .deadline import deadline
 from .pool_worker import end_member, report_member
 
@@ -93,24 +94,24 @@ class BlockRunner:
     setup: tuple[str, Any] | None = None
     token: str = ""
     member_timeout: float | None = None
-    _dims: dict[str, tuple[str, ...]] | None = field(default=None, init=False, repr=False)
+    _dims: dict[str, tuple[str, ...]] = field(init=False, repr=False)
+    _bare: str | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # how a raw result becomes the schema's arrays: the same for every member
+        self._dims = {k: o.dims for k, o in self.schema.outputs.items()}
+        self._bare = next(iter(self._dims)) if len(self._dims) == 1 else None
 
     def member_params(self, member: int) -> dict[str, Any]:
         """Parameters of one member: its design values, then fixed values."""
         return {**self.members.params(member), **self.fixed}
 
-    def _dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-        if self._dims is None:  # the same for every member: derive it once per runner
-            declared, _ = self.simulation.declared(params)
-            self._dims = {k: o.dims for k, o in declared.items()}
-        return self._dims
-
     def call(self, member: int, params: Mapping[str, Any], seed: int) -> Any:
         """Call the simulation for one member: its raw result, not yet checked.
 
-        Members receive a protected copy of the shared setup state; a simulation with
-        ``takes_member`` (a Command, which names its scratch directory after the member)
-        also receives :meth:`Members.identity` as ``member=``.
+        The one place a member is called. Members receive a protected copy of the shared
+        setup state; a simulation with ``takes_member`` (a Command, which names its scratch
+        directory after the member) also receives :meth:`Members.identity` as ``member=``.
         """
         if self.setup is not None:
             name, value = self.setup
@@ -120,17 +121,25 @@ class BlockRunner:
             return sim.call(params, seed, member=self.members.identity(member))
         return sim.call(params, seed)
 
-    def _finish(self, member: int, params: dict[str, Any], raw: Any) -> dict[str, np.ndarray]:
+    def _caller(self) -> Any:
+        """:meth:`call` as ``f(member, params, seed)``, short-cut where the simulation can.
+
+        A simulation's :meth:`~Simulation.direct_call` (a plain function's: no copies of the
+        parameters) does what :meth:`call` would when there is no shared setup state.
+        """
+        direct = self.simulation.direct_call() if self.setup is None else None
+        if direct is None:
+            return self.call
+        return lambda member, params, seed: direct(params, seed)
+
+    def _finish(self, member: int, raw: Any) -> dict[str, np.ndarray]:
         """Normalize and check one member's raw result against the schema."""
         if type(raw) is dict and raw.keys() == self.schema.outputs.keys():  # the common case
             return self.schema.check(
                 {k: np.asarray(v) for k, v in raw.items()},
                 lambda: self.members.describe(member),
             )
-        if isinstance(raw, dict) and type(self.simulation) is Simulation:
-            arrays, _, coords = _normalize_result(raw, self._dims_hint(params))
-        else:  # adapters (commands, model classes) normalize their own results
-            arrays, _, coords = self.simulation.normalize(raw, params)
+        arrays, _, coords = normalize_result(raw, self._dims, self._bare)
         for dim, values in coords.items():
             expected = self.schema.coords.get(dim)
             if expected is not None and not np.array_equal(values, expected):
@@ -143,22 +152,6 @@ class BlockRunner:
                 raise OutputMismatchError(msg)
         return self.schema.check(arrays, lambda: self.members.describe(member))
 
-    def _direct_call(self) -> Any:
-        """``f(params, seed)`` straight to a plain function, or None for the general path.
-
-        The per-member path of plain Python simulations: no copies of the parameters. Adapters
-        (commands, model classes) and shared setup state take the general path.
-        """
-        sim = self.simulation
-        if type(sim) is not Simulation or self.setup is not None:
-            return None
-        func, arg = sim.func, sim.seed_argument
-        if arg == "seed":
-            return lambda params, seed: func(**params, seed=seed)
-        if arg == "rng":
-            return lambda params, seed: func(**params, rng=np.random.default_rng(seed))
-        return lambda params, seed: func(**params)
-
     def _member_function(self) -> Any:
         """The function that runs one member and returns its checked outputs.
 
@@ -166,7 +159,7 @@ class BlockRunner:
         whose signature (types, shapes, dtypes) was already checked against the schema
         skips the check: two results with the same signature pass or fail it alike.
         """
-        direct = self._direct_call()
+        call = self._caller()
         seen: set[tuple[Any, ...]] = set()
         n_outputs = len(self.schema.outputs)
 
@@ -175,12 +168,10 @@ class BlockRunner:
                 return self.precomputed[member]
             if member in self.precomputed_errors:  # failed while probing: not run again
                 raise self.precomputed_errors[member]
-            if direct is None:
-                return self._finish(member, params, self.call(member, params, seed))
-            result = direct(params, seed)
+            result = call(member, params, seed)
             key = _signature(result, n_outputs)
             if key is None or key not in seen:
-                result = self._finish(member, params, result)
+                result = self._finish(member, result)
                 if key is not None:
                     seen.add(key)
             return result

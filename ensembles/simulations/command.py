@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import MemberError, SimulationError
-from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
+from ..members.seeds import DEFAULT_SEED_BITS
 from .command_templates import (
     FIELDS,
     STDOUT,
-    callable_path,
     compile_template,
     default_name,
     outputs_to_dict,
@@ -32,11 +31,12 @@ from .command_templates import (
     parse_inputs,
     parse_output,
     parse_timeout,
+    placeholder_sites,
     relative_path_hints,
     render_template,
     spec_arguments,
 )
-from .contract import Output, Simulation
+from .contract import Coords, Output, Outputs, Simulation, object_path
 from .output_files import OutputFileError, infer_format, read_output
 from .programs import TAIL_LINES as TAIL_LINES  # re-exported: documented here
 from .programs import (
@@ -189,6 +189,9 @@ class Command(Simulation):
     2.5
     """
 
+    #: Scratch directories are named after their member: :meth:`call` takes ``member=``.
+    takes_member = True
+
     def __init__(
         self,
         argv: Sequence[str | os.PathLike[str]],
@@ -199,9 +202,9 @@ class Command(Simulation):
         inputs: str | os.PathLike[str] | Sequence[Any] | Mapping[str, Any] | None = None,
         keep_workdirs: bool = False,
         env: Mapping[str, str] | None = None,
-        outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
+        outputs: Outputs | None = None,
         *,
-        coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+        coords: Coords | None = None,
         variables: Sequence[str] | None = None,
         scratch_dir: str | os.PathLike[str] | None = None,
         name: str | None = None,
@@ -226,25 +229,13 @@ class Command(Simulation):
         self.inputs = parse_inputs(inputs)
         self.keep_workdirs = bool(keep_workdirs)
         self.env = parse_env(env)
-        self.outputs = outputs
-        self.coords = coords
         self.variables = None if variables is None else tuple(str(v) for v in variables)
         self.scratch_dir = None if scratch_dir is None else os.path.abspath(scratch_dir)
-        self.releases_gil = True  # the member waits on a subprocess
-        self.takes_member = True  # scratch directories are named after their member
-        self.seed_bits = check_seed_bits(seed_bits)
-        self._signature = None
         self._templates = tuple(compile_template(a, f"argv[{i}]") for i, a in enumerate(self.argv))
         self._env_templates = tuple(
             (k, compile_template(v, f"env[{k!r}]")) for k, v in self.env.items()
         )
-        fields: dict[str, str] = {}  # placeholder -> where it first appears
-        for where, parts in [(f"argv[{i}]", t) for i, t in enumerate(self._templates)] + [
-            (f"env[{k!r}]", t) for k, t in self._env_templates
-        ]:
-            for _, field, _, _ in parts:
-                if field is not None:
-                    fields.setdefault(field, where)
+        fields = placeholder_sites(self._templates, self._env_templates)
         if self.output == STDOUT and "output" in fields:
             msg = (
                 f"{{output}} is used in {fields['output']} but output='-' reads standard "
@@ -253,7 +244,13 @@ class Command(Simulation):
             raise SimulationError(msg)
         self._fields = fields
         self._hints = relative_path_hints(self.argv, self._templates, self.inputs)
-        self.name = name or default_name(self.argv)
+        super().__init__(
+            name=name or default_name(self.argv),
+            outputs=outputs,
+            coords=coords,
+            seed_bits=seed_bits,
+            releases_gil=True,  # the member waits on a subprocess
+        )
 
     # -- the Simulation contract ---------------------------------------------------------
     @property
@@ -313,13 +310,6 @@ class Command(Simulation):
                 f"'--{unused[0]}', '{{{unused[0]}}}', or drop them from the design and fixed="
             )
             raise SimulationError(msg)
-
-    def __call__(self, *, seed: int, **params: Any) -> Any:
-        """Run one member by hand: ``sim(seed=7, T=2.0)`` returns its Dataset."""
-        return self.call(params, seed)
-
-    def __ensembles_simulation__(self) -> Command:
-        return self
 
     def call(
         self, params: Mapping[str, Any], seed: int, member: Mapping[str, Any] | None = None
@@ -385,7 +375,7 @@ class Command(Simulation):
             d["outputs"] = outputs_to_dict(self.outputs)
         if self.coords is not None:
             if callable(self.coords):
-                d["coords"] = callable_path(self.coords)
+                d["coords"] = object_path(self.coords)
             else:
                 d["coords"] = {k: np.asarray(v).tolist() for k, v in self.coords.items()}
         if self.variables is not None:
@@ -411,9 +401,6 @@ class Command(Simulation):
         """
         argv, kwargs = spec_arguments(d)
         return cls(argv, **kwargs)
-
-    def __reduce__(self):
-        return (_restore, (type(self), self.__dict__.copy()))
 
     def __dask_tokenize__(self) -> Any:
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -561,10 +548,3 @@ def _declared_dtypes(declared: Mapping[str, Any] | None) -> dict[str, Any]:
         for name, out in (declared or {}).items()
         if isinstance(out, Output) and out.dtype is not None
     }
-
-
-def _restore(cls: type, state: dict[str, Any]) -> Any:
-    """Rebuild a pickled Command from its attributes, without validating them again."""
-    obj = cls.__new__(cls)
-    obj.__dict__.update(state)
-    return obj

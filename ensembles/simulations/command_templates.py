@@ -15,13 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import SimulationError, SpecError
-from .contract import Output, import_object
+from .contract import Output, import_object, object_path
 
 __all__ = [
     "FIELDS",
     "STDOUT",
     "Part",
-    "callable_path",
     "compile_template",
     "default_name",
     "outputs_from_dict",
@@ -32,6 +31,7 @@ __all__ = [
     "parse_inputs",
     "parse_output",
     "parse_timeout",
+    "placeholder_sites",
     "relative_path_hints",
     "render_template",
     "spec_arguments",
@@ -100,6 +100,27 @@ def compile_template(template: str, where: str) -> tuple[Part, ...]:
             raise SimulationError(msg)
         parts.append((literal, field, conversion, spec or ""))
     return tuple(parts)
+
+
+def placeholder_sites(
+    templates: Sequence[tuple[Part, ...]], env_templates: Sequence[tuple[str, tuple[Part, ...]]]
+) -> dict[str, str]:
+    """Every placeholder of ``argv`` and ``env``, in order, with where it first appears.
+
+    Examples
+    --------
+    >>> argv = [compile_template(a, "") for a in ["prog", "{T}", "{output}"]]
+    >>> placeholder_sites(argv, [("SEED", compile_template("{seed}", ""))])
+    {'T': 'argv[1]', 'output': 'argv[2]', 'seed': "env['SEED']"}
+    """
+    sites = [(f"argv[{i}]", t) for i, t in enumerate(templates)]
+    sites += [(f"env[{k!r}]", t) for k, t in env_templates]
+    fields: dict[str, str] = {}
+    for where, parts in sites:
+        for _, field, _, _ in parts:
+            if field is not None:
+                fields.setdefault(field, where)
+    return fields
 
 
 def render_template(parts: tuple[Part, ...], values: Mapping[str, Any], name: str) -> str:
@@ -363,20 +384,14 @@ def default_name(argv: Sequence[str]) -> str:
 
 
 # -- specification form --------------------------------------------------------------------
-def callable_path(func: Any) -> str:
-    """``"module:qualname"`` of a function, as written in a specification."""
-    module = getattr(func, "__module__", None) or "__main__"
-    return f"{module}:{getattr(func, '__qualname__', repr(func))}"
-
-
 def outputs_to_dict(outputs: Any) -> dict[str, Any] | str:
     """Declared outputs as a table of name to ``{dims, shape, dtype, attrs}``.
 
-    A callable is written by name (see :func:`callable_path`); reading the
+    A callable is written by name (see :func:`~.contract.object_path`); reading the
     specification imports it.
     """
     if callable(outputs):  # written by name; from_dict imports it
-        return callable_path(outputs)
+        return object_path(outputs)
     d = {}
     for name, out in outputs.items():
         if not isinstance(out, Output):

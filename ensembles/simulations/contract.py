@@ -1,367 +1,168 @@
-"""The simulation contract: how a function is called for one member, and what it returns.
+"""The simulation contract: what the engine needs of a simulation, and the plain-function case.
 
-A simulation is a plain function ``f(*, seed, **params)`` (or ``f(*, rng, **params)``)
-returning a mapping of output name to scalar or numpy array, or an :class:`xarray.Dataset`.
-Its outputs (dims, shape, dtype) are either declared with :func:`simulation` or learned
-from one probe member, whose result is then reused.
+:class:`Simulation` is the contract every kind of simulation implements: a name, how it
+takes a seed, the parameters it accepts, how one member is called, its declared outputs
+and its run-specification form. :class:`FunctionSimulation` implements it for a plain
+function ``f(*, seed, **params)`` (or ``f(*, rng, **params)``), which is what
+``Simulation(func)``, :func:`simulation` and :func:`as_simulation` build;
+:class:`~.command.Command`, :class:`~.model_class.ModelClass` and
+:class:`~.mesa.MesaModel` are the others.
 """
 
 from __future__ import annotations
 
+import abc
 import functools
 import importlib
 import inspect
-import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import OutputMismatchError, SimulationError
 from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
+from .schema import Output, Schema, normalize_result, storage_dtype
 
-__all__ = ["Output", "Schema", "Simulation", "as_simulation", "simulation"]
+__all__ = [
+    "Arguments",
+    "FunctionSimulation",
+    "Output",
+    "Schema",
+    "Simulation",
+    "as_simulation",
+    "import_object",
+    "object_path",
+    "simulation",
+]
 
-
-@dataclass(frozen=True)
-class Output:
-    """Declaration of one output of a simulation.
-
-    Parameters
-    ----------
-    dims : tuple of str
-        Names of the output's own dimensions (``()`` for a scalar).
-    shape : tuple of int, optional
-        Sizes of those dimensions; ``None`` to learn them from a probe member.
-    dtype : numpy dtype-like, optional
-        Element type; ``None`` to learn it from a probe member.
-    attrs : dict
-        Attributes stored with the variable (``units``, ``long_name``, ...).
-
-    Examples
-    --------
-    >>> Output(dims=("sweep",), shape=(100,), dtype="float64", attrs={"units": "1"})
-    Output(dims=('sweep',), shape=(100,), dtype=dtype('float64'), attrs={'units': '1'})
-    """
-
-    dims: tuple[str, ...] = ()
-    shape: tuple[int, ...] | None = None
-    dtype: Any = None
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        dims = (self.dims,) if isinstance(self.dims, str) else tuple(self.dims)
-        object.__setattr__(self, "dims", dims)
-        if self.shape is not None:
-            shape = tuple(int(s) for s in self.shape)
-            if len(shape) != len(dims):
-                msg = (
-                    f"Output shape {shape!r} has {len(shape)} sizes but dims {dims!r} "
-                    f"name {len(dims)}"
-                )
-                raise SimulationError(msg)
-            object.__setattr__(self, "shape", shape)
-        if self.dtype is not None:
-            object.__setattr__(self, "dtype", np.dtype(self.dtype))
-        object.__setattr__(self, "attrs", dict(self.attrs))
-
-    @property
-    def complete(self) -> bool:
-        """True when shape and dtype are both known."""
-        return self.shape is not None and self.dtype is not None
+#: Declared outputs: ``{name: Output or dims}``, or a function of the member parameters.
+Outputs = Mapping[str, Any] | Callable[..., Mapping[str, Any]]
+#: Declared coordinates of output dims: ``{dim: values}``, or a function of the parameters.
+Coords = Mapping[str, Any] | Callable[..., Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class Schema:
-    """The complete output schema of an ensemble's members.
+class Simulation(abc.ABC):
+    """A simulation: what the engine needs to run it once per member.
 
-    Attributes
-    ----------
-    outputs : dict of str to Output
-        Every output, each with dims, shape and dtype known.
-    coords : dict of str to numpy.ndarray
-        Coordinate values of output dimensions (e.g. ``sweep``), where known.
-    """
+    ``Simulation(func, ...)`` wraps a plain function (and returns a
+    :class:`FunctionSimulation`, as ``pathlib.Path(...)`` returns a ``PosixPath``);
+    :func:`simulation` does the same as a decorator, and plain functions passed to
+    :class:`~ensembles.Ensemble` are wrapped automatically. Calling a simulation runs one
+    member by hand: ``sim(seed=7, T=2.0)``.
 
-    outputs: Mapping[str, Output]
-    coords: Mapping[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        sizes: dict[str, int] = {}
-        for name, out in self.outputs.items():
-            if not out.complete:
-                msg = f"output {name!r} has no shape or dtype yet; declare them or probe a member"
-                raise SimulationError(msg)
-            for dim, size in zip(out.dims, out.shape, strict=True):
-                if sizes.setdefault(dim, size) != size:
-                    msg = (
-                        f"dimension {dim!r} has size {sizes[dim]} in one output and {size} in "
-                        f"output {name!r}; outputs that share a dimension must agree on its size"
-                    )
-                    raise SimulationError(msg)
-        for dim, values in self.coords.items():
-            if dim in sizes and len(values) != sizes[dim]:
-                msg = (
-                    f"coordinate {dim!r} has {len(values)} values but the dimension has "
-                    f"{sizes[dim]}"
-                )
-                raise SimulationError(msg)
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Size of every output dimension."""
-        out: dict[str, int] = {}
-        for o in self.outputs.values():
-            out.update(zip(o.dims, o.shape, strict=True))
-        return out
-
-    def check(
-        self, result: Mapping[str, np.ndarray], member: str | Callable[[], str]
-    ) -> dict[str, np.ndarray]:
-        """Check one member's normalized result against the schema; return it cast.
-
-        Parameters
-        ----------
-        result : mapping
-            Normalized output arrays.
-        member : str or callable
-            The member's description for error messages (a callable is only called when
-            there is an error to report).
-
-        Raises
-        ------
-        OutputMismatchError
-            When names, shapes or dtype kinds disagree; the message names ``member``.
-        """
-        outputs = self.outputs
-        if len(result) >= len(outputs):  # the fast path: names, shapes and kinds agree
-            try:
-                fast = {k: result[k] for k in outputs}
-            except KeyError:
-                fast = None
-            if fast is not None and all(
-                fast[k].shape == o.shape and _castable(fast[k].dtype, o.dtype)
-                for k, o in outputs.items()
-            ):
-                return fast
-        if callable(member):
-            member = member()
-        missing = [k for k in self.outputs if k not in result]
-        if missing:
-            msg = f"{member} did not return output(s) {missing!r}; it returned {sorted(result)!r}"
-            raise OutputMismatchError(msg)
-        checked = {}
-        for name, out in self.outputs.items():
-            value = result[name]
-            if value.shape != out.shape:
-                msg = (
-                    f"{member} returned {name!r} with shape {value.shape}, but the ensemble's "
-                    f"schema says {out.shape} (dims {out.dims}); every member must return the "
-                    "same shape"
-                )
-                raise OutputMismatchError(msg)
-            if not _castable(value.dtype, out.dtype):
-                msg = (
-                    f"{member} returned {name!r} with dtype {value.dtype}, which cannot be stored "
-                    f"as the ensemble's {out.dtype}"
-                )
-                raise OutputMismatchError(msg)
-            checked[name] = value
-        return checked
-
-    def to_dict(self) -> dict:
-        """JSON-ready form of the schema (coordinates excluded)."""
-        return {
-            name: {"dims": list(o.dims), "shape": list(o.shape), "dtype": o.dtype.str}
-            for name, o in self.outputs.items()
-        }
-
-
-@functools.lru_cache(maxsize=256)
-def _castable(src: np.dtype, dst: np.dtype) -> bool:
-    return bool(np.can_cast(src, dst, casting="same_kind"))
-
-
-def _is_dataset(obj: Any) -> bool:
-    """True for an :class:`xarray.Dataset`, without importing xarray where nobody did.
-
-    Workers that run plain functions never load xarray (about 100 MB with pandas); an
-    object can only be a Dataset if xarray was imported.
-    """
-    xr = sys.modules.get("xarray")
-    return xr is not None and isinstance(obj, xr.Dataset)
-
-
-def _normalize_result(
-    result: Any, dims_hint: Mapping[str, tuple[str, ...]]
-) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
-    """Turn a simulation's return value into (arrays, dims, coords)."""
-    if _is_dataset(result):  # (a Dataset is also a Mapping: test it first)
-        arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
-        dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}
-        coords = {
-            str(k): np.asarray(v.values) for k, v in result.coords.items() if k in result.dims
-        }
-        return arrays, dims, coords
-    if not isinstance(result, Mapping):
-        msg = (
-            f"a simulation must return a mapping of output name to value (or an xarray.Dataset), "
-            f"got {type(result).__name__}; return e.g. {{'M': magnetization}}"
-        )
-        raise OutputMismatchError(msg)
-    raw = {str(k): np.asarray(v) for k, v in result.items()}
-    declared_dims = {d for ds in dims_hint.values() for d in ds}
-    coords = {k: v for k, v in raw.items() if k in declared_dims and k not in dims_hint}
-    arrays = {k: v for k, v in raw.items() if k not in coords}
-    dims = {}
-    for k, v in arrays.items():
-        if k in dims_hint:
-            dims[k] = tuple(dims_hint[k])
-        else:
-            dims[k] = tuple(f"{k}_dim_{i}" for i in range(v.ndim))
-        if len(dims[k]) != v.ndim:
-            msg = f"output {k!r} has {v.ndim} dimension(s) but is declared with dims {dims[k]!r}"
-            raise OutputMismatchError(msg)
-    return arrays, dims, coords
-
-
-class Simulation:
-    """A simulation function together with its declared outputs.
-
-    Use :func:`simulation` to build one; plain functions are wrapped automatically by
-    :func:`as_simulation`. Calling a ``Simulation`` calls the wrapped function unchanged.
+    Every kind of simulation (functions, :class:`~ensembles.Command`,
+    :class:`~ensembles.ModelClass`, :class:`~ensembles.MesaModel`) is a subclass that
+    passes the settings below to ``Simulation.__init__`` and implements
+    :attr:`seed_argument`, :attr:`parameters`, :attr:`required`, :meth:`call` and
+    :meth:`to_dict`. The outputs it declares (:meth:`declared`) and how a raw result
+    becomes arrays (:meth:`normalize`) are shared.
 
     Parameters
     ----------
     func : callable
-        ``func(*, seed, **params)`` or ``func(*, rng, **params)``.
+        (``Simulation(func, ...)`` only) ``func(*, seed, **params)`` or
+        ``func(*, rng, **params)``; see :class:`FunctionSimulation`.
+    name : str
+        Name recorded in stores.
     outputs : dict or callable, optional
         ``{name: Output}`` or a callable ``outputs(**params) -> {name: Output}`` that
         derives shapes from the member parameters (e.g. the number of recorded steps).
     coords : dict or callable, optional
         Coordinate values of output dimensions, or a callable of the parameters.
-    releases_gil : bool
-        True when the function spends its time in code that releases the GIL (numba
-        ``nogil``, numpy); the embedded default then runs members on threads.
-    name : str, optional
-        Name recorded in stores; defaults to ``module:qualname``.
     seed_bits : int
         Bits of each member's seed, 1 to 63: seeds are in ``[0, 2**seed_bits)``. The default
         63 suits numpy; 31 suits code that takes a 32-bit signed integer. The stored
-        ``member_seed`` is the value the function received.
+        ``member_seed`` is the value the simulation received.
+    releases_gil : bool
+        True when a member spends its time in code that releases the GIL (numba
+        ``nogil``, numpy, waiting on a subprocess).
+
+    Examples
+    --------
+    >>> sim = Simulation(lambda *, seed, a: {"y": a + seed})
+    >>> isinstance(sim, Simulation), type(sim).__name__, sim.parameters
+    (True, 'FunctionSimulation', ('a',))
+    >>> sim.call({"a": 1.0}, seed=2)
+    {'y': 3.0}
     """
 
-    #: Bits of each member's seed (see the ``seed_bits`` parameter).
-    seed_bits: int = DEFAULT_SEED_BITS
-    #: True when ``call`` takes ``member=``, the member's identity (flat index, position,
-    #: parameters), as :class:`~.command.Command` does to name its scratch dirs.
-    takes_member: bool = False
+    #: True when :meth:`call` takes ``member=``, the member's identity (flat index,
+    #: position, parameters), as :class:`~.command.Command` does to name its scratch dirs.
+    takes_member: ClassVar[bool] = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Simulation:  # Simulation(func, ...) wraps a plain function
+            cls = FunctionSimulation
+        return super().__new__(cls)
 
     def __init__(
         self,
-        func: Callable[..., Any],
         *,
-        outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
-        coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
-        releases_gil: bool = False,
-        name: str | None = None,
+        name: str,
+        outputs: Outputs | None = None,
+        coords: Coords | None = None,
         seed_bits: int = DEFAULT_SEED_BITS,
+        releases_gil: bool = False,
     ) -> None:
-        if not callable(func):
-            msg = f"a simulation must be callable, got {func!r}"
-            raise SimulationError(msg)
-        self.func = func
+        self.name = str(name)
         self.outputs = outputs
         self.coords = coords
-        self.releases_gil = bool(releases_gil)
-        self.name = name or _qualified_name(func)
         self.seed_bits = check_seed_bits(seed_bits)
-        functools.update_wrapper(self, func)
-        try:
-            sig = inspect.signature(func)
-        except (TypeError, ValueError):  # builtins, some C callables
-            sig = None
-        self._signature = sig
-        self._seed_argument = self._find_seed_argument()
+        self.releases_gil = bool(releases_gil)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
+    # -- what each kind of simulation provides -----------------------------------------
+    @property
+    @abc.abstractmethod
+    def seed_argument(self) -> str | None:
+        """``"seed"`` (an int), ``"rng"`` (a numpy Generator) or None (takes no seed)."""
+
+    @property
+    @abc.abstractmethod
+    def parameters(self) -> tuple[str, ...] | None:
+        """Parameters a member accepts (besides the seed), or None when it takes any."""
+
+    @property
+    @abc.abstractmethod
+    def required(self) -> tuple[str, ...]:
+        """Parameters a member needs: the design and ``fixed=`` must provide them."""
+
+    @abc.abstractmethod
+    def call(self, params: Mapping[str, Any], seed: int) -> Any:
+        """Run one member: its raw result (a mapping, a Dataset, or a bare number or array).
+
+        A subclass with :attr:`takes_member` also accepts ``member=``, the member's identity.
+        """
+
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The ``[simulation]`` table of a run specification."""
+
+    # -- shared ------------------------------------------------------------------------
+    def __call__(self, *, seed: int, **params: Any) -> Any:
+        """Run one member by hand: ``sim(seed=7, T=2.0)``."""
+        return self.call(params, seed)
 
     def __repr__(self) -> str:
-        return f"<Simulation {self.name}>"
+        return f"<{type(self).__name__} {self.name}>"
 
-    def __reduce__(self):
-        # a decorated function's module attribute is this object: pickle it by reference
-        try:
-            if import_object(self.name) is self:
-                return (import_object, (self.name,))
-        except Exception:  # not importable (a notebook, a closure): by value below
-            pass
-        return (
-            _rebuild_simulation,
-            (self.func, self.outputs, self.coords, self.releases_gil, self.name, self.seed_bits),
-        )
+    def __reduce__(self) -> Any:
+        return (_restore, (type(self), self.__dict__.copy()))
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``[simulation]`` table of a run specification: the function's import path.
+    def direct_call(self) -> Callable[[Mapping[str, Any], int], Any] | None:
+        """A faster ``f(params, seed) -> raw result`` equal to :meth:`call`, or None.
 
-        Examples
-        --------
-        >>> Simulation(len, name="builtins:len", seed_bits=31).to_dict()
-        {'function': 'builtins:len', 'seed_bits': 31}
+        The engine's per-member loop uses it, when there is one, in place of
+        :meth:`call`; it must behave exactly like it.
         """
-        d: dict[str, Any] = {"function": self.name}
-        if self.seed_bits != DEFAULT_SEED_BITS:
-            d["seed_bits"] = self.seed_bits
-        return d
-
-    # -- signature -------------------------------------------------------------------
-    @property
-    def parameters(self) -> tuple[str, ...] | None:
-        """Keyword parameters the function accepts, or None if it takes ``**kwargs``."""
-        if self._signature is None:
-            return None
-        names = []
-        for p in self._signature.parameters.values():
-            if p.kind is inspect.Parameter.VAR_KEYWORD:
-                return None
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
-                names.append(p.name)
-        return tuple(n for n in names if n not in ("seed", "rng"))
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        """Parameters without a default value (besides ``seed``/``rng``)."""
-        if self._signature is None:
-            return ()
-        return tuple(
-            p.name
-            for p in self._signature.parameters.values()
-            if p.default is inspect.Parameter.empty
-            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-            and p.name not in ("seed", "rng")
-        )
-
-    @property
-    def seed_argument(self) -> str | None:
-        """``"rng"`` if the function asks for a Generator, ``"seed"`` for an int, else None."""
-        return self._seed_argument
-
-    def _find_seed_argument(self) -> str | None:
-        if self._signature is None:
-            return "seed"
-        params = self._signature.parameters
-        if "rng" in params:
-            return "rng"
-        if "seed" in params or any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-        ):
-            return "seed"
         return None
 
     def check_parameters(self, names: Iterable[str]) -> None:
-        """Raise :class:`SimulationError` if the function cannot take these parameters."""
+        """Raise :class:`SimulationError` unless members can take exactly these parameters.
+
+        Called before anything runs, with every design and fixed parameter name.
+        """
         names = list(names)
         accepted = self.parameters
         if accepted is not None:
@@ -380,17 +181,6 @@ class Simulation:
                 "design nor fixed= provides"
             )
             raise SimulationError(msg)
-
-    # -- calling ---------------------------------------------------------------------
-    def call(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Call the simulation for one member, passing ``seed`` or ``rng`` as it asks."""
-        kwargs = dict(params)
-        arg = self._seed_argument
-        if arg == "rng":
-            kwargs["rng"] = np.random.default_rng(seed)
-        elif arg == "seed":
-            kwargs["seed"] = seed
-        return self.func(**kwargs)
 
     def declared(
         self, params: Mapping[str, Any]
@@ -418,12 +208,20 @@ class Simulation:
             return None
         return Schema(outs, coords)
 
+    def bare_output(self, declared: Mapping[str, Output]) -> str | None:
+        """The output a bare result (a number or array, not a mapping) is stored as.
+
+        The one declared output; None (bare results are refused) otherwise.
+        """
+        return next(iter(declared)) if len(declared) == 1 else None
+
     def normalize(
         self, result: Any, params: Mapping[str, Any]
     ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
         """Normalize a raw result into (arrays, dims, coords) using declared dims."""
         outs, _ = self.declared(params)
-        return _normalize_result(result, {k: o.dims for k, o in outs.items()})
+        dims = {k: o.dims for k, o in outs.items()}
+        return normalize_result(result, dims, self.bare_output(outs))
 
     def schema_from_result(self, result: Any, params: Mapping[str, Any]) -> Schema:
         """Learn the schema from one member's result, completing any partial declaration."""
@@ -432,7 +230,7 @@ class Simulation:
         outputs = {}
         for name, value in arrays.items():
             d = declared.get(name, Output())
-            dtype = d.dtype if d.dtype is not None else _storage_dtype(value.dtype, name)
+            dtype = d.dtype if d.dtype is not None else storage_dtype(value.dtype, name)
             outputs[name] = Output(dims=dims[name], shape=value.shape, dtype=dtype, attrs=d.attrs)
         missing = [k for k in declared if k not in arrays]
         if missing:
@@ -443,28 +241,191 @@ class Simulation:
         return Schema(outputs, {**coords, **declared_coords})
 
 
-def _storage_dtype(dtype: np.dtype, name: str) -> np.dtype:
-    if dtype.kind in "biuf":
-        return dtype
-    if dtype.kind == "c":
-        return dtype
-    msg = (
-        f"output {name!r} has dtype {dtype}; ensembles stores numeric and boolean outputs. "
-        "Convert it to numbers, or encode categories as integers"
-    )
-    raise OutputMismatchError(msg)
+def _restore(cls: type, state: dict[str, Any]) -> Any:
+    """Rebuild a pickled simulation from its attributes, without validating them again."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(state)
+    return obj
 
 
-def _qualified_name(func: Callable[..., Any]) -> str:
-    module = getattr(func, "__module__", None) or "__main__"
-    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
-    return f"{module}:{qualname}"
+@dataclass(frozen=True)
+class Arguments:
+    """How a function or class takes its keyword arguments, read from its signature.
+
+    Attributes
+    ----------
+    parameters : tuple of str or None
+        Keyword parameters besides ``seed``/``rng``; None when it takes ``**kwargs``.
+    required : tuple of str
+        Those without a default.
+    seed_argument : {"seed", "rng", None}
+        How it takes the member's seed; ``"seed"`` also when it takes ``**kwargs`` or its
+        signature cannot be read.
+
+    Examples
+    --------
+    >>> def build(n, p=0.5, *, rng=None): ...
+    >>> Arguments.of(build)
+    Arguments(parameters=('n', 'p'), required=('n',), seed_argument='rng')
+    """
+
+    parameters: tuple[str, ...] | None
+    required: tuple[str, ...]
+    seed_argument: str | None
+
+    @classmethod
+    def of(cls, func: Callable[..., Any], prefer: str = "rng") -> Arguments:
+        """Read ``func``'s signature; ``prefer`` names the seed argument taken if it has both."""
+        try:
+            params = inspect.signature(func).parameters
+        except (TypeError, ValueError):  # some builtins and C callables
+            return cls(None, (), "seed")
+        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        named = [
+            p
+            for p in params.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.name not in ("seed", "rng")
+        ]
+        accepts = {a for a in ("seed", "rng") if a in params} | ({"seed"} if var_kw else set())
+        order = ("rng", "seed") if prefer == "rng" else ("seed", "rng")
+        seed_argument = next((a for a in order if a in accepts), None)
+        return cls(
+            None if var_kw else tuple(p.name for p in named),
+            tuple(p.name for p in named if p.default is inspect.Parameter.empty),
+            seed_argument,
+        )
+
+
+class FunctionSimulation(Simulation):
+    """A plain function as a simulation: ``func(*, seed, **params)`` once per member.
+
+    Built by ``Simulation(func, ...)``, :func:`simulation` and :func:`as_simulation`.
+    Calling it calls the wrapped function unchanged. The function returns a mapping of
+    output name to scalar or array, an :class:`xarray.Dataset`, or one bare number or
+    array: an output named after the function (or after its one declared output).
+
+    Parameters
+    ----------
+    func : callable
+        ``func(*, seed, **params)`` (an int seed) or ``func(*, rng, **params)`` (a numpy
+        Generator seeded with it).
+    outputs, coords, releases_gil, seed_bits
+        See :class:`Simulation`.
+    name : str, optional
+        Name recorded in stores; defaults to ``module:qualname``.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        outputs: Outputs | None = None,
+        coords: Coords | None = None,
+        releases_gil: bool = False,
+        name: str | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
+    ) -> None:
+        if not callable(func):
+            msg = f"a simulation must be callable, got {func!r}"
+            raise SimulationError(msg)
+        super().__init__(
+            name=name or object_path(func),
+            outputs=outputs,
+            coords=coords,
+            seed_bits=seed_bits,
+            releases_gil=releases_gil,
+        )
+        self.func = func
+        self.arguments = Arguments.of(func)
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Simulation {self.name}>"
+
+    def __reduce__(self) -> Any:
+        # a decorated function's module attribute is this object: pickle it by reference
+        try:
+            if import_object(self.name) is self:
+                return (import_object, (self.name,))
+        except Exception:  # not importable (a notebook, a closure): by value below
+            pass
+        return (
+            _rebuild_simulation,
+            (self.func, self.outputs, self.coords, self.releases_gil, self.name, self.seed_bits),
+        )
+
+    @property
+    def seed_argument(self) -> str | None:
+        """``"rng"`` if the function asks for a Generator, ``"seed"`` for an int, else None."""
+        return self.arguments.seed_argument
+
+    @property
+    def parameters(self) -> tuple[str, ...] | None:
+        """Keyword parameters the function accepts, or None if it takes ``**kwargs``."""
+        return self.arguments.parameters
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Parameters without a default value (besides ``seed``/``rng``)."""
+        return self.arguments.required
+
+    def call(self, params: Mapping[str, Any], seed: int) -> Any:
+        """Call the function for one member, passing ``seed`` or ``rng`` as it asks."""
+        return self.direct_call()(params, seed)
+
+    def direct_call(self) -> Callable[[Mapping[str, Any], int], Any]:
+        """``f(params, seed)``: the function called with the parameters and its seed argument.
+
+        Examples
+        --------
+        >>> run = Simulation(lambda *, rng, a: a + rng.integers(10)).direct_call()
+        >>> int(run({"a": 100}, 5)) == int(run({"a": 100}, 5))
+        True
+        """
+        func, arg = self.func, self.seed_argument
+        if arg == "seed":
+            return lambda params, seed: func(**params, seed=seed)
+        if arg == "rng":
+            return lambda params, seed: func(**params, rng=np.random.default_rng(seed))
+        return lambda params, seed: func(**params)
+
+    def bare_output(self, declared: Mapping[str, Output]) -> str | None:
+        """The one declared output, or the function's name when it declares none.
+
+        Examples
+        --------
+        >>> def energy(*, seed, T):
+        ...     return -2.0 * T
+        >>> Simulation(energy).bare_output({})
+        'energy'
+        """
+        if declared:
+            return super().bare_output(declared)
+        name = getattr(self.func, "__name__", "")
+        return name if name.isidentifier() else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``[simulation]`` table of a run specification: the function's import path.
+
+        Examples
+        --------
+        >>> Simulation(len, name="builtins:len", seed_bits=31).to_dict()
+        {'function': 'builtins:len', 'seed_bits': 31}
+        """
+        d: dict[str, Any] = {"function": self.name}
+        if self.seed_bits != DEFAULT_SEED_BITS:
+            d["seed_bits"] = self.seed_bits
+        return d
 
 
 def _rebuild_simulation(
     func, outputs, coords, releases_gil, name, seed_bits=DEFAULT_SEED_BITS
-) -> Simulation:
-    return Simulation(
+) -> FunctionSimulation:
+    return FunctionSimulation(
         func,
         outputs=outputs,
         coords=coords,
@@ -477,8 +438,8 @@ def _rebuild_simulation(
 def simulation(
     func: Callable[..., Any] | None = None,
     *,
-    outputs: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
-    coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+    outputs: Outputs | None = None,
+    coords: Coords | None = None,
     releases_gil: bool = False,
     name: str | None = None,
     seed_bits: int = DEFAULT_SEED_BITS,
@@ -508,8 +469,8 @@ def simulation(
 
     check_seed_bits(seed_bits)  # at decoration, not at the first call
 
-    def wrap(f: Callable[..., Any]) -> Simulation:
-        return Simulation(
+    def wrap(f: Callable[..., Any]) -> FunctionSimulation:
+        return FunctionSimulation(
             f,
             outputs=outputs,
             coords=coords,
@@ -527,23 +488,35 @@ def as_simulation(obj: Any) -> Simulation:
     Parameters
     ----------
     obj : Simulation, callable or str
-        A ``"module:function"`` string is imported.
+        A ``"module:function"`` string is imported. An object with a
+        ``__ensembles_simulation__()`` method gives its own simulation.
+
+    Examples
+    --------
+    >>> as_simulation("ensembles.models.ising:simulate").name
+    'ensembles.models.ising:simulate'
     """
     if isinstance(obj, Simulation):
         return obj
     to_simulation = getattr(obj, "__ensembles_simulation__", None)
-    if callable(to_simulation):  # adapters (commands, model classes) build their own
+    if callable(to_simulation):
         return to_simulation()
     if isinstance(obj, str):
         return as_simulation(import_object(obj))
     if callable(obj):
-        return Simulation(obj)
+        return FunctionSimulation(obj)
     msg = f"cannot use {obj!r} as a simulation; pass a function, a Simulation or 'module:function'"
     raise SimulationError(msg)
 
 
 def import_object(path: str) -> Any:
-    """Import ``"package.module:attribute"`` and return the attribute."""
+    """Import ``"package.module:attribute"`` and return the attribute.
+
+    Examples
+    --------
+    >>> import_object("builtins:len")
+    <built-in function len>
+    """
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
         msg = (
@@ -563,3 +536,19 @@ def import_object(path: str) -> Any:
             msg = f"module {module_name!r} has no attribute {attr!r} (from {path!r})"
             raise SimulationError(msg) from None
     return obj
+
+
+def object_path(obj: Any) -> str:
+    """``"module:qualname"`` of a class or function: how specs and stores name it.
+
+    The inverse of :func:`import_object` for objects defined at the top level of an
+    importable module.
+
+    Examples
+    --------
+    >>> object_path(dict)
+    'builtins:dict'
+    """
+    module = getattr(obj, "__module__", None) or "__main__"
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
+    return f"{module}:{qualname}"

@@ -1,11 +1,11 @@
-"""Model classes as simulations: a generic adapter and one for Mesa agent-based models.
+"""Model classes as simulations: :class:`ModelClass` and how it builds, steps and records models.
 
 :class:`ModelClass` builds an instance from a member's parameters and seed, then either
 calls its ``run()`` or steps it ``n`` times, recording outputs on a ``step`` dimension.
-:class:`MesaModel` does the same for a `Mesa <https://mesa.readthedocs.io>`_ model and
-reads its ``DataCollector`` model reporters. Mesa is optional and imported only when a
-MesaModel is built (see :mod:`ensembles.simulations.mesa`); the helpers both classes share
-live in :mod:`ensembles.simulations.model_support`.
+:class:`ModelSimulation` is what it shares with :class:`~.mesa.MesaModel` (building the
+member's model). The helpers validate ``collect=`` and apply it to a model, stack per-step
+records into a Dataset over ``step``, and write classes and functions to and from the
+``"module:qualname"`` form of a run specification.
 """
 
 from __future__ import annotations
@@ -14,32 +14,327 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
-from ..errors import OutputMismatchError, SimulationError
-from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
-from .contract import Output, Simulation, import_object
-from .mesa import collected_rows, find_datacollector, import_mesa
-from .model_support import (
-    DATACOLLECTOR,
-    Collect,
-    class_path,
-    collect_from_spec,
-    collect_outputs,
-    collect_to_spec,
-    constructor_info,
-    model_method,
-    parse_collect,
-    parse_method_name,
-    parse_steps,
-    spec_kwargs,
-    stack_records,
-)
-from .model_support import STEP_DIM as STEP_DIM  # re-exported: documented here
+from ..errors import OutputMismatchError, SimulationError, SpecError
+from ..members.seeds import DEFAULT_SEED_BITS
+from .contract import Arguments, Coords, Outputs, Simulation, import_object, object_path
 
-__all__ = ["MesaModel", "ModelClass"]
+__all__ = [
+    "STEP_DIM",
+    "Collect",
+    "ModelClass",
+    "ModelSimulation",
+    "collect_from_spec",
+    "collect_outputs",
+    "collect_to_spec",
+    "model_method",
+    "parse_collect",
+    "parse_method_name",
+    "parse_steps",
+    "spec_kwargs",
+    "stack_records",
+]
+
+#: The dimension along which stepped models record their outputs.
+STEP_DIM = "step"
+
+#: What ``collect=`` accepts: a function of the model, attribute names, or a dict of both.
+Collect = Callable[[Any], Mapping[str, Any]] | Sequence[str] | Mapping[str, Any] | str
 
 
-class ModelClass(Simulation):
+class ModelSimulation(Simulation):
+    """A simulation whose members each build a model from their parameters and seed.
+
+    What :class:`ModelClass` and :class:`~.mesa.MesaModel` share: the model class (or
+    factory) ``cls``, the parameters its constructor accepts and how it takes a seed.
+
+    Parameters
+    ----------
+    cls : type or callable
+        The model class (or any factory) taking the parameters as keyword arguments.
+    name, outputs, coords, seed_bits
+        See :class:`~.contract.Simulation`.
+    """
+
+    def __init__(
+        self,
+        cls: Callable[..., Any],
+        *,
+        name: str,
+        outputs: Outputs | None = None,
+        coords: Coords | None = None,
+        seed_bits: int = DEFAULT_SEED_BITS,
+    ) -> None:
+        if not callable(cls):
+            msg = (
+                f"{type(self).__name__} needs a class (or factory) to build models from, "
+                f"got {cls!r}"
+            )
+            raise SimulationError(msg)
+        super().__init__(name=name, outputs=outputs, coords=coords, seed_bits=seed_bits)
+        self.cls = cls
+        #: The constructor's parameters; ``seed`` is preferred when it takes both.
+        self.arguments = Arguments.of(cls, prefer="seed")
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        """The member function: ``sim.func(seed=..., **params)`` runs one member."""
+        return self.__call__
+
+    @property
+    def parameters(self) -> tuple[str, ...] | None:
+        """Constructor parameters (besides seed/rng), or None if it takes ``**kwargs``."""
+        return self.arguments.parameters
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Constructor parameters without a default (besides seed/rng)."""
+        return self.arguments.required
+
+    @property
+    def seed_argument(self) -> str | None:
+        """``"seed"`` or ``"rng"``: how the constructor takes the seed; None if it does not."""
+        return self.arguments.seed_argument
+
+    def build(self, params: Mapping[str, Any], seed: int) -> Any:
+        """Build the member's model from its parameters and seed, without running it.
+
+        The seed goes in as ``seed=`` (an int) or ``rng=`` (a numpy Generator seeded
+        with it), as the constructor takes it.
+        """
+        kwargs = dict(params)
+        if self.seed_argument == "rng":
+            kwargs["rng"] = np.random.default_rng(seed)
+        elif self.seed_argument == "seed":
+            kwargs["seed"] = seed
+        return self.cls(**kwargs)
+
+    def dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        """The declared dims of each output (for members with these parameters)."""
+        outs, _ = self.declared(params)
+        return {k: o.dims for k, o in outs.items()}
+
+
+# -- settings ------------------------------------------------------------------------------
+def parse_steps(steps: Any) -> int | None:
+    """Validate ``steps``: a positive integer, or None (call ``run()`` instead).
+
+    Raises
+    ------
+    SimulationError
+        If ``steps`` is not a positive integer.
+    """
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        msg = f"steps must be a positive integer (or None to call run()), got {steps!r}"
+        raise SimulationError(msg)
+    return int(steps)
+
+
+def parse_method_name(name: Any, what: str) -> str:
+    """Validate the name of a model method (``what`` is the keyword, for the message).
+
+    Raises
+    ------
+    SimulationError
+        If ``name`` is not an identifier.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        msg = f"{what}= must name a method of the model, got {name!r}"
+        raise SimulationError(msg)
+    return name
+
+
+def parse_collect(collect: Any) -> Any:
+    """Normalize ``collect=``: a function, a tuple of attribute names, a dict, or None.
+
+    A single attribute name becomes a 1-tuple.
+
+    Raises
+    ------
+    SimulationError
+        If ``collect`` is none of the accepted forms.
+
+    Examples
+    --------
+    >>> parse_collect("wealth")
+    ('wealth',)
+    """
+    if collect is None or callable(collect):
+        return collect
+    if isinstance(collect, str):
+        return (collect,)
+    if isinstance(collect, Mapping):
+        for k, v in collect.items():
+            if not (callable(v) or isinstance(v, str)):
+                msg = (
+                    f"collect[{k!r}] must be a function of the model or an attribute name, "
+                    f"got {v!r}"
+                )
+                raise SimulationError(msg)
+        return dict(collect)
+    if isinstance(collect, Sequence) and all(isinstance(c, str) for c in collect):
+        return tuple(collect)
+    msg = (
+        f"collect must be a function of the model, a list of attribute names or a dict of "
+        f"name to function or attribute, got {collect!r}"
+    )
+    raise SimulationError(msg)
+
+
+# -- recording -----------------------------------------------------------------------------
+def collect_outputs(spec: Any, model: Any) -> Mapping[str, Any]:
+    """Apply a normalized ``collect`` specification to a model: ``{name: value}``.
+
+    Raises
+    ------
+    OutputMismatchError
+        If a ``collect`` function does not return a mapping.
+    """
+    if callable(spec):
+        out = spec(model)
+        if not isinstance(out, Mapping):
+            msg = f"collect(model) must return a mapping of output name to value, got {out!r}"
+            raise OutputMismatchError(msg)
+        return out
+    if isinstance(spec, Mapping):
+        return {
+            k: (getattr(model, v) if isinstance(v, str) else v(model)) for k, v in spec.items()
+        }
+    return {k: getattr(model, k) for k in spec}
+
+
+def model_method(model: Any, name: str, what: str) -> Callable[[], Any]:
+    """The model's method ``name`` (``what`` is the keyword that names it, for the message).
+
+    Raises
+    ------
+    SimulationError
+        If the model has no such method.
+    """
+    method = getattr(model, name, None)
+    if not callable(method):
+        msg = f"{type(model).__name__} has no method {name!r}; pass {what}= to name the right one"
+        raise SimulationError(msg)
+    return method
+
+
+def stack_records(
+    records: Sequence[Mapping[str, Any]],
+    steps: np.ndarray,
+    dims_hint: Mapping[str, tuple[str, ...]],
+) -> xr.Dataset:
+    """Stack per-step records into a Dataset with a leading ``step`` dimension.
+
+    Parameters
+    ----------
+    records : sequence of mapping
+        One ``{name: value}`` per recorded step, with the same names and shapes.
+    steps : numpy.ndarray
+        The ``step`` coordinate, one label per record.
+    dims_hint : mapping
+        Declared dims of some outputs; others get ``step`` then ``<name>_dim_<i>``.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    OutputMismatchError
+        If the records disagree in names or shapes, hold non-numbers, or do not match
+        their declared dims.
+
+    Examples
+    --------
+    >>> ds = stack_records([{"x": 1.0}, {"x": 2.5}], np.array([1, 2]), {})
+    >>> ds["x"].dims, ds["x"].values.tolist()
+    (('step',), [1.0, 2.5])
+    """
+    names = list(records[0])
+    data = {}
+    for name in names:
+        values = []
+        for i, rec in enumerate(records):
+            if name not in rec or set(rec) != set(names):
+                msg = (
+                    f"step {steps[i]} recorded outputs {sorted(rec)!r} but the first recorded "
+                    f"step has {sorted(names)!r}; record the same outputs at every step"
+                )
+                raise OutputMismatchError(msg)
+            values.append(np.asarray(rec[name]))
+        try:
+            stacked = np.stack(values)
+        except ValueError:
+            shapes = sorted({v.shape for v in values})
+            msg = f"output {name!r} changes shape across steps ({shapes}); keep it fixed"
+            raise OutputMismatchError(msg) from None
+        if stacked.dtype == object:  # None (a missing value) becomes NaN
+            try:
+                stacked = stacked.astype(np.float64)
+            except (TypeError, ValueError):
+                stacked = stacked.astype(str)
+        if stacked.dtype.kind not in "biufc":
+            msg = (
+                f"output {name!r} holds values that are not numbers (first: {values[0]!r}); "
+                "record numbers or booleans"
+            )
+            raise OutputMismatchError(msg)
+        extra = tuple(f"{name}_dim_{i}" for i in range(stacked.ndim - 1))
+        dims = dims_hint.get(name) or (STEP_DIM, *extra)
+        if len(dims) != stacked.ndim:
+            msg = f"output {name!r} has shape {stacked.shape} but is declared with dims {dims!r}"
+            raise OutputMismatchError(msg)
+        data[name] = (tuple(dims), stacked)
+    return xr.Dataset(data, coords={STEP_DIM: steps})
+
+
+# -- specification form --------------------------------------------------------------------
+def collect_to_spec(collect: Any) -> Any:
+    """A ``collect`` specification with its functions written as ``"module:qualname"``."""
+    if callable(collect):
+        return object_path(collect)
+    if isinstance(collect, Mapping):
+        return {k: v if isinstance(v, str) else object_path(v) for k, v in collect.items()}
+    return list(collect)
+
+
+def collect_from_spec(spec: Any) -> Any:
+    """The inverse of :func:`collect_to_spec`: import the ``"module:qualname"`` functions."""
+    if isinstance(spec, str) and ":" in spec:
+        return import_object(spec)
+    if isinstance(spec, Mapping):
+        return {k: import_object(v) if ":" in v else v for k, v in spec.items()}
+    return spec
+
+
+def spec_kwargs(d: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+    """Check a model's ``[simulation]`` table: only ``allowed`` keys, ``key`` present.
+
+    Raises
+    ------
+    SpecError
+        If ``d`` is not a table, has unknown keys or lacks ``key``.
+    """
+    if not isinstance(d, Mapping):
+        msg = f"a model specification must be a table, got {d!r}"
+        raise SpecError(msg)
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        msg = (
+            f"unknown key(s) {unknown!r} in the model specification; valid keys are "
+            f"{sorted(allowed)!r}"
+        )
+        raise SpecError(msg)
+    if key not in d:
+        msg = f"the model specification needs {key!r} = 'module:Class'"
+        raise SpecError(msg)
+    return dict(d)
+
+
+class ModelClass(ModelSimulation):
     """A class whose instances are simulations: built per member, then run or stepped.
 
     Each member builds ``cls(**params, seed=seed)`` (or ``rng=numpy.random.default_rng(seed)``
@@ -98,17 +393,20 @@ class ModelClass(Simulation):
         run: str = "run",
         step: str = "step",
         collect: Collect | None = None,
-        outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
+        outputs: Outputs | None = None,
         *,
-        coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
+        coords: Coords | None = None,
         include_initial: bool = False,
         name: str | None = None,
         seed_bits: int = DEFAULT_SEED_BITS,
     ) -> None:
-        if not callable(cls):
-            msg = f"ModelClass needs a class (or factory) to build models from, got {cls!r}"
-            raise SimulationError(msg)
-        self.cls = cls
+        super().__init__(
+            cls,
+            name=name or f"model:{object_path(cls)}",
+            outputs=outputs,
+            coords=coords,
+            seed_bits=seed_bits,
+        )
         self.steps = parse_steps(steps)
         self.run = parse_method_name(run, "run")
         self.step = parse_method_name(step, "step")
@@ -119,52 +417,9 @@ class ModelClass(Simulation):
                 "collect=['wealth'] or collect=lambda model: {'wealth': model.total_wealth}"
             )
             raise SimulationError(msg)
-        self.outputs = outputs
-        self.coords = coords
         self.include_initial = bool(include_initial)
-        self.releases_gil = False
-        self.seed_bits = check_seed_bits(seed_bits)
-        self._signature = None
-        self._parameters, self._required, self._seed_arg = constructor_info(cls)
-        self.name = name or f"model:{class_path(cls)}"
 
     # -- the Simulation contract ---------------------------------------------------------
-    @property
-    def func(self) -> Callable[..., Any]:
-        """The member function: ``sim.func(seed=..., **params)`` runs one member."""
-        return self.__call__
-
-    @property
-    def parameters(self) -> tuple[str, ...] | None:
-        """Constructor parameters (besides seed/rng), or None if it takes ``**kwargs``."""
-        return self._parameters
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        """Constructor parameters without a default (besides seed/rng)."""
-        return self._required
-
-    @property
-    def seed_argument(self) -> str | None:
-        """``"seed"`` or ``"rng"``: how the constructor takes the seed; None if it does not."""
-        return self._seed_arg
-
-    def __call__(self, *, seed: int, **params: Any) -> Any:
-        """Run one member by hand: ``sim(seed=7, n=50)``."""
-        return self.call(params, seed)
-
-    def __ensembles_simulation__(self) -> ModelClass:
-        return self
-
-    def build(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Build the member's model from its parameters and seed, without running it."""
-        kwargs = dict(params)
-        if self._seed_arg == "rng":
-            kwargs["rng"] = np.random.default_rng(seed)
-        elif self._seed_arg == "seed":
-            kwargs["seed"] = seed
-        return self.cls(**kwargs)
-
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
         """Build the member's model, run or step it, and return its outputs."""
         model = self.build(params, seed)
@@ -186,7 +441,7 @@ class ModelClass(Simulation):
             step()
             records.append(collect_outputs(self.collect, model))
         first = 0 if self.include_initial else 1
-        return stack_records(records, np.arange(first, self.steps + 1), self._dims_hint(params))
+        return stack_records(records, np.arange(first, self.steps + 1), self.dims_hint(params))
 
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -196,7 +451,7 @@ class ModelClass(Simulation):
         rebuild the simulation when they are defined at the top level of an importable
         module.
         """
-        d: dict[str, Any] = {"model": class_path(self.cls)}
+        d: dict[str, Any] = {"model": object_path(self.cls)}
         if self.steps is not None:
             d["steps"] = self.steps
         if self.run != "run":
@@ -207,7 +462,7 @@ class ModelClass(Simulation):
             d["collect"] = collect_to_spec(self.collect)
         if self.include_initial:
             d["include_initial"] = True
-        if self.name != f"model:{class_path(self.cls)}":
+        if self.name != f"model:{object_path(self.cls)}":
             d["name"] = self.name
         if self.seed_bits != DEFAULT_SEED_BITS:
             d["seed_bits"] = self.seed_bits
@@ -232,184 +487,5 @@ class ModelClass(Simulation):
             kwargs["collect"] = collect_from_spec(kwargs["collect"])
         return cls(model, **kwargs)
 
-    def __reduce__(self):
-        return (_restore, (type(self), self.__dict__.copy()))
-
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({class_path(self.cls)}, steps={self.steps!r})"
-
-    def _dims_hint(self, params: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-        outs, _ = self.declared(params)
-        return {k: o.dims for k, o in outs.items()}
-
-
-class MesaModel(ModelClass):
-    """A Mesa model run for ``steps`` steps, its DataCollector's model reporters as outputs.
-
-    Each member builds ``model_cls(**params, seed=seed)`` (Mesa 3 seeds both
-    ``model.random`` and ``model.rng`` from it; ``rng=seed`` when the constructor takes
-    ``rng`` only), calls ``model.step()`` ``steps`` times and returns every model reporter
-    of its ``DataCollector`` (what ``get_model_vars_dataframe()`` shows) as an output over
-    the ``step`` dimension. The coordinate is the step after which each row was collected:
-    ``0..steps`` when the model collects in ``__init__`` and in ``step()``, ``1..steps``
-    when only in ``step()``. ``model.running`` is not consulted, so every member has the
-    same number of steps.
-
-    Parameters
-    ----------
-    model_cls : subclass of mesa.Model
-        Its ``__init__`` must accept ``seed`` (or ``rng``) and pass it to
-        ``super().__init__``.
-    steps : int
-        Number of steps per member.
-    reporters : list of str or dict, optional
-        A list picks some of the DataCollector's model reporters. A dict
-        ``{name: function of the model or attribute name}`` collects those values itself
-        (before the first step and after each), so the model needs no DataCollector.
-    outputs, coords, name, seed_bits
-        As for :class:`ModelClass`; the default name is ``"mesa:module:Class"``. Mesa
-        takes any non-negative integer seed, so the default 63 bits suit it.
-
-    Examples
-    --------
-    >>> import mesa
-    >>> class Counter(mesa.Model):
-    ...     def __init__(self, rate=0.5, seed=None):
-    ...         super().__init__(seed=seed)
-    ...         self.rate, self.count = rate, 0
-    ...         self.datacollector = mesa.DataCollector(model_reporters={"count": "count"})
-    ...         self.datacollector.collect(self)
-    ...     def step(self):
-    ...         self.count += int(self.random.random() < self.rate)
-    ...         self.datacollector.collect(self)
-    >>> ds = MesaModel(Counter, steps=10)(rate=0.3, seed=1)
-    >>> ds["count"].dims, ds.sizes["step"]
-    (('step',), 11)
-    """
-
-    def __init__(
-        self,
-        model_cls: type,
-        steps: int,
-        reporters: Sequence[str] | Mapping[str, Any] | None = None,
-        *,
-        outputs: Mapping[str, Output] | Callable[..., Mapping[str, Output]] | None = None,
-        coords: Mapping[str, Any] | Callable[..., Mapping[str, Any]] | None = None,
-        name: str | None = None,
-        seed_bits: int = DEFAULT_SEED_BITS,
-    ) -> None:
-        mesa = import_mesa()
-        if not (isinstance(model_cls, type) and issubclass(model_cls, mesa.Model)):
-            msg = (
-                f"MesaModel needs a subclass of mesa.Model, got {model_cls!r}; use "
-                "ModelClass for other model classes"
-            )
-            raise SimulationError(msg)
-        if steps is None:
-            msg = "MesaModel needs steps=, the number of steps each member runs"
-            raise SimulationError(msg)
-        if isinstance(reporters, str):
-            reporters = [reporters]
-        if reporters is not None and not isinstance(reporters, Mapping):
-            reporters = tuple(str(r) for r in reporters)
-        collect = reporters if isinstance(reporters, Mapping) else None
-        super().__init__(
-            model_cls,
-            steps=steps,
-            collect=collect if collect is not None else DATACOLLECTOR,
-            outputs=outputs,
-            coords=coords,
-            include_initial=collect is not None,
-            name=name or f"mesa:{class_path(model_cls)}",
-            seed_bits=seed_bits,
-        )
-        self.reporters = self.collect if collect is not None else reporters
-        if self._seed_arg is None:
-            msg = (
-                f"{model_cls.__name__}.__init__ takes neither seed nor rng, so members "
-                "cannot be seeded; add a `seed=None` argument and pass it on with "
-                "super().__init__(seed=seed)"
-            )
-            raise SimulationError(msg)
-
-    def build(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Build the member's Mesa model with its parameters and seed."""
-        kwargs = dict(params)
-        kwargs[self._seed_arg or "seed"] = int(seed)
-        return self.cls(**kwargs)
-
-    def call(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Build the model, step it ``steps`` times and return its reporters over ``step``."""
-        if self.collect is not DATACOLLECTOR:
-            return super().call(params, seed)
-        model = self.build(params, seed)
-        collector = find_datacollector(model, self.name)
-        step = model_method(model, self.step, "step")
-        labels = [0] * collected_rows(collector)
-        for k in range(1, self.steps + 1):
-            step()
-            labels.extend([k] * (collected_rows(collector) - len(labels)))
-        if not labels:
-            msg = (
-                f"{self.name}: the DataCollector recorded nothing in {self.steps} steps; call "
-                "self.datacollector.collect(self) in __init__ and at the end of step()"
-            )
-            raise OutputMismatchError(msg)
-        if len(set(labels)) != len(labels):
-            msg = (
-                f"{self.name}: the DataCollector collected {len(labels)} rows in "
-                f"{self.steps} steps (more than once in one step); collect once per step"
-            )
-            raise OutputMismatchError(msg)
-        names = list(collector.model_vars) if self.reporters is None else list(self.reporters)
-        unknown = [n for n in names if n not in collector.model_vars]
-        if unknown:
-            msg = (
-                f"{self.name}: reporters {unknown!r} are not model reporters of the "
-                f"DataCollector, which has {sorted(collector.model_vars)!r}"
-            )
-            raise SimulationError(msg)
-        records = [{n: collector.model_vars[n][i] for n in names} for i in range(len(labels))]
-        return stack_records(records, np.asarray(labels), self._dims_hint(params))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``[simulation]`` table of a run specification.
-
-        Examples
-        --------
-        >>> MesaModel.from_dict({"mesa_model": "mesa.examples:BoltzmannWealth",
-        ...                      "steps": 20}).to_dict()
-        {'mesa_model': 'mesa.examples.basic.boltzmann_wealth_model.model:BoltzmannWealth', \
-'steps': 20}
-        """
-        d: dict[str, Any] = {
-            "mesa_model": class_path(self.cls),
-            "steps": self.steps,
-        }
-        if self.reporters is not None:
-            if isinstance(self.reporters, Mapping):
-                d["reporters"] = collect_to_spec(self.reporters)
-            else:
-                d["reporters"] = list(self.reporters)
-        if self.name != f"mesa:{class_path(self.cls)}":
-            d["name"] = self.name
-        if self.seed_bits != DEFAULT_SEED_BITS:
-            d["seed_bits"] = self.seed_bits
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> MesaModel:
-        """Build from :meth:`to_dict`'s form, importing ``mesa_model`` (``"module:Class"``)."""
-        allowed = {"mesa_model", "steps", "reporters", "name", "seed_bits"}
-        kwargs = spec_kwargs(d, "mesa_model", allowed)
-        model = import_object(kwargs.pop("mesa_model"))
-        if isinstance(kwargs.get("reporters"), Mapping):
-            kwargs["reporters"] = collect_from_spec(kwargs["reporters"])
-        return cls(model, **kwargs)
-
-
-def _restore(cls: type, state: dict[str, Any]) -> Any:
-    """Rebuild a pickled model simulation from its attributes, without validating again."""
-    obj = cls.__new__(cls)
-    obj.__dict__.update(state)
-    return obj
+        return f"{type(self).__name__}({object_path(self.cls)}, steps={self.steps!r})"
