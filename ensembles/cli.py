@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--pending", action="store_true", help="run only pending members")
     p.add_argument("--retries", type=int, default=0, help="extra attempts per failing member")
     p.add_argument("--force", action="store_true", help="break a dead writer's lease")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="run the store's recorded simulation without asking, though this user's "
+        "ensembles did not write its spec (it runs whatever the store names)",
+    )
     _add_scheduler_options(p)
 
     p = sub.add_parser("demo", help="run the Ising temperature ensemble and plot its envelope")
@@ -172,9 +178,29 @@ def _done_line(ds: Any, where: str) -> str:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from .ensemble import Ensemble
+    from .errors import StoreError
+    from .store import trust
     from .store.zarr_store import EnsembleStore
 
-    spec = EnsembleStore(args.store).spec()
+    text = EnsembleStore(args.store).spec_text()  # codecs checked; nothing imported yet
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        msg = f"the run spec recorded in {args.store!r} is not valid JSON ({exc})"
+        raise StoreError(msg) from None
+    if not (args.trust or trust.is_known(text)):
+        print(trust.describe_run(spec, args.store), file=sys.stderr)
+        why = "ensembles did not write this spec as this user on this machine"
+        if not sys.stdin.isatty():
+            msg = (
+                f"{why}, so resuming {args.store} needs --trust to run it (or run your own "
+                f"spec against it: ensembles run SPEC.toml -o {args.store} --resume)"
+            )
+            raise StoreError(msg)
+        answer = input(f"{why}. Run it? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("ensembles: nothing was run", file=sys.stderr)
+            return 1
     ensemble = Ensemble.from_spec(spec)
     only = "failed" if args.failed else "pending" if args.pending else None
     ds = ensemble.to_zarr(
