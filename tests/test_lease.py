@@ -362,12 +362,17 @@ def test_a_lease_from_an_earlier_version_is_respected(tmp_path):
     e.to_zarr(path, progress=False)
     shutil.rmtree(path / LEASE_GROUP)
     (path / LEASE_GROUP).mkdir()
-    record = {"id": "x", "host": socket.gethostname(), "pid": os.getpid(), "token": "t"}
-    legacy = {"zarr_format": 3, "node_type": "group", "attributes": {"lease": record}}
-    legacy["attributes"]["lease"]["heartbeat"] = time.time()
-    (path / LEASE_GROUP / "zarr.json").write_text(json.dumps(legacy))
-    with pytest.raises(StoreError, match="another process is writing"):
-        e.to_zarr(path, mode="resume", progress=False)
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:  # the record an earlier version's live writer keeps in the group's attributes
+        record = {"id": "x", "host": socket.gethostname(), "pid": writer.pid, "token": "t"}
+        legacy = {"zarr_format": 3, "node_type": "group", "attributes": {"lease": record}}
+        legacy["attributes"]["lease"]["heartbeat"] = time.time()
+        (path / LEASE_GROUP / "zarr.json").write_text(json.dumps(legacy))
+        with pytest.raises(StoreError, match="another process is writing"):
+            e.to_zarr(path, mode="resume", progress=False)
+    finally:
+        writer.kill()
+        writer.wait()
     legacy["attributes"]["lease"] = {}  # released, as that version released it
     (path / LEASE_GROUP / "zarr.json").write_text(json.dumps(legacy))
     e.to_zarr(path, mode="resume", progress=False)
