@@ -210,7 +210,6 @@ class Lease:
             "pid": os.getpid(),
         }
         self.generation = 0
-        self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -328,7 +327,7 @@ class Lease:
 
     # -- keeping -------------------------------------------------------------------------
     def still_held(self) -> bool:
-        """True while this lease's generation is the newest and its record is ours."""
+        """True while no newer generation than this lease's exists."""
         try:
             self.fence.check()
         except LeaseLostError:
@@ -338,8 +337,7 @@ class Lease:
     def _beat(self) -> None:
         while not self._stop.wait(self.timeout / 6):
             try:
-                if not self.still_held():
-                    self.lost.set()
+                if not self.still_held():  # lost: stop refreshing (the fence stops the rest)
                     return
                 record = {**self.record, "generation": self.generation}
                 self.keys.replace(_key(self.generation), _document(record | _now()))

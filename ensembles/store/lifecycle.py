@@ -75,9 +75,9 @@ def check_target(store: EnsembleStore, mode: str) -> str:
             "--overwrite) to replace it"
         )
         raise StoreExistsError(msg)
-    if found.kind == "incomplete" and store.fence is None:
-        Lease(store).check_free()  # a store being created right now is not half-created
     if found.kind == "incomplete" and mode == "w-":
+        if store.fence is None:  # a store being created right now is not half-created
+            Lease(store).check_free()
         msg = (
             f"a half-created store is at {where!r} (its creation was interrupted before any "
             "member ran); pass mode='resume' (CLI: --resume, or ensembles resume) to create "

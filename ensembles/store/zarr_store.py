@@ -33,7 +33,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from ..errors import StoreError
+from ..errors import LeaseLostError, StoreError
 from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult, fill_value
 from .codecs import check_codecs, compressors_for
 from .keys import Keys, is_url
@@ -300,6 +300,8 @@ class EnsembleStore:
             concurrently([lambda spec=spec: group.create_array(**spec) for spec in specs])
             self.consolidate()
             self._set_attrs({}, remove=(INCOMPLETE_ATTR,))  # the store is complete
+        except LeaseLostError:
+            raise
         except Exception as exc:
             msg = (
                 f"cannot create the store at {self.path!r}: {type(exc).__name__}: {exc}. No "
