@@ -171,6 +171,12 @@ def _add_run_commands(sub: Any) -> None:
     _add_timeout_option(p)
     p.add_argument("--force", action="store_true", help="break a dead writer's lease")
     _add_failure_options(p)
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="run the store's recorded simulation without asking, though this user's "
+        "ensembles did not write its spec (it runs whatever the store names)",
+    )
     _add_scheduler_options(p)
 
     p = sub.add_parser("demo", help="run the Ising temperature ensemble and plot its envelope")
@@ -326,9 +332,29 @@ def _exit_status(ds: Any, args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from .ensemble import Ensemble
+    from .errors import StoreError
+    from .store import trust
     from .store.zarr_store import EnsembleStore
 
-    spec = EnsembleStore(args.store).spec()
+    text = EnsembleStore(args.store).spec_text()  # codecs checked; nothing imported yet
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        msg = f"the run spec recorded in {args.store!r} is not valid JSON ({exc})"
+        raise StoreError(msg) from None
+    if not (args.trust or trust.is_known(text)):
+        print(trust.describe_run(spec, args.store), file=sys.stderr)
+        why = "ensembles did not write this spec as this user on this machine"
+        if not sys.stdin.isatty():
+            msg = (
+                f"{why}, so resuming {args.store} needs --trust to run it (or run your own "
+                f"spec against it: ensembles run SPEC.toml -o {args.store} --resume)"
+            )
+            raise StoreError(msg)
+        answer = input(f"{why}. Run it? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("ensembles: nothing was run", file=sys.stderr)
+            return 1
     ensemble = Ensemble.from_spec(spec)
     only = "failed" if args.failed else "pending" if args.pending else None
     ds = ensemble.to_zarr(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -26,6 +26,10 @@ from .simulations.contract import Simulation, as_simulation
 from .spec import ensemble_arguments
 from .sweep import Design, design_from_dict
 from .sweep.values import check_finite
+
+if TYPE_CHECKING:
+    from .store.resume import ResumePlan
+    from .store.zarr_store import EnsembleStore
 
 __all__ = ["Ensemble"]
 
@@ -278,7 +282,9 @@ class Ensemble:
             ``"w-"`` (default) refuses an existing store, ``"w"`` replaces it,
             ``"resume"`` runs only what the store lacks: members not ok, and new members
             when this ensemble extends the stored one (more seeds, more samples, appended
-            grid values). A missing store is created.
+            grid values). A missing store (or an empty folder) is created, and a
+            half-created one created again. Nothing but a Zarr store is ever replaced:
+            a folder with other files, or a file, is refused in every mode.
         only : {None, "failed", "pending"}
             With ``mode="resume"``: run only failed, or only pending, members.
         force : bool
@@ -298,15 +304,17 @@ class Ensemble:
         Raises
         ------
         StoreExistsError
-            ``mode="w-"`` and the store exists.
+            What is at the path may not be written with ``mode`` (the message says what
+            was found); nothing is written.
         StoreMismatchError
             ``mode="resume"`` with a run that differs from the store's; nothing is written.
         StoreError
-            Another live process holds the store's writer lease.
+            Another live process holds the store's writer lease, or its lease or path
+            cannot be read. ``LeaseLostError`` (a ``StoreError``): a newer writer took the
+            lease while this run was paused; it stopped before writing.
         """
         from .store import lifecycle  # the store's stack (zarr) loads when a store is used
-        from .store.lease import Lease
-        from .store.resume import plan_resume, todo_mask
+        from .store.resume import todo_mask
         from .store.zarr_store import EnsembleStore
 
         _check_on_error(on_error, retries)
@@ -315,20 +323,13 @@ class Ensemble:
             msg = f"only={only!r} selects members of a store to rerun; it needs mode='resume'"
             raise ValueError(msg)
         store = EnsembleStore(str(path), storage_options)
-        resuming = lifecycle.check_target(store, mode)
-        plan = None
-        if resuming:  # validates before any write
-            plan = plan_resume(
-                store,
-                spec=self.spec(),
-                design=self.design,
-                simulation=self.simulation,
-                fixed=self.fixed,
-            )
-        if store.exists():
-            Lease(store, "check", force=force).check()
+        self._check_store(store, mode)  # refuses before anything is written
         self.members()  # a run too large for this machine is refused before workers start
-        with resolve_backend(scheduler, workers=workers) as backend:
+        with (
+            lifecycle.writing(store, force=force) as store,  # the lease, before any write
+            resolve_backend(scheduler, workers=workers) as backend,
+        ):
+            action, plan = self._check_store(store, mode)  # again, now the only writer
             if plan is not None:
                 runner = self._job().runner(
                     plan.members,
@@ -349,15 +350,32 @@ class Ensemble:
                 )
             template = self._dataset(runner, *placeholders(runner))
             grows = plan is not None and plan.grows
-            lifecycle.lay_out(store, template, runner, resuming=resuming, grows=grows)
-            with Lease(store, runner.token, force=force):
-                todo = None if plan is None else todo_mask(store.status(), only)
-                report = run_blocks(
-                    backend, runner, todo=todo, store=store, progress=progress, timeout=timeout
-                )
-                lifecycle.finish(store)
+            lifecycle.lay_out(store, template, runner, action=action, grows=grows)
+            todo = None if plan is None else todo_mask(store.status(), only)
+            report = run_blocks(
+                backend, runner, todo=todo, store=store, progress=progress, timeout=timeout
+            )
+            lifecycle.finish(store)
         report.print_failures(progress, where=store.path)
         return store.open_dataset()
+
+    def _check_store(self, store: EnsembleStore, mode: str) -> tuple[str, ResumePlan | None]:
+        """What ``mode`` does at the store (see ``lifecycle.check_target``); for a resume,
+        the plan, checked against the store (nothing is written)."""
+        from .store import lifecycle
+        from .store.resume import plan_resume
+
+        action = lifecycle.check_target(store, mode)
+        if action != "resume":
+            return action, None
+        plan = plan_resume(
+            store,
+            spec=self.spec(),
+            design=self.design,
+            simulation=self.simulation,
+            fixed=self.fixed,
+        )
+        return action, plan
 
 
 # -- argument checks ---------------------------------------------------------------------

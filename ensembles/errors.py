@@ -12,7 +12,8 @@ do not know about ensembles::
     ├── MemberError(RuntimeError)      a member raised; carries its parameters and seed
     ├── StoreError(RuntimeError)       a Zarr store cannot be created, opened or resumed
     │   ├── StoreExistsError(FileExistsError)
-    │   └── StoreMismatchError(ValueError) resume/extend with a different run than the store's
+    │   ├── StoreMismatchError(ValueError) resume/extend with a different run than the store's
+    │   └── LeaseLostError                 a newer writer took over this writer's store
     ├── RunnerError(RuntimeError)      the run could not be scheduled or executed
     └── AnalysisError(ValueError)      an analysis asked what the data cannot answer
 """
@@ -23,6 +24,7 @@ __all__ = [
     "AnalysisError",
     "DesignError",
     "EnsembleError",
+    "LeaseLostError",
     "MemberError",
     "OutputMismatchError",
     "RunnerError",
@@ -88,6 +90,10 @@ class StoreExistsError(StoreError, FileExistsError):
 
 class StoreMismatchError(StoreError, ValueError):
     """A resume or extend was asked with a run that differs from the store's."""
+
+
+class LeaseLostError(StoreError):
+    """A writer lost its store's lease to a newer writer and stopped before writing."""
 
 
 class RunnerError(EnsembleError, RuntimeError):

@@ -1,9 +1,28 @@
-"""Shared fixtures: a counting dask scheduler, a real distributed cluster."""
+"""Shared fixtures: a counting dask scheduler, a real distributed cluster, a state dir."""
 
 from __future__ import annotations
 
+import os
+
 import dask
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory):
+    """The per-user state of ensembles (specs it wrote) in a folder of the test session.
+
+    Set in the environment, so subprocesses started by tests use it too.
+    """
+    from ensembles.store.trust import STATE_ENV
+
+    old = os.environ.get(STATE_ENV)
+    os.environ[STATE_ENV] = str(tmp_path_factory.mktemp("ensembles-state"))
+    yield os.environ[STATE_ENV]
+    if old is None:
+        os.environ.pop(STATE_ENV, None)
+    else:
+        os.environ[STATE_ENV] = old
 
 
 class CountingScheduler:

@@ -17,7 +17,7 @@ import pytest
 import xarray as xr
 
 import ensembles as ens
-from ensembles.errors import StoreError, StoreExistsError, StoreMismatchError
+from ensembles.errors import LeaseLostError, StoreError, StoreExistsError, StoreMismatchError
 from ensembles.store.lease import Lease
 from ensembles.store.zarr_store import EnsembleStore
 
@@ -309,23 +309,41 @@ def test_a_live_writer_lease_refuses_a_second_writer(tmp_path):
     e = ens.Ensemble(sims.walk, ens.Grid(drift=[0.0, 1.0]), seeds=2, root_seed=1)
     e.to_zarr(path, progress=False)
     store = EnsembleStore(str(path))
-    with Lease(store, "someone-else"):
+    with Lease(store) as held:
         with pytest.raises(StoreError, match="another process is writing"):
             e.to_zarr(path, mode="resume", progress=False)
         e.to_zarr(path, mode="resume", progress=False, force=True)  # an explicit override
+        with pytest.raises(LeaseLostError, match="lost the writer lease"):
+            held.fence.check()  # the overridden holder is fenced
     e.to_zarr(path, mode="resume", progress=False)  # released
+
+
+HOLD_LEASE = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from ensembles.store.lease import Lease
+    from ensembles.store.zarr_store import EnsembleStore
+    Lease(EnsembleStore({path!r})).acquire()
+    print("held", flush=True)
+    time.sleep(600)
+    """
+)
 
 
 def test_a_dead_writers_lease_is_broken(tmp_path):
     path = tmp_path / "d.zarr"
     e = ens.Ensemble(sims.walk, ens.Grid(drift=[0.0]), seeds=2, root_seed=1)
     e.to_zarr(path, progress=False)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    lease = Lease(EnsembleStore(str(path)), "crashed")
-    lease.record["pid"] = dead.pid
-    lease._write()  # as if a process had crashed while holding it
-    e.to_zarr(path, mode="resume", progress=False)
+    code = HOLD_LEASE.format(root=str(ROOT), path=str(path))
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(StoreError, match=r"another process is writing.*last heartbeat"):
+        e.to_zarr(path, mode="resume", progress=False)
+    holder.kill()  # a crash while holding the lease
+    holder.wait()
+    holder.stdout.close()
+    e.to_zarr(path, mode="resume", progress=False)  # same host, process gone: broken at once
 
 
 # -- remote object stores ------------------------------------------------------------------

@@ -111,7 +111,11 @@ def plan_resume(
             f"(nothing was changed):\n  - {listing}"
         )
         raise StoreMismatchError(msg)
-    return ResumePlan(members, schema, members.shape != old_shape, stored)
+    # a grow interrupted before its last write left the old spec: growing again finishes it
+    grows = members.shape != old_shape or any(
+        stored.get(k) != spec.get(k) for k in ("design", "run")
+    )
+    return ResumePlan(members, schema, grows, stored)
 
 
 def _spec_differences(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
@@ -157,8 +161,16 @@ def _design_differences(group: Any, members: Members, design: Design) -> list[st
         if name not in group:
             diffs.append(f"design parameter {name!r} is not in the store")
             continue
-        old_values, new_values = np.asarray(group[name][...]), np.asarray(values)
+        stored = group[name]
+        old_values, new_values = np.asarray(stored[...]), np.asarray(values)
         n = len(old_values)
+        too_long = _too_long(stored.dtype, new_values[n:])
+        if too_long is not None:
+            diffs.append(
+                f"design values of {name!r}: the store keeps them as fixed-width text "
+                f"(written by an earlier version of ensembles) and {too_long!r} does not "
+                "fit; extend into a new store instead"
+            )
         if len(new_values) < n or np.array_equal(old_values, new_values[:n]):
             continue  # a shrinking dim is reported above
         pos = int(np.flatnonzero(old_values != new_values[:n])[0])
@@ -169,6 +181,16 @@ def _design_differences(group: Any, members: Members, design: Design) -> list[st
             "their parameters"
         )
     return diffs
+
+
+def _too_long(dtype: Any, values: np.ndarray) -> str | None:
+    """A new value that does not fit a stored fixed-width text array, or None."""
+    kind = getattr(dtype, "kind", None)
+    if kind not in ("U", "S") or values.size == 0:
+        return None
+    width = dtype.itemsize // (4 if kind == "U" else 1)
+    longest = max(values.tolist(), key=lambda v: len(str(v)))
+    return str(longest) if len(str(longest)) > width else None
 
 
 def todo_mask(status: np.ndarray, only: str | None = None) -> np.ndarray:

@@ -12,33 +12,40 @@ Layout of a store (readable by plain ``xarray.open_zarr``)::
       wall_time            float32 seconds per member
       member_seed          int64 seed each member received
       T, sample, seed, ... coordinates
+      _ensembles_lease     the writer lease (see ``lease``)
 
 Each task writes the chunks of its own block, outputs first and ``status`` last, so a
-member marked ok always has its data on disk, whatever moment a crash strikes.
+member marked ok always has its data on disk, whatever moment a crash strikes; before
+each of the two writes it checks that its run still holds the lease (the fence).
 """
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec
 
-from ..errors import StoreError, StoreExistsError
+from ..errors import LeaseLostError, StoreError
 from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult, fill_value
+from .codecs import check_codecs, compressors_for
+from .keys import Keys, is_url
+from .lease import LEASE_GROUP, Fence
+from .target import INCOMPLETE_ATTR, SPEC_ATTR, Found, inspect_path
 
 __all__ = ["SPEC_ATTR", "EnsembleStore", "compressors_for", "open_ensemble", "output_chunks"]
 
-SPEC_ATTR = "ensembles"
-_FORBIDDEN_CODECS = ("pickle", "object", "vlen-bytes-pickle")
+_INCOMPLETE_NOTE = (
+    "the store's layout is being written; if this attribute stays, creation was "
+    "interrupted before any member ran: resume the store to finish creating it"
+)
 
 
 def output_chunks(
@@ -68,39 +75,93 @@ def output_chunks(
     return (min(max(by_slabs, by_bytes, 1), max(first, 1)), *out_shape[1:])
 
 
-def compressors_for(samples: list[np.ndarray] | None) -> tuple[Any, ...]:
-    """The codecs for an output: blosc-lz4 with byte shuffle, unless it does not pay.
+# -- running zarr calls at once ------------------------------------------------------------
 
-    ``samples`` are values of the output from members already run (the probe). When
-    blosc-lz4 shrinks them by less than 10 %, as it does for noisy floating-point data,
-    compressing would cost the writers about as much time as writing the bytes and save
-    almost no space, so the output is stored raw. With no samples, compress.
+_POOL: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> compressors_for([rng.standard_normal(5000)])     # noise: stored raw
-    ()
-    >>> compressors_for([np.round(rng.random(5000), 2)])  # two decimals: compressed
-    (BloscCodec(...),)
+
+def concurrently(calls: Sequence[Callable[[], Any]]) -> None:
+    """Run synchronous zarr calls at once, and wait for all; raise the first error.
+
+    zarr runs every synchronous call on its own event loop, so these threads only wait
+    while the loop overlaps their I/O (chunks of several arrays written together). zarr
+    offers no public way to gather several arrays' writes from synchronous code; threads
+    over its public API do the same without its internals.
     """
-    lz4 = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
-    values = [np.ascontiguousarray(v) for v in samples or [] if np.asarray(v).size]
-    raw = sum(v.nbytes for v in values)
-    if raw < 4096:  # too little to judge
-        return (lz4,)
-    import numcodecs
+    if len(calls) <= 1:
+        for call in calls:
+            call()
+        return
+    pid = os.getpid()
+    with _POOL_LOCK:  # one pool per process (a forked child gets its own)
+        pool = _POOL.get(pid)
+        if pool is None:
+            pool = _POOL[pid] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=16, thread_name_prefix="ensembles-zarr"
+            )
+    futures = [pool.submit(call) for call in calls]
+    concurrent.futures.wait(futures)
+    for future in futures:
+        future.result()
 
-    packed = sum(
-        len(numcodecs.Blosc("lz4", 1, numcodecs.Blosc.SHUFFLE, typesize=v.itemsize).encode(v))
-        for v in values
-    )
-    return () if packed > 0.9 * raw else (lz4,)
+
+def _array_specs(
+    template: xr.Dataset, block: tuple[int, ...], samples: Mapping[str, list[np.ndarray]]
+) -> list[dict[str, Any]]:
+    """``create_array`` arguments of the outputs and the bookkeeping arrays."""
+    mdims = tuple(template["status"].dims)
+    shape = tuple(template["status"].shape)
+    member_coords = [  # non-index coordinates over the member dims, as xarray lists them
+        str(k)
+        for k, v in template.coords.items()
+        if k not in template.dims and set(v.dims) <= set(mdims) and k != "status"
+    ]
+    coordinates = " ".join(sorted([*member_coords, "status", "wall_time"]))
+    specs: list[dict[str, Any]] = []
+    for name, var in template.data_vars.items():
+        out_shape = var.shape[len(mdims) :]
+        specs.append(
+            {
+                "name": str(name),
+                "shape": var.shape,
+                "chunks": (*block, *output_chunks(block, out_shape, var.dtype.itemsize)),
+                "dtype": var.dtype,
+                "fill_value": fill_value(var.dtype),
+                "compressors": compressors_for(samples.get(str(name))),
+                "dimension_names": [str(d) for d in var.dims],
+                "attributes": {**var.attrs, "coordinates": coordinates},
+            }
+        )
+    bookkeeping: list[tuple[str, Any, Any, dict[str, Any]]] = [
+        ("status", "i1", 0, dict(template["status"].attrs)),
+        ("wall_time", "f4", np.nan, {"long_name": "seconds spent per member", "units": "s"}),
+        ("error", str, "", {"long_name": "error of a failed member (type: message)"}),
+        ("attempts", "u1", 0, {"long_name": "calls made for the member"}),
+    ]
+    for name, dtype, fill, attrs in bookkeeping:
+        specs.append(
+            {
+                "name": name,
+                "shape": shape,
+                "chunks": block,
+                "dtype": dtype,
+                "fill_value": fill,
+                "dimension_names": [str(d) for d in mdims],
+                "attributes": attrs,
+            }
+        )
+    return specs
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+def _stable_strings(values: Any) -> Any:
+    """Fixed-width strings as variable-length ones: Zarr v3's stable ``string`` type.
+
+    zarr stores numpy's fixed-width ``<U``/``S`` types with a data type that has no Zarr
+    v3 specification yet (and warns about it); the ``string`` type has one.
+    """
+    values = np.asarray(values)
+    return values.astype(object) if values.dtype.kind in "US" else values
 
 
 @dataclass
@@ -113,12 +174,17 @@ class EnsembleStore:
         A directory (``run.zarr``) or a URL (``s3://bucket/run.zarr``).
     storage_options : dict, optional
         Passed to fsspec for URLs (credentials, ``endpoint_url``, ...).
+    fence : Fence, optional
+        The writer lease generation writes happen under: every write first checks it.
     """
 
     path: str
     storage_options: Mapping[str, Any] | None = None
+    fence: Fence | None = None
     _arrays: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
+    _root: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _incomplete: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.path = os.fspath(self.path)
@@ -126,14 +192,22 @@ class EnsembleStore:
             self.path = self.path[len("file://") :]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "storage_options": self.storage_options}
+        return {"path": self.path, "storage_options": self.storage_options, "fence": self.fence}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], state["storage_options"])  # type: ignore[misc]
+        self.__init__(state["path"], state["storage_options"], state.get("fence"))  # type: ignore[misc]
+
+    def fenced(self, fence: Fence) -> EnsembleStore:
+        """This store, written under ``fence`` (see :class:`~ensembles.store.lease.Fence`)."""
+        return EnsembleStore(self.path, self.storage_options, fence)
 
     @property
     def is_remote(self) -> bool:
-        return _is_url(self.path)
+        return is_url(self.path)
+
+    def keys(self) -> Keys:
+        """Raw access to the store's keys (see :class:`~ensembles.store.keys.Keys`)."""
+        return Keys(self.path, self.storage_options)
 
     def zarr_store(self, read_only: bool = False) -> Any:
         """The zarr-python store object for this location."""
@@ -143,41 +217,62 @@ class EnsembleStore:
             )
         return zarr.storage.LocalStore(self.path, read_only=read_only)
 
+    def found(self) -> Found:
+        """What is at the path (see :func:`~ensembles.store.target.inspect_path`)."""
+        return inspect_path(self.path, self.storage_options)
+
     def exists(self) -> bool:
-        """True when a Zarr group exists at this location."""
-        try:
-            zarr.open_group(self.zarr_store(read_only=True), mode="r", zarr_format=3)
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, KeyError):
-            return False
-        except Exception:  # a non-Zarr file or a v2 store at the path
-            return True
-        return True
+        """True when an ensembles store (whole or half-created) is at this location.
 
-    def remove(self) -> None:
-        """Delete the store's contents."""
-        if self.is_remote:
-            import fsspec
+        Raises :class:`StoreError` when that cannot be told (permissions, network).
+        """
+        return self.found().kind in ("ensemble", "incomplete")
 
-            fs, root = fsspec.core.url_to_fs(self.path, **dict(self.storage_options or {}))
-            if fs.exists(root):
-                fs.rm(root, recursive=True)
-        else:
-            import shutil
+    def _check_fence(self) -> None:
+        if self.fence is not None:
+            self.fence.check()
 
-            if os.path.isdir(self.path):
-                shutil.rmtree(self.path)
-            elif os.path.exists(self.path):
-                os.remove(self.path)
+    def clear(self) -> None:
+        """Delete everything at the path but the writer lease (which the caller holds)."""
+        self._check_fence()
+        keys = self.keys()
+        for name in keys.list_dir(""):
+            if name == LEASE_GROUP:
+                continue
+            if self.is_remote:
+                import fsspec
+
+                fs, root = fsspec.core.url_to_fs(self.path, **dict(self.storage_options or {}))
+                fs.rm(f"{root.rstrip('/')}/{name}", recursive=True)
+            else:
+                import shutil
+
+                target = os.path.join(self.path, name)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                else:
+                    os.remove(target)
+        self._forget()
+
+    def _forget(self) -> None:
+        self._arrays.clear()
+        self._root = None
 
     # -- creation --------------------------------------------------------------------
     def create(
         self,
         template: xr.Dataset,
         block: tuple[int, ...],
-        mode: str = "w-",
+        *,
+        replace: bool = False,
         samples: Mapping[str, list[np.ndarray]] | None = None,
     ) -> None:
         """Write the layout (metadata and coordinates) of an empty ensemble.
+
+        The root group is written first, with the run's attributes and a marker
+        (``ensembles_incomplete``) that is removed last, once every array exists and the
+        metadata is consolidated: a store whose creation was interrupted (a full disk, a
+        killed process) is recognised as half-created, and resuming it creates it again.
 
         Parameters
         ----------
@@ -186,101 +281,52 @@ class EnsembleStore:
             back as missing/pending until blocks arrive), coordinates are.
         block : tuple of int
             Chunk shape along the member dims.
-        mode : {"w-", "w"}
-            ``"w-"`` refuses an existing store; ``"w"`` replaces it.
+        replace : bool
+            Delete what is at the path first (the caller checked that it may).
         samples : mapping, optional
             Values of each output from members already run, to decide whether
             compressing it pays (:func:`compressors_for`).
         """
-        if mode not in ("w-", "w"):
-            msg = f"mode must be 'w-' or 'w' to create a store, got {mode!r}"
-            raise ValueError(msg)
-        if self.exists():
-            if mode == "w-":
-                msg = (
-                    f"a store already exists at {self.path!r}; pass mode='w' (CLI: --overwrite) "
-                    "to replace it, or mode='resume' to finish or extend it"
-                )
-                raise StoreExistsError(msg)
-            self.remove()
-        mdims = tuple(template["status"].dims)
-        shape = tuple(template["status"].shape)
-        member_coords = [  # non-index coordinates over the member dims, as xarray lists them
-            str(k)
-            for k, v in template.coords.items()
-            if k not in template.dims and set(v.dims) <= set(mdims) and k != "status"
-        ]
-        # xarray writes the coordinates (small, in memory) with its own encoding; the big
-        # arrays are only laid out, directly with zarr: no dask graph, no template data
+        self._check_fence()
+        attrs = {**template.attrs, INCOMPLETE_ATTR: _INCOMPLETE_NOTE}
+        try:
+            if replace:
+                self.clear()
+            self._forget()
+            zarr.create_group(self.zarr_store(), zarr_format=3, attributes=attrs)
+            self._write_coords(template, block, attrs)
+            specs = _array_specs(template, block, samples or {})
+            group = zarr.open_group(self.zarr_store(), mode="r+", use_consolidated=False)
+            concurrently([lambda spec=spec: group.create_array(**spec) for spec in specs])
+            self.consolidate()
+            self._set_attrs({}, remove=(INCOMPLETE_ATTR,))  # the store is complete
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            msg = (
+                f"cannot create the store at {self.path!r}: {type(exc).__name__}: {exc}. No "
+                "member has run; once the cause is fixed, resume the store (mode='resume', "
+                f"CLI: ensembles resume {self.path}) to create it again, or replace it "
+                "(mode='w', CLI: --overwrite)"
+            )
+            raise StoreError(msg) from exc
+
+    def _write_coords(
+        self, template: xr.Dataset, block: tuple[int, ...], attrs: Mapping[str, Any]
+    ) -> None:
+        """The coordinates (small, in memory), written by xarray with its own encoding."""
         coords = xr.Dataset(
-            coords={k: v.variable for k, v in template.coords.items() if k != "status"},
-            attrs=template.attrs,
+            coords={
+                k: v.variable.copy(data=_stable_strings(v.values))
+                for k, v in template.coords.items()
+                if k != "status"
+            },
+            attrs=dict(attrs),  # xarray rewrites the root attributes: keep them
         )
         encoding = {"member_seed": {"chunks": block}} if "member_seed" in coords else {}
-        bookkeeping: list[tuple[str, Any, Any, dict[str, Any]]] = [
-            ("status", "i1", 0, dict(template["status"].attrs)),
-            ("wall_time", "f4", np.nan, {"long_name": "seconds spent per member", "units": "s"}),
-            ("error", str, "", {"long_name": "error of a failed member (type: message)"}),
-            ("attempts", "u1", 0, {"long_name": "calls made for the member"}),
-        ]
-        try:
-            coords.to_zarr(
-                self.zarr_store(),
-                mode="w",
-                zarr_format=3,
-                consolidated=False,
-                encoding=encoding,
-            )
-            specs: list[dict[str, Any]] = []
-            for name, var in template.data_vars.items():
-                out_shape = var.shape[len(mdims) :]
-                specs.append(
-                    {
-                        "name": str(name),
-                        "shape": var.shape,
-                        "chunks": (*block, *output_chunks(block, out_shape, var.dtype.itemsize)),
-                        "dtype": var.dtype,
-                        "fill_value": fill_value(var.dtype),
-                        "compressors": compressors_for((samples or {}).get(str(name))),
-                        "dimension_names": [str(d) for d in var.dims],
-                        "attributes": {
-                            **var.attrs,
-                            "coordinates": " ".join(
-                                sorted([*member_coords, "status", "wall_time"])
-                            ),
-                        },
-                    }
-                )
-            for name, dtype, fill, attrs in bookkeeping:
-                specs.append(
-                    {
-                        "name": name,
-                        "shape": shape,
-                        "chunks": block,
-                        "dtype": dtype,
-                        "fill_value": fill,
-                        "dimension_names": [str(d) for d in mdims],
-                        "attributes": attrs,
-                    }
-                )
-            self._create_arrays(specs)
-        except Exception as exc:
-            msg = f"cannot create the store at {self.path!r}: {exc}"
-            raise StoreError(msg) from exc
-        self.consolidate()
-
-    def _create_arrays(self, specs: list[dict[str, Any]]) -> None:
-        """Create arrays in the root group, all at once (each costs a metadata write)."""
-        from zarr.api.asynchronous import open_group
-        from zarr.core.sync import sync
-
-        store = self.zarr_store()
-
-        async def create_all() -> None:
-            group = await open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
-            await asyncio.gather(*(group.create_array(**spec) for spec in specs))
-
-        sync(create_all())
+        coords.to_zarr(
+            self.zarr_store(), mode="a", zarr_format=3, consolidated=False, encoding=encoding
+        )
 
     # -- block writes (run on workers) -------------------------------------------------
     def _array(self, name: str) -> Any:
@@ -299,10 +345,9 @@ class EnsembleStore:
 
         Outputs are written together (their chunks concurrently), then ``wall_time``,
         ``attempts`` and ``error`` together, and ``status`` alone, last. Members left
-        ``PENDING`` in ``result`` (not run by this task) are not touched.
+        ``PENDING`` in ``result`` (not run by this task) are not touched. With a fence,
+        the lease is checked before the outputs and again right before ``status``.
         """
-        from zarr.core.sync import sync
-
         ran = result.status != PENDING
         if not ran.any():
             return
@@ -315,32 +360,32 @@ class EnsembleStore:
                 local = tuple(int(w) - (r.start or 0) for w, r in zip(where, region, strict=True))
                 error[local] = f"{etype}: {message}"
 
-        names = [*result.outputs, "wall_time", "attempts", "error", "status"]
-        arrays = {name: self._array(name).async_array for name in names}  # opened outside
+        def put(name: str, values: np.ndarray) -> Callable[[], None]:
+            arr = self._array(name)  # opened here, in the calling thread
 
-        async def put(name: str, values: np.ndarray) -> None:
-            arr = arrays[name]
-            if not full:  # merge into what the chunk already holds (resume of a partial block)
-                current = np.asarray(await arr.getitem(region))
-                current[ran] = values[ran]
-                values = current
-            await arr.setitem(region, values)
+            def write() -> None:
+                data = values
+                if not full:  # merge into the chunk's members (resume of a partial block)
+                    data = np.asarray(arr[region])
+                    data[ran] = values[ran]
+                arr[region] = data
 
-        async def write_all() -> None:
-            await asyncio.gather(*(put(n, v) for n, v in result.outputs.items()))
-            await asyncio.gather(
+            return write
+
+        self._check_fence()
+        concurrently([put(n, v) for n, v in result.outputs.items()])
+        concurrently(
+            [
                 put("wall_time", result.wall_time),
                 put("attempts", result.attempts),
                 put("error", error),
-            )
-            await put("status", result.status)  # last: ok only once the data is there
-
-        sync(write_all())
+            ]
+        )
+        self._check_fence()  # a newer writer may have taken over while the data was written
+        put("status", result.status)()  # last: ok only once the data is there
 
     def _member_shape(self) -> tuple[int, ...]:
-        if "status" not in self._arrays:
-            self._array("status")
-        return tuple(self._arrays["status"].shape)
+        return tuple(self._array("status").shape)
 
     # -- growth (extend) ---------------------------------------------------------------
     def grow(self, template: xr.Dataset, attrs: Mapping[str, Any]) -> None:
@@ -348,8 +393,10 @@ class EnsembleStore:
 
         Arrays over member dims are resized; coordinates are rewritten with the template's
         values (old values are a prefix of the new ones, checked by the caller); the new
-        members read as pending. The spec attrs are written last.
+        members read as pending. Repeating it after an interruption is harmless: the
+        metadata is consolidated, and only then are the spec attrs written, last.
         """
+        self._check_fence()
         group = zarr.open_group(
             self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
         )
@@ -366,7 +413,7 @@ class EnsembleStore:
             dims = tuple(var.dims)
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
-            group[name][...] = np.asarray(var.values)
+            group[name][...] = _stable_strings(var.values)
         status = group["status"]
         for i, (old, new) in enumerate(zip(old_shape, new_shape, strict=True)):
             if new > old:  # members in grown edge chunks must read as pending
@@ -375,40 +422,21 @@ class EnsembleStore:
                     for j in range(len(mdims))
                 )
                 status[region] = 0
-        group.attrs.update(dict(attrs))
-        self._arrays.clear()
+        self._forget()
         self.consolidate()
+        self._set_attrs(attrs)
 
-    # -- reading ---------------------------------------------------------------------
-    def group(self) -> Any:
-        """The root group, read without the consolidated copy (always current)."""
-        self._check_exists()
-        return zarr.open_group(
-            self.zarr_store(read_only=True), mode="r", zarr_format=3, use_consolidated=False
-        )
-
-    def _check_exists(self) -> None:
-        if not self.exists():
-            msg = f"no ensemble store at {self.path!r}; create one with Ensemble.to_zarr(path)"
-            raise StoreError(msg)
-
-    def spec(self) -> dict[str, Any]:
-        """The run specification recorded in the store."""
-        attrs = dict(self.group().attrs)
-        if SPEC_ATTR not in attrs:
-            msg = f"{self.path!r} is a Zarr store but not an ensemble (no {SPEC_ATTR!r} attribute)"
-            raise StoreError(msg)
-        return json.loads(attrs[SPEC_ATTR])
-
-    def attrs(self) -> dict[str, Any]:
-        return dict(self.group().attrs)
-
+    # -- attributes --------------------------------------------------------------------
     def update_attrs(self, **attrs: Any) -> None:
-        group = zarr.open_group(
-            self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
-        )
-        group.attrs.update(attrs)
-        self.consolidate()
+        """Set root attributes (one write of the root metadata, consolidated copy kept)."""
+        self._check_fence()
+        self._set_attrs(attrs)
+
+    def _set_attrs(self, attrs: Mapping[str, Any], remove: Sequence[str] = ()) -> None:
+        group = zarr.open_group(self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=None)
+        new = {k: v for k, v in group.attrs.asdict().items() if k not in remove}
+        group.attrs.put({**new, **attrs})
+        self._root = None
 
     def consolidate(self) -> None:
         """Write consolidated metadata, so readers open the store with one request.
@@ -424,62 +452,79 @@ class EnsembleStore:
             warnings.simplefilter("ignore", category=UserWarning)
             zarr.consolidate_metadata(self.zarr_store(), zarr_format=3)
 
+    # -- reading ---------------------------------------------------------------------
+    def check_codecs(self) -> dict[str, Any]:
+        """Refuse stores whose codecs would unpickle data; the root metadata, as read.
+
+        Run once per object before anything of the store is read through zarr (see
+        :func:`~ensembles.store.codecs.check_codecs`); a path holding no ensembles store
+        raises a :class:`StoreError` saying what is there instead.
+        """
+        if self._root is None:
+            found = self.found()
+            if found.kind in ("nothing", "empty"):
+                msg = f"no ensemble store at {self.path!r}; create one with Ensemble.to_zarr(path)"
+                raise StoreError(msg)
+            if found.kind in ("folder", "file"):
+                msg = f"{self.path!r} is {found.detail}, not an ensembles store"
+                raise StoreError(msg)
+            root = check_codecs(self.keys()) or {}
+            if found.kind == "zarr":
+                msg = (
+                    f"{self.path!r} is {found.detail}, not an ensembles store; read it with "
+                    "xarray.open_zarr"
+                )
+                raise StoreError(msg)
+            self._root, self._incomplete = root, found.kind == "incomplete"
+        return self._root
+
+    def group(self) -> Any:
+        """The root group, read without the consolidated copy (always current)."""
+        self.check_codecs()
+        return zarr.open_group(
+            self.zarr_store(read_only=True), mode="r", zarr_format=3, use_consolidated=False
+        )
+
+    def spec_text(self) -> str:
+        """The run specification recorded in the store, as the JSON text stored."""
+        attrs = self.attrs()
+        if SPEC_ATTR not in attrs:
+            msg = f"{self.path!r} is a Zarr store but not an ensemble (no {SPEC_ATTR!r} attribute)"
+            raise StoreError(msg)
+        return str(attrs[SPEC_ATTR])
+
+    def spec(self) -> dict[str, Any]:
+        """The run specification recorded in the store."""
+        try:
+            return json.loads(self.spec_text())
+        except ValueError as exc:
+            msg = f"the run spec recorded in {self.path!r} is not valid JSON ({exc})"
+            raise StoreError(msg) from None
+
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group().attrs)
+
     def coord(self, name: str) -> np.ndarray:
         """A coordinate (or any small array) of the store as numpy."""
-        return np.asarray(zarr.open_array(self.zarr_store(read_only=True), path=name)[...])
+        return np.asarray(self.group()[name][...])
 
     def status(self) -> np.ndarray:
         """Member status as a numpy array over the member dims."""
-        return np.asarray(zarr.open_array(self.zarr_store(read_only=True), path="status")[...])
-
-    def check_codecs(self) -> None:
-        """Refuse stores whose arrays use codecs that would unpickle data.
-
-        Reads the raw ``zarr.json`` documents (root and each child), so nothing is decoded
-        before the check: not even zarr's own metadata parser runs on them.
-        """
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
-
-        zs = self.zarr_store(read_only=True)
-
-        async def documents() -> list[tuple[str, Any]]:
-            proto = default_buffer_prototype()
-            out = []
-            root = await zs.get("zarr.json", prototype=proto)
-            if root is not None:
-                out.append(("/", json.loads(root.to_bytes())))
-            async for name in zs.list_dir(""):
-                if name == "zarr.json":
-                    continue
-                buf = await zs.get(f"{name}/zarr.json", prototype=proto)
-                if buf is not None:
-                    out.append((name, json.loads(buf.to_bytes())))
-            return out
-
-        def codecs_of(meta: Mapping[str, Any]) -> list[str]:
-            names = [str(c.get("name", "")) for c in meta.get("codecs", []) or []]
-            nested = (meta.get("consolidated_metadata") or {}).get("metadata") or {}
-            for child in nested.values():
-                names += codecs_of(child)
-            return names
-
-        for name, meta in sync(documents()):
-            for cname in codecs_of(meta):
-                if any(bad in cname.lower() for bad in _FORBIDDEN_CODECS):
-                    msg = (
-                        f"array {name!r} in {self.path!r} uses codec {cname!r}, which can run "
-                        "arbitrary code when decoded; ensembles refuses to open it"
-                    )
-                    raise StoreError(msg)
+        return self.coord("status")
 
     def open_dataset(self, chunks: Any = None) -> xr.Dataset:
         """The store as a lazy Dataset (dask arrays over the Zarr chunks)."""
-        self._check_exists()
-        self.check_codecs()
+        root = self.check_codecs()
+        if self._incomplete:
+            msg = (
+                f"{self.path!r} is a half-created ensembles store (its creation was "
+                "interrupted before any member ran); resume it to create it again "
+                f"(ensembles resume {self.path}), or replace it"
+            )
+            raise StoreError(msg)
         ds = xr.open_zarr(
             self.zarr_store(read_only=True),
-            consolidated=True,
+            consolidated=bool(root.get("consolidated_metadata")),
             zarr_format=3,
             chunks=chunks if chunks is not None else {},
         )
@@ -522,7 +567,5 @@ def open_ensemble(
     >>> ds["M"].ens.envelope(over=("sample", "seed"))  # doctest: +SKIP
     """
     store = EnsembleStore(os.fspath(path), storage_options)
-    store._check_exists()
-    store.check_codecs()
     store.spec()  # raises a clear error when this is not an ensemble store
     return store.open_dataset(chunks=chunks)
