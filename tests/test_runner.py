@@ -18,7 +18,7 @@ import xarray as xr
 
 import ensembles as ens
 from ensembles.errors import MemberError, RunnerError
-from ensembles.execution import progress
+from ensembles.execution import progress, wire
 from ensembles.execution import submit as runner
 from ensembles.execution.submit import (
     SAFE_DESERIALIZERS,
@@ -457,7 +457,7 @@ def _block() -> BlockResult:
 
 def test_safe_encoding_round_trips_block_results():
     block = _block()
-    back = runner._decode(runner._encode(block))
+    back = wire.decode(wire.encode(block))
     assert isinstance(back, BlockResult)
     assert back.block_id == (1, 0)
     assert back.errors == [(3, "ValueError", "bad value")]
@@ -472,7 +472,7 @@ def test_safe_encoding_round_trips_block_results():
         "l": [b"x", None, 2.5],
         "np": np.int8(3),
     }
-    assert runner._decode(runner._encode(value)) == {**value, "np": 3}
+    assert wire.decode(wire.encode(value)) == {**value, "np": 3}
 
 
 @pytest.mark.parametrize(
@@ -482,7 +482,7 @@ def test_safe_encoding_round_trips_block_results():
 )
 def test_safe_encoding_refuses_other_types(value):
     with pytest.raises(TypeError, match="safe mode"):
-        runner._encode(value)
+        wire.encode(value)
 
 
 @pytest.mark.parametrize(
@@ -492,21 +492,21 @@ def test_safe_encoding_refuses_other_types(value):
 )
 def test_safe_decoding_refuses_anything_else(node):
     with pytest.raises(RunnerError):
-        runner._decode(node)
+        wire.decode(node)
 
 
 def test_safe_errors_round_trip_without_pickle():
     err = MemberError("member 3 raised", params={"a": 1.5, "big": 2**80}, seed=7)
-    _, back = runner._unwrap_safe(runner._encode_error(err))
+    _, back = wire.unwrap_safe(wire.encode_error(err))
     assert isinstance(back, MemberError)
     assert (str(back), back.params, back.seed) == ("member 3 raised", {"a": 1.5, "big": 2**80}, 7)
-    _, back = runner._unwrap_safe(runner._encode_error(KeyError("k")))
+    _, back = wire.unwrap_safe(wire.encode_error(KeyError("k")))
     assert isinstance(back, KeyError)
 
     class Custom(Exception):
         pass
 
-    _, back = runner._unwrap_safe(runner._encode_error(Custom("odd")))
+    _, back = wire.unwrap_safe(wire.encode_error(Custom("odd")))
     assert isinstance(back, RunnerError)
     assert "Custom: odd" in str(back)
     assert back.remote_type.endswith("Custom")

@@ -24,6 +24,7 @@ __all__ = [
     "close_default_clients",
     "cpu_count",
     "default_client",
+    "refuses_pickle",
     "resolve_client",
     "worker_count",
 ]
@@ -121,7 +122,7 @@ def _client_kwargs(safe: bool) -> dict[str, Any]:
     return {"deserializers": list(SAFE_DESERIALIZERS)} if safe else {}
 
 
-def _refuses_pickle(client: Any) -> bool:
+def refuses_pickle(client: Any) -> bool:
     """True when ``client`` was created with deserializers that exclude pickle."""
     deserializers = getattr(client, "_deserializers", None)
     return deserializers is not None and "pickle" not in deserializers
@@ -343,7 +344,7 @@ def _close_lost(client: Any) -> None:
 
 
 def _check_safe(client: Any, safe: bool) -> None:
-    if safe and not _refuses_pickle(client):
+    if safe and not refuses_pickle(client):
         msg = (
             f"safe=True but the client {client!r} deserializes pickle; create it with "
             "distributed.Client(address, "

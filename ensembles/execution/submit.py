@@ -29,20 +29,14 @@ import numpy as np
 from ..errors import RunnerError
 from .clients import (  # re-exported: the runner's public face
     SAFE_DESERIALIZERS,
-    _refuses_pickle,
     close_default_clients,
     default_client,
+    refuses_pickle,
     resolve_client,
     worker_count,
 )
 from .progress import Progress, dashboard_link
-from .wire import (  # noqa: F401  (re-exported for tests and callers)
-    _decode,
-    _encode,
-    _encode_error,
-    _safe_task,
-    _unwrap_safe,
-)
+from .wire import safe_task, unwrap_safe
 
 __all__ = [
     "SAFE_DESERIALIZERS",
@@ -266,7 +260,7 @@ def run_tasks(
         key_prefix=key_prefix,
         max_in_flight=max_in_flight,
         killed_retries=killed_retries,
-        safe=_refuses_pickle(client) if safe is None else safe,
+        safe=refuses_pickle(client) if safe is None else safe,
     )
     try:
         yield from run.outcomes(itertools.chain([first], source), split, on_flight)
@@ -332,7 +326,7 @@ class _DaskRun:
 
     def submit(self, item: Any, family: int | None, attempt: int) -> None:
         key = f"{self.prefix}-{next(self.counter)}"
-        task = (_safe_task, self.func) if self.safe else (self.func,)
+        task = (safe_task, self.func) if self.safe else (self.func,)
         fut = self.client.submit(*task, self._current_shared(), item, key=key, pure=False)
         self.pending[fut.key] = (item, family, attempt)
         self.completed.add(fut)
@@ -464,7 +458,7 @@ def _outcome(fut: Any, item: Any, safe: bool) -> TaskOutcome:
         except Exception as lost:  # lost and failed while gathering
             return TaskOutcome(item, error=_translate(lost))
         if safe:
-            value, error = _unwrap_safe(result)
+            value, error = unwrap_safe(result)
             return TaskOutcome(item, result=value, error=error)
         return TaskOutcome(item, result=result)
     failure: BaseException | None

@@ -13,33 +13,33 @@ import numpy as np
 from ..errors import MemberError, RunnerError
 from ..layout import BlockResult
 
-__all__: list[str] = []
+__all__ = ["decode", "decode_error", "encode", "encode_error", "safe_task", "unwrap_safe"]
 
 
 _SAFE_KINDS = "biufcSUmM"  # bool, ints, floats, complex, bytes, str, timedelta, datetime
 _INT_LIMIT = 2**63
 
 
-def _encode(obj: Any) -> Any:
+def encode(obj: Any) -> Any:
     if obj is None or isinstance(obj, (bool, float, str, bytes)):
         return obj
     if isinstance(obj, int):
         return obj if -_INT_LIMIT <= obj < _INT_LIMIT else ["I", str(obj)]
     if isinstance(obj, np.generic) and obj.dtype.kind in _SAFE_KINDS:
-        return _encode(obj.item()) if obj.dtype.kind in "biuf" else _encode(np.asarray(obj))
+        return encode(obj.item()) if obj.dtype.kind in "biuf" else encode(np.asarray(obj))
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in _SAFE_KINDS:
             msg = f"safe mode cannot send numpy arrays of dtype {obj.dtype} (only plain dtypes)"
             raise TypeError(msg)
         return ["a", obj.dtype.str, list(obj.shape), np.ascontiguousarray(obj).tobytes()]
     if isinstance(obj, BlockResult):
-        return ["B", _encode({f.name: getattr(obj, f.name) for f in fields(BlockResult)})]
+        return ["B", encode({f.name: getattr(obj, f.name) for f in fields(BlockResult)})]
     if isinstance(obj, tuple):
-        return ["t", [_encode(v) for v in obj]]
+        return ["t", [encode(v) for v in obj]]
     if isinstance(obj, list):
-        return ["l", [_encode(v) for v in obj]]
+        return ["l", [encode(v) for v in obj]]
     if isinstance(obj, dict):
-        return ["d", [[_encode(k), _encode(v)] for k, v in obj.items()]]
+        return ["d", [[encode(k), encode(v)] for k, v in obj.items()]]
     msg = (
         f"safe mode can only send None, bool, int, float, str, bytes, numpy arrays of plain "
         f"dtypes, tuples, lists, dicts and BlockResult, not {type(obj).__name__}"
@@ -47,7 +47,7 @@ def _encode(obj: Any) -> Any:
     raise TypeError(msg)
 
 
-def _decode(node: Any) -> Any:
+def decode(node: Any) -> Any:
     if node is None or isinstance(node, (bool, int, float, str, bytes)):
         return node
     if not isinstance(node, (list, tuple)) or not node:
@@ -64,13 +64,13 @@ def _decode(node: Any) -> Any:
             raise RunnerError(msg)
         return np.frombuffer(bytes(data), dtype=dtype).reshape(tuple(shape)).copy()
     if tag == "t":
-        return tuple(_decode(v) for v in node[1])
+        return tuple(decode(v) for v in node[1])
     if tag == "l":
-        return [_decode(v) for v in node[1]]
+        return [decode(v) for v in node[1]]
     if tag == "d":
-        return {_decode(k): _decode(v) for k, v in node[1]}
+        return {decode(k): decode(v) for k, v in node[1]}
     if tag == "B":
-        values = _decode(node[1])
+        values = decode(node[1])
         names = {f.name for f in fields(BlockResult)}
         if not isinstance(values, dict) or set(values) != names:
             msg = "malformed BlockResult in a safe-mode result"
@@ -82,7 +82,7 @@ def _decode(node: Any) -> Any:
     raise RunnerError(msg)
 
 
-def _encode_error(exc: BaseException) -> list[Any]:
+def encode_error(exc: BaseException) -> list[Any]:
     record: dict[str, Any] = {
         "module": type(exc).__module__,
         "type": type(exc).__qualname__,
@@ -91,22 +91,22 @@ def _encode_error(exc: BaseException) -> list[Any]:
     }
     if isinstance(exc, MemberError):
         try:
-            record["params"] = _encode(dict(exc.params))
+            record["params"] = encode(dict(exc.params))
         except TypeError:
-            record["params"] = _encode({k: repr(v) for k, v in exc.params.items()})
-        record["seed"] = _encode(exc.seed)
+            record["params"] = encode({k: repr(v) for k, v in exc.params.items()})
+        record["seed"] = encode(exc.seed)
     return ["E", record]
 
 
-def _decode_error(record: Any) -> BaseException:
+def decode_error(record: Any) -> BaseException:
     if not isinstance(record, (dict, list, tuple)):
         return RunnerError("malformed error record in a safe-mode result")
     info = dict(record) if isinstance(record, dict) else {}
     module, name = str(info.get("module", "")), str(info.get("type", "Exception"))
     message = str(info.get("message", ""))
     if name == "MemberError" and module.startswith("ensembles"):
-        params = _decode(info.get("params")) or {}
-        return MemberError(message, params=params, seed=_decode(info.get("seed")))
+        params = decode(info.get("params")) or {}
+        return MemberError(message, params=params, seed=decode(info.get("seed")))
     cls = getattr(builtins, name, None) if module == "builtins" else None
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
@@ -121,22 +121,22 @@ def _decode_error(record: Any) -> BaseException:
     return err
 
 
-def _safe_task(func: Callable[[Any, Any], Any], shared: Any, item: Any) -> list[Any]:
+def safe_task(func: Callable[[Any, Any], Any], shared: Any, item: Any) -> list[Any]:
     """Run ``func(shared, item)`` on a worker; return its result or error as plain data."""
     try:
-        return ["R", _encode(func(shared, item))]
+        return ["R", encode(func(shared, item))]
     except Exception as exc:
-        return _encode_error(exc)
+        return encode_error(exc)
 
 
-def _unwrap_safe(payload: Any) -> tuple[Any, BaseException | None]:
+def unwrap_safe(payload: Any) -> tuple[Any, BaseException | None]:
     if not isinstance(payload, (list, tuple)) or len(payload) != 2:
         return None, RunnerError("malformed safe-mode result")
     tag, body = payload
     if tag == "R":
-        return _decode(body), None
+        return decode(body), None
     if tag == "E":
-        return None, _decode_error(body)
+        return None, decode_error(body)
     return None, RunnerError(f"unknown safe-mode result tag {tag!r}")
 
 
