@@ -417,57 +417,10 @@ def resolve_client(
         finally:
             client.close()
         return
-    if scheduler is not None and scheduler_file is not None:
-        msg = (
-            f"pass either scheduler= or scheduler_file=, not both (got {scheduler!r} and "
-            f"{scheduler_file!r})"
-        )
-        raise RunnerError(msg)
-    address = None
-    if isinstance(scheduler, os.PathLike):
-        scheduler_file = os.fspath(scheduler)
-    elif isinstance(scheduler, str):
-        address = _normalize_address(scheduler)
-        if address is None:
-            if os.path.isfile(scheduler) or scheduler.endswith(".json"):
-                scheduler_file = scheduler
-            else:
-                msg = (
-                    f"scheduler {scheduler!r} is neither an address like 'tcp://host:8786' "
-                    "(or 'tls://host:8786', 'host:8786') nor an existing scheduler file"
-                )
-                raise RunnerError(msg)
-    elif scheduler is not None:
-        msg = (
-            f"scheduler must be a distributed.Client, a cluster object, an address like "
-            f"'tcp://host:8786' or a scheduler file path, got {scheduler!r}"
-        )
-        raise RunnerError(msg)
-    if scheduler_file is not None:
-        scheduler_file = os.fspath(scheduler_file)
-        address = _address_from_file(scheduler_file)
+    address, where = _address_of(scheduler, scheduler_file)
     if address is not None:
-        seconds = _seconds(timeout)
-        where = scheduler_file or address
-        client = _connect(address, security, seconds, safe, where)
-        lost = False
-        try:
+        with _connected(address, where, security, _seconds(timeout), safe) as client:
             yield client
-        except Exception as exc:
-            if not _connection_lost(client, exc):
-                raise
-            lost = True
-            msg = (  # what failed next (a closed comm, a cancelled future) is --debug's
-                f"lost the connection to the dask scheduler at {where!r} during the run. A "
-                "run into a store keeps every member that finished: resume it when the "
-                "scheduler is back (`ensembles resume OUT.zarr`)"
-            )
-            raise RunnerError(msg) from exc
-        finally:
-            if lost:
-                _close_lost(client)
-            else:
-                client.close()
         return
     from distributed import get_client
 
@@ -480,6 +433,67 @@ def resolve_client(
         yield active
         return
     yield default_client(processes, n_workers, safe=safe)
+
+
+def _address_of(scheduler: Any, scheduler_file: Any) -> tuple[Any, Any]:
+    """The scheduler address that ``scheduler``/``scheduler_file`` name, and how to name it
+    in messages; (None, None) when they name none (use the active or default client)."""
+    if scheduler is not None and scheduler_file is not None:
+        msg = (
+            f"pass either scheduler= or scheduler_file=, not both (got {scheduler!r} and "
+            f"{scheduler_file!r})"
+        )
+        raise RunnerError(msg)
+    address = None
+    if isinstance(scheduler, os.PathLike):
+        scheduler_file = os.fspath(scheduler)
+    elif isinstance(scheduler, str):
+        address = _normalize_address(scheduler)
+        if address is None:
+            if not (os.path.isfile(scheduler) or scheduler.endswith(".json")):
+                msg = (
+                    f"scheduler {scheduler!r} is neither an address like 'tcp://host:8786' "
+                    "(or 'tls://host:8786', 'host:8786') nor an existing scheduler file"
+                )
+                raise RunnerError(msg)
+            scheduler_file = scheduler
+    elif scheduler is not None:
+        msg = (
+            f"scheduler must be a distributed.Client, a cluster object, an address like "
+            f"'tcp://host:8786' or a scheduler file path, got {scheduler!r}"
+        )
+        raise RunnerError(msg)
+    if scheduler_file is not None:
+        scheduler_file = os.fspath(scheduler_file)
+        return _address_from_file(scheduler_file), scheduler_file
+    return address, address
+
+
+@contextlib.contextmanager
+def _connected(
+    address: str, where: str, security: Any, seconds: float, safe: bool
+) -> Iterator[Any]:
+    """A client of the scheduler at ``address``, closed afterwards; losing the scheduler
+    during the run becomes one clear :class:`RunnerError`."""
+    client = _connect(address, security, seconds, safe, where)
+    lost = False
+    try:
+        yield client
+    except Exception as exc:
+        if not _connection_lost(client, exc):
+            raise
+        lost = True
+        msg = (  # what failed next (a closed comm, a cancelled future) is --debug's
+            f"lost the connection to the dask scheduler at {where!r} during the run. A "
+            "run into a store keeps every member that finished: resume it when the "
+            "scheduler is back (`ensembles resume OUT.zarr`)"
+        )
+        raise RunnerError(msg) from exc
+    finally:
+        if lost:
+            _close_lost(client)
+        else:
+            client.close()
 
 
 def _connection_lost(client: Any, exc: BaseException) -> bool:
