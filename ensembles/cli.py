@@ -216,6 +216,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     _add_info_command(sub)
 
+    _add_summary_command(sub)
+    _add_plot_command(sub)
+
+    for name, command in sub.choices.items():
+        command.formatter_class = _HelpFormatter
+        command.epilog = EXAMPLES[name]
+        command.allow_abbrev = False  # `--q` is --quantiles, never a short --quiet
+    return parser
+
+
+def _add_summary_command(sub: Any) -> None:
     p = sub.add_parser("summary", help="per design point: mean, std, n and quantiles")
     p.add_argument("store", metavar="OUT.zarr")
     p.add_argument(
@@ -245,6 +256,8 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)"
     )
 
+
+def _add_plot_command(sub: Any) -> None:
     p = sub.add_parser("plot", help="plot the mean and quantile envelope of an output")
     p.add_argument("store", metavar="OUT.zarr")
     p.add_argument("--var", required=True, metavar="NAME", help="the output to plot")
@@ -266,12 +279,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_method_option(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image file")
-
-    for name, command in sub.choices.items():
-        command.formatter_class = _HelpFormatter
-        command.epilog = EXAMPLES[name]
-        command.allow_abbrev = False  # `--q` is --quantiles, never a short --quiet
-    return parser
 
 
 def _client_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -380,38 +380,21 @@ def plot_sensitivity(
     if hue_dim is not None:
         _check_lines(da, mean.sizes[hue_dim], hue, hue_dim, dims, max_lines)
     ax = _new_axes(ax)
-    grid = param == param_dim
-    fmt = "o-" if grid else "o"
+    fmt = "o-" if param == param_dim else "o"
     if hue_dim is None:
         extra = [d for d in mean.dims if d != param_dim]
         if extra:
             msg = f"dims {extra!r} remain: add them to over= or pass hue= for one of them"
             raise AnalysisError(msg)
-        xs = _coord_values(mean, param)
-        order = np.argsort(xs, kind="stable")
-        ax.errorbar(
-            xs[order],
-            mean.values[order],
-            yerr=spread.values[order],
-            fmt=fmt,
-            capsize=3,
-            label=f"mean ± {errorbar}",
-        )
+        _error_line(ax, mean, spread, param, fmt, label=f"mean ± {errorbar}")
     else:
         hue_values = _coord_values(mean, hue)
         colors, _ = _colors(hue_values)
         for i, value in enumerate(hue_values):
-            m = mean.isel({hue_dim: i})
-            xs = _coord_values(m, param)
-            order = np.argsort(xs, kind="stable")
-            ax.errorbar(
-                xs[order],
-                m.values[order],
-                yerr=spread.isel({hue_dim: i}).values[order],
-                fmt=fmt,
-                capsize=3,
-                color=colors[i],
-                label=f"{hue} = {_format_value(value)}",
+            pick = {hue_dim: i}
+            label = f"{hue} = {_format_value(value)}"
+            _error_line(
+                ax, mean.isel(pick), spread.isel(pick), param, fmt, label=label, color=colors[i]
             )
     _legend(ax)
     ax.set_xlabel(axis_label(da[param], param))
@@ -421,6 +404,17 @@ def plot_sensitivity(
         f"{da.name} vs {param}: mean ± {errorbar} over {over_text} ({_count_text(mean['count'])})"
     )
     return ax
+
+
+def _error_line(
+    ax: Axes, mean: xr.DataArray, spread: xr.DataArray, param: Hashable, fmt: str, **style: Any
+) -> None:
+    """One line of means with error bars, in increasing order of ``param``."""
+    xs = _coord_values(mean, param)
+    order = np.argsort(xs, kind="stable")
+    ax.errorbar(
+        xs[order], mean.values[order], yerr=spread.values[order], fmt=fmt, capsize=3, **style
+    )
 
 
 def plot_heatmap(
