@@ -157,8 +157,8 @@ def _tables(b: _harness.Bench, members: int) -> None:
                 "kind": "speedup",
                 "op": ">=",
                 "threshold": 1.0,
-                "reason": "the restart starts the embedded LocalCluster before it runs the "
-                "members the store lacks",
+                "reason": "the restart imports xarray, dask.array and zarr and starts the "
+                "pool before it runs the members the store lacks",
             }
         )
 
