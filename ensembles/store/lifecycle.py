@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import StoreExistsError
-from ..layout import FAILED, OK, PENDING
+from ..layout import FAILED, OK, PENDING, SKIPPED
 from .provenance import now, provenance
 from .zarr_store import SPEC_ATTR, EnsembleStore
 
@@ -79,11 +79,14 @@ def lay_out(
     *,
     resuming: bool,
     grows: bool = False,
+    started: bool = True,
 ) -> None:
     """Create the store's layout for a new run, or grow a resumed one to the template.
 
     A new store is written with the template's attributes and its start time; the
-    outputs' codecs are chosen from the values of members the planner already ran.
+    outputs' codecs are chosen from the values of members the planner already ran. A
+    resumed store records a new start time unless ``started=False`` (the later rounds of
+    an adaptive run, which belong to the run that started them).
     """
     if not resuming:
         samples: dict[str, list[np.ndarray]] = {}
@@ -97,16 +100,21 @@ def lay_out(
     if grows:
         attrs = {k: v for k, v in template.attrs.items() if k != PROVENANCE}
         store.grow(template, attrs)
-    store.update_attrs(**{STARTED: now()})
+    if started:
+        store.update_attrs(**{STARTED: now()})
 
 
 def status_counts(status: np.ndarray) -> dict[str, int]:
-    """Members ok, failed and pending."""
-    return {
+    """Members ok, failed and pending (and skipped by an adaptive run, when there are any)."""
+    counts = {
         "ok": int(np.count_nonzero(status == OK)),
         "failed": int(np.count_nonzero(status == FAILED)),
         "pending": int(np.count_nonzero(status == PENDING)),
     }
+    skipped = int(np.count_nonzero(status == SKIPPED))
+    if skipped:
+        counts["skipped"] = skipped
+    return counts
 
 
 def finish(store: EnsembleStore) -> None:

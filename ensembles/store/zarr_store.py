@@ -8,7 +8,7 @@ Layout of a store (readable by plain ``xarray.open_zarr``)::
                            chunked one block per chunk along member dims, in about 4
                            slabs along output dims, blosc-lz4 + shuffle (raw when
                            that does not pay: compressors_for), fill NaN
-      status               int8 per member: 0 pending, 1 ok, 2 failed (CF flag attrs)
+      status               int8 per member: 0 pending, 1 ok, 2 failed, 3 skipped (CF flags)
       wall_time            float32 seconds per member
       member_seed          int64 seed each member received
       T, sample, seed, ... coordinates
@@ -336,6 +336,36 @@ class EnsembleStore:
             await put("status", result.status)  # last: ok only once the data is there
 
         sync(write_all())
+
+    def set_status(self, mask: np.ndarray, code: int) -> int:
+        """Set the status of the members in ``mask`` to ``code``; the number changed.
+
+        For the driver between runs (an adaptive run marks the members it will not run as
+        skipped); only the chunks that change are written, concurrently.
+        """
+        from zarr.core.sync import sync
+
+        arr = self._array(STATUS)
+        current = np.asarray(arr[...])
+        change = np.asarray(mask, dtype=bool) & (current != code)
+        if not change.any():
+            return 0
+        chunks = np.asarray(arr.chunks)
+        corners = np.unique(np.argwhere(change) // chunks, axis=0)
+        regions = [
+            tuple(
+                slice(int(s), int(min(s + c, n)))
+                for s, c, n in zip(corner * chunks, chunks, arr.shape, strict=True)
+            )
+            for corner in corners
+        ]
+        updated = np.where(change, np.int8(code), current)
+
+        async def write_all() -> None:
+            await asyncio.gather(*(arr.async_array.setitem(r, updated[r]) for r in regions))
+
+        sync(write_all())
+        return int(change.sum())
 
     def _member_shape(self) -> tuple[int, ...]:
         if "status" not in self._arrays:
