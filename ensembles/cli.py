@@ -181,11 +181,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _done_line(ds: Any, where: str) -> str:
     status = ds["status"].values
-    from .layout import FAILED, OK
+    from .layout import FAILED, OK, SKIPPED
 
     ok, failed = int((status == OK).sum()), int((status == FAILED).sum())
+    skipped = int((status == SKIPPED).sum())
     failed_txt = f", {failed} failed (see `ensembles info {where}`)" if failed else ""
-    return f"{where}: {ok} of {status.size} members ok{failed_txt}"
+    if skipped:
+        failed_txt += f" ({skipped} not run: the adaptive rule needed no more)"
+    return f"{where}: {ok} of {status.size - skipped} members ok{failed_txt}"
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -242,19 +245,38 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append(f"  design:     {info['design']}")
     if info.get("fixed"):
         lines.append(f"  fixed:      {info['fixed']}")
-    lines.append(f"  seeds:      {info['seeds']} per point, root_seed {info['root_seed']}")
+    seeds = info["seeds"]
+    per_point = "adaptive (below)" if isinstance(seeds, dict) else f"{seeds} per point"
+    lines.append(f"  seeds:      {per_point}, root_seed {info['root_seed']}")
     dims = ", ".join(f"{k}: {v}" for k, v in info["dims"].items())
     lines.append(f"  dims:       {dims}")
     lines.append(f"  outputs:    {', '.join(info['outputs'])}")
     c = info["members"]
+    skipped = f", {c['skipped']} skipped" if "skipped" in c else ""
     lines.append(
-        f"  members:    {c['ok']} ok, {c['failed']} failed, {c['pending']} pending of {c['total']}"
+        f"  members:    {c['ok']} ok, {c['failed']} failed, {c['pending']} pending{skipped} "
+        f"of {c['total']}"
     )
+    if info.get("adaptive"):
+        lines.extend(_adaptive_lines(info["adaptive"]))
     for text, count in list(info.get("errors", {}).items())[:10]:
         lines.append(f"    {count} x {text}")
     if info.get("finished"):
         lines.append(f"  finished:   {info['finished']}")
     return "\n".join(lines)
+
+
+def _adaptive_lines(adaptive: dict[str, Any]) -> list[str]:
+    from .adaptive.record import progress_text
+    from .adaptive.rules import Adaptive, as_targets
+
+    rule = Adaptive.from_dict(adaptive["rule"])
+    targets = "; ".join(t.describe() for t in as_targets(adaptive["until"]))
+    return [
+        f"  adaptive:   {adaptive['state']}, {progress_text(adaptive)}",
+        f"  target:     {targets}",
+        f"  rule:       {rule.initial} to {rule.max} {rule.grow}s per point",
+    ]
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import DesignError
+from .adaptive.growth import Growth, growth_for
+from .adaptive.rules import Adaptive, as_targets
+from .errors import DesignError, SpecError
 from .execution.assemble import assemble_dataset, placeholders
 from .execution.backends import resolve_backend
 from .execution.dispatch import run_blocks
@@ -41,8 +43,10 @@ class Ensemble:
         name to scalar/array (or an xarray.Dataset); or ``"module:function"``.
     design : Design or dict
         The parameter design (``Grid``, ``Sample``, ``Points``, ...; or its ``to_dict()``).
-    seeds : int
-        Runs per design point; the ``seed`` dimension.
+    seeds : int or Adaptive
+        Runs per design point (the ``seed`` dimension), or ``Adaptive(initial=16,
+        max=1024)``: each point gets seeds until a precision target is met
+        (``to_zarr(..., until=Precision(...))``; see ``docs/adaptive.md``).
     root_seed : int, optional
         Root of every member's seed. Default: fresh entropy, recorded with the results.
     fixed : dict, optional
@@ -57,6 +61,10 @@ class Ensemble:
         (arrays read-only, anything else deep-copied) as the keyword ``setup_name``.
     setup_name : str
         Keyword under which members receive the shared object.
+    samples : Adaptive, optional
+        Grow the ``sample`` dim of a :class:`~ensembles.Sample` or :class:`~ensembles.Sobol`
+        design instead (``seeds`` seeds per sample) until the target is met; the design's
+        ``n`` is replaced by the run's.
 
     Examples
     --------
@@ -69,6 +77,9 @@ class Ensemble:
     >>> ds = e.to_dataset()          # lazy; nothing has run
     >>> dict(ds.sizes)
     {'drift': 2, 'seed': 3, 'x_dim_0': 5}
+    >>> a = ens.Ensemble(walk, ens.Grid(drift=[0.0, 1.0]), seeds=ens.Adaptive(initial=8, max=64))
+    >>> a.adaptive, len(a)  # at most 64 members per point
+    (Adaptive(initial=8, max=64, grow='seed', safety=1.2, growth=4.0, pow2=False), 128)
     """
 
     def __init__(
@@ -76,16 +87,22 @@ class Ensemble:
         simulation: Any,
         design: Design | Mapping[str, Any],
         *,
-        seeds: int = 1,
+        seeds: int | Adaptive = 1,
         root_seed: int | None = None,
         fixed: Mapping[str, Any] | None = None,
         batch_size: int | None = None,
         setup: Any = None,
         setup_name: str = "setup",
+        samples: Adaptive | None = None,
     ) -> None:
         self.simulation: Simulation = as_simulation(simulation)
         self.design = _check_design(design)
-        self.seeds = _check_seeds(seeds)
+        self.seeds: int | Adaptive = _check_seeds(seeds)
+        self.samples = _check_samples(samples, self.seeds)
+        self.growth: Growth | None = None
+        if self.adaptive is not None:
+            per_sample = self.seeds if isinstance(self.seeds, int) else 1
+            self.growth = growth_for(self.design, self.adaptive, per_sample)
         self.root_seed = _check_root_seed(root_seed)
         self.fixed = _check_fixed(fixed, self.design)
         self.batch_size = _check_batch_size(batch_size)
@@ -97,24 +114,42 @@ class Ensemble:
             names.append(setup_name)
         self.simulation.check_parameters(names)
 
+    @property
+    def adaptive(self) -> Adaptive | None:
+        """The adaptive rule (``seeds=`` or ``samples=``), or None for a fixed-size ensemble."""
+        if isinstance(self.seeds, Adaptive):
+            return self.seeds
+        return self.samples
+
     def __len__(self) -> int:
-        return len(self.design) * self.seeds
+        """Members; for an adaptive ensemble, the most it can run (``max`` per point)."""
+        if self.growth is None:
+            return len(self.design) * int(self.seeds)  # type: ignore[arg-type]
+        design, seeds = self.growth.sized(self.growth.rule.max)
+        return len(design) * seeds
 
     def __repr__(self) -> str:
+        samples = f", samples={self.samples!r}" if self.samples is not None else ""
         return (
-            f"Ensemble({self.simulation.name}, {self.design!r}, seeds={self.seeds}, "
-            f"root_seed={self.root_seed}, fixed={self.fixed!r})"
+            f"Ensemble({self.simulation.name}, {self.design!r}, seeds={self.seeds!r}"
+            f"{samples}, root_seed={self.root_seed}, fixed={self.fixed!r})"
         )
 
     # -- planning --------------------------------------------------------------------
     def members(self, batch_size: int | None = None) -> Members:
-        """The member plan (design points x seeds, cut into blocks of ``batch_size``)."""
-        shape = (*self.design.shape, self.seeds)
+        """The member plan (design points x seeds, cut into blocks of ``batch_size``).
+
+        For an adaptive ensemble, the plan of its pilot (``initial`` per point).
+        """
+        design, seeds = self.design, self.seeds
+        if self.growth is not None:
+            design, seeds = self.growth.sized(self.growth.rule.initial)
+        shape = (*design.shape, seeds)
         return Members(
-            self.design.table(),
-            tuple(self.design.dims),
-            tuple(self.design.shape),
-            self.seeds,
+            design.table(),
+            tuple(design.dims),
+            tuple(design.shape),
+            seeds,
             self.root_seed,
             block_shape_for(shape, batch_size or self.batch_size or 1000),
             seed_bits=self.simulation.seed_bits,
@@ -155,12 +190,12 @@ class Ensemble:
         """The run as a JSON-ready dict (the store keeps it; :meth:`from_spec` inverts it)."""
         to_dict = getattr(self.simulation, "to_dict", None)
         sim = to_dict() if callable(to_dict) else {"function": self.simulation.name}
-        return {
-            "simulation": sim,
-            "design": self.design.to_dict(),
-            "fixed": self.fixed,
-            "run": {"seeds": self.seeds, "root_seed": self.root_seed},
-        }
+        seeds = self.seeds.to_dict() if isinstance(self.seeds, Adaptive) else self.seeds
+        run: dict[str, Any] = {"seeds": seeds, "root_seed": self.root_seed}
+        if self.samples is not None:
+            run["samples"] = self.samples.to_dict()
+        design = self.design.to_dict()
+        return {"simulation": sim, "design": design, "fixed": self.fixed, "run": run}
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], **kwargs: Any) -> Ensemble:
@@ -191,6 +226,7 @@ class Ensemble:
         from .execution.clients import cpu_count
         from .execution.graph import lazy_arrays
 
+        self._check_fixed_size("to_dataset()")
         runner = self._runner(
             running=False, batch_size=batch_size, n_workers=cpu_count(), on_error="raise"
         )
@@ -233,6 +269,7 @@ class Ensemble:
             stops the run). On the local pool a member stuck in compiled code has its
             worker process replaced; see ``docs/running.md``.
         """
+        self._check_fixed_size("compute()")
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         with resolve_backend(scheduler, workers=workers) as backend:
@@ -249,11 +286,21 @@ class Ensemble:
         report.print_failures(progress)
         return self._dataset(runner, report.outputs, report.status)
 
+    def _check_fixed_size(self, what: str) -> None:
+        if self.adaptive is not None:
+            msg = (
+                f"{what} needs a fixed number of members, but this ensemble is adaptive "
+                f"({self.adaptive!r}): its rounds run into a store, "
+                "to_zarr(path, until=Precision(...))"
+            )
+            raise SpecError(msg)
+
     def to_zarr(
         self,
         path: Any,
         *,
         mode: str = "w-",
+        until: Any = None,
         only: str | None = None,
         force: bool = False,
         scheduler: Any = None,
@@ -279,9 +326,17 @@ class Ensemble:
             ``"w-"`` (default) refuses an existing store, ``"w"`` replaces it,
             ``"resume"`` runs only what the store lacks: members not ok, and new members
             when this ensemble extends the stored one (more seeds, more samples, appended
-            grid values). A missing store is created.
+            grid values). A missing store is created. An adaptive run resumes where it
+            stopped: it finishes the round in progress, then decides again.
+        until : Precision, dict or list of them, optional
+            The precision target(s) of an adaptive ensemble (``seeds=Adaptive(...)`` or
+            ``samples=Adaptive(...)``): rounds add members where the target is not met
+            until every point meets it or reaches ``max``. Checked against the outputs
+            before any member runs. With ``mode="resume"``, default: the stored target.
         only : {None, "failed", "pending"}
-            With ``mode="resume"``: run only failed, or only pending, members.
+            With ``mode="resume"``: run only failed, or only pending, members. An
+            adaptive run reruns its failed members with ``only="failed"`` (by default
+            they stay failed, as the decisions counted them), then goes on.
         force : bool
             Break the writer lease of another process (only if it is surely dead).
         scheduler, progress, retries, batch_size, workers, timeout
@@ -304,7 +359,11 @@ class Ensemble:
             ``mode="resume"`` with a run that differs from the store's; nothing is written.
         StoreError
             Another live process holds the store's writer lease.
+        SpecError
+            ``until`` does not fit the outputs (unknown variable, steps), or is given
+            without an adaptive ensemble, or missing for one.
         """
+        from .adaptive.run import RunOptions
         from .store import lifecycle  # the store's stack (zarr) loads when a store is used
         from .store.lease import Lease
         from .store.resume import plan_resume, todo_mask
@@ -317,6 +376,17 @@ class Ensemble:
             raise ValueError(msg)
         store = EnsembleStore(str(path), storage_options)
         resuming = lifecycle.check_target(store, mode)
+        if self.growth is not None:
+            options = RunOptions(on_error, retries, timeout, progress, force, only)
+            where = {"scheduler": scheduler, "workers": workers, "batch_size": batch_size}
+            return self._to_zarr_adaptive(store, until, resuming, options, **where)
+        if until is not None:
+            msg = (
+                f"until={until!r} needs an adaptive ensemble: Ensemble(..., "
+                "seeds=Adaptive(initial=16, max=1024)) (or samples=Adaptive(...) to grow a "
+                f"sampled design); this one has seeds={self.seeds!r}"
+            )
+            raise SpecError(msg)
         plan = None
         if resuming:  # validates before any write
             plan = plan_resume(
@@ -359,6 +429,41 @@ class Ensemble:
         report.print_failures(progress, where=store.path)
         return store.open_dataset()
 
+    def _to_zarr_adaptive(
+        self, store: Any, until: Any, resuming: bool, options: Any, **where: Any
+    ) -> xr.Dataset:
+        """The rounds of an adaptive run (``ensembles.adaptive.run``) into ``store``."""
+        from .adaptive.run import AdaptiveJob, check_schema, run_adaptive
+        from .store.lease import Lease
+
+        if until is None and resuming:
+            until = store.spec()["run"].get("until")
+        if until is None:
+            msg = (
+                "an adaptive ensemble runs until a precision target: pass until=, e.g. "
+                "until=Precision('M', stat='mean', halfwidth=0.01)"
+            )
+            raise SpecError(msg)
+        targets = as_targets(until)
+        declared = self.simulation.declared_schema({**self.members().params(0), **self.fixed})
+        if declared is not None:  # before anything runs; otherwise after the first member
+            check_schema(targets, declared)
+        if store.exists():
+            Lease(store, "check", force=options.force).check()
+        self._job()  # builds the shared setup once
+        job = AdaptiveJob(
+            self.simulation,
+            self.growth,
+            self.root_seed,
+            self.fixed,
+            self.spec(),
+            self._setup_value,
+            where["batch_size"] or self.batch_size,
+        )
+        with resolve_backend(where["scheduler"], workers=where["workers"]) as backend:
+            run_adaptive(store, job, targets, backend, options, resuming=resuming)
+        return store.open_dataset()
+
 
 # -- argument checks ---------------------------------------------------------------------
 
@@ -380,11 +485,34 @@ def _check_design(design: Any) -> Design:
     return design
 
 
-def _check_seeds(seeds: Any) -> int:
+def _check_seeds(seeds: Any) -> int | Adaptive:
+    if isinstance(seeds, Adaptive):
+        if seeds.grow != "seed":
+            msg = (
+                f"seeds={seeds!r} grows samples: pass it as samples=Adaptive(...) (and "
+                "seeds= the seeds per sample)"
+            )
+            raise DesignError(msg)
+        return seeds
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
-        msg = f"seeds must be a positive integer (runs per design point), got {seeds!r}"
+        msg = (
+            "seeds must be a positive integer (runs per design point) or "
+            f"Adaptive(initial=16, max=1024) (runs until a precision target), got {seeds!r}"
+        )
         raise DesignError(msg)
     return int(seeds)
+
+
+def _check_samples(samples: Any, seeds: int | Adaptive) -> Adaptive | None:
+    if samples is None:
+        return None
+    if not isinstance(samples, Adaptive):
+        msg = f"samples must be Adaptive(initial=..., max=...) or None, got {samples!r}"
+        raise DesignError(msg)
+    if isinstance(seeds, Adaptive):
+        msg = "give seeds=Adaptive(...) or samples=Adaptive(...), not both: one dim grows"
+        raise DesignError(msg)
+    return Adaptive.from_dict({**samples.to_dict(), "grow": "sample"})
 
 
 def _check_root_seed(root_seed: Any) -> int:

@@ -207,3 +207,24 @@ def small_seed(*, seed, a):
         msg = f"supplied seed {seed} is not a valid integer"
         raise ValueError(msg)
     return {"got_seed": seed, "y": float(a)}
+
+
+@simulation(
+    outputs=lambda *, n=4, **_: {
+        "y": Output(dims=(), shape=(), dtype="float64"),
+        "z": Output(dims=("step",), shape=(n,), dtype="float64"),
+    },
+    coords=lambda *, n=4, **_: {"step": np.arange(n) * 10},
+    releases_gil=True,
+)
+def spread(*, seed, a, n=4, log=None, delay=0.0):
+    """Normal members whose spread is ``a`` (for adaptive runs); logs each call."""
+    import time
+
+    if delay:
+        time.sleep(delay)
+    if log is not None:
+        with open(log, "a") as f:
+            f.write(f"{a} {seed}\n")
+    rng = np.random.default_rng(seed)
+    return {"y": rng.normal(0.0, a), "z": a + rng.normal(0.0, a, size=n)}

@@ -1,0 +1,199 @@
+"""An adaptive run's side of its store: the record of its rounds, and the values it judges.
+
+The record (the rule, the targets and every round's decision with its half-widths) lives
+in the attributes of a small group, ``_ensembles_adaptive``, so the store stays a plain
+Zarr hierarchy and ``xarray.open_zarr`` ignores it. :func:`judged_values` reads only what
+the targets judge, chunk by chunk with dask, so the values do not depend on how the
+store is chunked.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..layout import OK, PENDING, SKIPPED, STATUS
+from .growth import Growth
+from .rules import Precision
+from .select import judged
+
+if TYPE_CHECKING:
+    from ..store.zarr_store import EnsembleStore
+
+__all__ = [
+    "RECORD_GROUP",
+    "judged_values",
+    "mark_skipped",
+    "progress_text",
+    "read_record",
+    "record_summary",
+    "write_record",
+]
+
+RECORD_GROUP = "_ensembles_adaptive"
+"""The group whose attribute ``record`` holds an adaptive run's record."""
+
+
+def read_record(store: EnsembleStore) -> dict[str, Any] | None:
+    """The adaptive record of ``store``, or None (not adaptive, or no round recorded yet)."""
+    import zarr
+
+    try:
+        root = zarr.open_group(
+            store.zarr_store(read_only=True), mode="r", zarr_format=3, use_consolidated=False
+        )
+        record = dict(root[RECORD_GROUP].attrs).get("record")
+    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return None
+    return dict(record) if record else None
+
+
+def write_record(store: EnsembleStore, record: Mapping[str, Any]) -> None:
+    """Replace the adaptive record of ``store`` (one small JSON document)."""
+    import zarr
+
+    root = zarr.open_group(store.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
+    try:
+        group = root[RECORD_GROUP]
+    except KeyError:
+        group = root.create_group(RECORD_GROUP)
+    group.attrs["record"] = dict(record)
+
+
+def _judge_block(
+    block: np.ndarray, target: Precision, dims: tuple[str, ...], coords: Mapping[str, Any]
+) -> np.ndarray:
+    """One chunk of members (all their output dims) -> ``(*member dims, positions)``."""
+    members = block.ndim - len(dims)
+    return judged(block, target, members - 1, dims, coords)
+
+
+def judged_values(
+    store: EnsembleStore, targets: Sequence[Precision], growth: Growth, n: np.ndarray
+) -> list[np.ndarray]:
+    """What each target judges, ``(*points, members, positions)``, for the first members.
+
+    Only the members below ``max(n)`` along the grown dim are read, and of them only the
+    target's ``steps``; members that are not ok read as NaN. Each chunk of members is
+    reduced on its own (``reduce``) with all its output steps, so every member's judged
+    value is computed the same way whatever the chunking (and so whatever the batch size
+    or the number of workers).
+    """
+    import dask
+    import dask.array as dsa
+
+    ds = store.open_dataset()
+    top = int(n.max()) if n.size else 0
+    ok = ds[STATUS] == OK
+    lazy = []
+    for target in targets:
+        da = ds[target.var].isel({growth.grown: slice(0, top)})
+        da = da.where(ok.isel({growth.grown: slice(0, top)}))
+        m = len(growth.member_dims)
+        dims = tuple(str(d) for d in da.dims[m:])
+        da = da.transpose(*growth.member_dims, *dims)
+        coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
+        data = dsa.asarray(da.data).rechunk({i: -1 for i in range(m, da.ndim)})
+        fn = functools.partial(_judge_block, target=target, dims=dims, coords=coords)
+        positions = fn(np.zeros((1,) * m + data.shape[m:])).shape[-1]
+        chunks = (*data.chunks[:m], (positions,))
+        if dims:
+            drop = list(range(m + 1, da.ndim))
+            lazy.append(data.map_blocks(fn, drop_axis=drop, chunks=chunks, dtype=np.float64))
+        else:
+            lazy.append(data.map_blocks(fn, new_axis=m, chunks=chunks, dtype=np.float64))
+    computed = dask.compute(*lazy, scheduler="threads")
+    return [growth.members_last(np.asarray(values)) for values in computed]
+
+
+def mark_skipped(
+    store: EnsembleStore, growth: Growth, n: np.ndarray, where: np.ndarray | None = None
+) -> int:
+    """Mark the pending members at or beyond ``n`` as skipped (at the points ``where``).
+
+    Returns
+    -------
+    int
+        How many members changed to skipped.
+    """
+    status = store.status()
+    extent = status.shape[growth.member_dims.index(growth.grown)]
+    beyond = np.arange(extent) >= n[..., None]
+    if where is not None:
+        beyond &= np.asarray(where, dtype=bool)[..., None]
+    mask = growth.member_mask(beyond) & (status == PENDING)
+    return store.set_status(mask, SKIPPED)
+
+
+def _width(value: float | None, relative: bool) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value * 100:.3g} %" if relative else f"{value:.4g}"
+
+
+def record_summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The state of an adaptive run from its record: rounds, points converged, widest.
+
+    Returns
+    -------
+    dict
+        ``state`` ("running" or "done"), ``rounds``, ``points``, ``converged``, ``at_max``,
+        ``members`` (run or running), and ``targets``: per target its description, the
+        widest half-width over the points (as last judged) and the limit.
+    """
+    rounds = record.get("rounds", [])
+    last = record.get("final") or (rounds[-1] if rounds else None)
+    if last is None:
+        return {"state": record.get("state", "running"), "rounds": 0, "targets": []}
+    n = np.asarray(last["n"], dtype=np.int64) + np.asarray(last["add"], dtype=np.int64)
+    targets = []
+    for entry in last["targets"]:
+        target = Precision.from_dict(entry["target"])
+        achieved = np.ravel(np.asarray(entry["achieved"], dtype=object))
+        achieved = [a for a in achieved if a is not None]
+        widest = max(achieved, default=None) if len(achieved) == n.size else None
+        targets.append(
+            {
+                "target": target.describe(),
+                "widest": None if widest is None else float(widest),
+                "limit": float(target.halfwidth or target.rel_halfwidth),
+                "relative": target.halfwidth is None,
+            }
+        )
+    return {
+        "state": record.get("state", "running"),
+        "rounds": len(rounds),
+        "points": int(n.size),
+        "converged": int(np.sum(np.asarray(last["converged"], dtype=bool))),
+        "at_max": int(np.sum(np.asarray(last["at_max"], dtype=bool))),
+        "members": int(n.sum()) * int(record.get("block", 1)),
+        "targets": targets,
+    }
+
+
+def progress_text(summary: Mapping[str, Any], rounds: bool = True) -> str:
+    """``3 rounds, 19 of 21 points converged, widest +-0.0123 (target +-0.01)``.
+
+    ``summary`` is :func:`record_summary`'s; ``rounds=False`` leaves the round count out.
+
+    Examples
+    --------
+    >>> progress_text({"rounds": 2, "points": 21, "converged": 19, "at_max": 0,
+    ...                "targets": [{"target": "mean of M +- 0.01 (95 % confidence)",
+    ...                             "widest": 0.0123, "limit": 0.01, "relative": False}]})
+    '2 rounds, 19 of 21 points converged, widest +-0.0123 (target +-0.01)'
+    """
+    count = summary.get("rounds", 0)
+    parts = [f"{count} round{'s' if count != 1 else ''}"] if rounds else []
+    if "points" in summary:
+        parts.append(f"{summary['converged']} of {summary['points']} points converged")
+        if summary.get("at_max"):
+            parts.append(f"{summary['at_max']} stopped at max")
+    for t in summary.get("targets", []):
+        widest = _width(t["widest"], t["relative"])
+        name = f"{t['target'].split(' +- ')[0]}: " if len(summary["targets"]) > 1 else ""
+        parts.append(f"{name}widest +-{widest} (target +-{_width(t['limit'], t['relative'])})")
+    return ", ".join(parts)

@@ -1,0 +1,373 @@
+"""The rounds of an adaptive run into a store: decide, grow, run the round, read, repeat.
+
+Each round reads what the targets judge from the store, calls
+:func:`~ensembles.adaptive.decide`, records the decision in the store, grows the store's
+seed (or sample) dim in place when the round needs more room, and runs exactly the
+members the decision asks for. Decisions depend only on the stored members, so a driver
+killed at any moment resumes where it stopped: it finishes the recorded round in progress,
+then decides again, and ends with the same members and results as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import StoreMismatchError
+from ..execution.assemble import assemble_dataset, placeholders
+from ..execution.dispatch import RunReport, run_blocks
+from ..execution.planning import Job, plan_run
+from ..layout import FAILED, PENDING, SKIPPED, STATUS
+from ..members.blocks import Members, block_shape_for
+from ..simulations.contract import Schema, Simulation
+from ..store import lifecycle
+from ..store.lease import Lease
+from ..store.provenance import now
+from ..store.resume import plan_resume
+from .decide import Decision, decide
+from .growth import Growth
+from .masks import todo_mask
+from .record import (
+    judged_values,
+    mark_skipped,
+    progress_text,
+    read_record,
+    record_summary,
+    write_record,
+)
+from .rules import Precision
+from .select import check_targets
+
+if TYPE_CHECKING:
+    from ..execution.backends import Backend
+    from ..execution.worker import BlockRunner
+    from ..store.zarr_store import EnsembleStore
+
+__all__ = ["AdaptiveJob", "RunOptions", "check_schema", "run_adaptive"]
+
+
+@dataclass(frozen=True)
+class AdaptiveJob:
+    """An adaptive run as plain values (``Ensemble.to_zarr`` builds it).
+
+    Attributes
+    ----------
+    simulation : Simulation
+    growth : Growth
+        The rule, the design and what grows.
+    root_seed : int
+    fixed : mapping
+    spec : dict
+        ``Ensemble.spec()``: its run table holds the rule.
+    setup : (str, object), optional
+        Shared state and its keyword.
+    batch_size : int, optional
+        Members per task; default from the measured cost of the first members.
+    """
+
+    simulation: Simulation
+    growth: Growth
+    root_seed: int
+    fixed: Mapping[str, Any]
+    spec: Mapping[str, Any]
+    setup: tuple[str, Any] | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How members run (as in ``Ensemble.to_zarr``)."""
+
+    on_error: str = "record"
+    retries: int = 0
+    timeout: float | None = None
+    progress: bool = True
+    force: bool = False
+    only: str | None = None
+
+
+def check_schema(targets: Sequence[Precision], schema: Schema) -> None:
+    """Refuse targets that do not fit the outputs of ``schema`` (see ``check_targets``)."""
+    outputs = {name: out.dims for name, out in schema.outputs.items()}
+    check_targets(list(targets), outputs, dict(schema.coords))
+
+
+@dataclass
+class _StoreRounds:
+    """Lays out or grows the store for a round, and runs the round's members."""
+
+    store: EnsembleStore
+    job: AdaptiveJob
+    targets: tuple[Precision, ...]
+    backend: Backend
+    options: RunOptions
+    schema: Schema | None = None
+    block: tuple[int, ...] = ()
+    reports: list[RunReport] = field(default_factory=list)
+
+    def spec(self, design: Any) -> dict[str, Any]:
+        """The run spec a store keeps: the round's design, the rule and the targets."""
+        run = {**self.job.spec["run"], "until": [t.to_dict() for t in self.targets]}
+        return {**self.job.spec, "design": design.to_dict(), "run": run}
+
+    def extent(self) -> int:
+        """The store's length along the grown dim (0 before it exists)."""
+        if not self.store.exists():
+            return 0
+        shape = self.store.group()[STATUS].shape
+        return int(shape[self.job.growth.member_dims.index(self.job.growth.grown)])
+
+    def _members(self, design: Any, seeds: int, block: tuple[int, ...]) -> Members:
+        return Members(
+            design.table(),
+            tuple(design.dims),
+            tuple(design.shape),
+            seeds,
+            self.job.root_seed,
+            block,
+            seed_bits=self.job.simulation.seed_bits,
+        )
+
+    def prepare(self, extent: int) -> BlockRunner:
+        """The runner of a store whose grown dim has ``extent``; creates or grows it."""
+        job, options = self.job, self.options
+        design, seeds = job.growth.sized(extent)
+        spec = self.spec(design)
+        identity = json.dumps(spec, sort_keys=True, default=repr)
+        first = self.schema is None
+        if first and not self.store.exists():
+            shape = (*design.shape, seeds)
+            members = self._members(design, seeds, block_shape_for(shape, job.batch_size or 1000))
+            runner = plan_run(
+                Job(job.simulation, members, job.fixed, identity, job.setup),
+                running=True,
+                batch_size=job.batch_size,
+                n_workers=self.backend.workers,
+                on_error=options.on_error,
+                retries=options.retries,
+                member_timeout=options.timeout,
+                remote=self.backend.remote(options.timeout),
+            )
+            check_schema(self.targets, runner.schema)
+            resuming = grows = False
+        else:
+            if first:  # validates the run against the store before anything is written
+                plan = plan_resume(
+                    self.store,
+                    spec=spec,
+                    design=design,
+                    simulation=job.simulation,
+                    fixed=job.fixed,
+                    seeds=seeds,
+                )
+                members, self.schema = plan.members, plan.schema
+                check_schema(self.targets, plan.schema)
+            else:
+                members = self._members(design, seeds, self.block)
+            runner = Job(job.simulation, members, job.fixed, identity, job.setup).runner(
+                members,
+                self.schema,
+                on_error=options.on_error,
+                retries=options.retries,
+                member_timeout=options.timeout,
+            )
+            resuming = True
+            grows = members.shape != tuple(self.store.group()[STATUS].shape)
+        attrs = lifecycle.run_attrs(spec, runner, job.root_seed)
+        template = assemble_dataset(runner, design.coords(), *placeholders(runner), attrs)
+        lifecycle.lay_out(
+            self.store, template, runner, resuming=resuming, grows=grows, started=first
+        )
+        self.schema, self.block = runner.schema, tuple(runner.members.block)
+        return runner
+
+    def run(self, runner: BlockRunner, todo: np.ndarray, label: str, note: str) -> None:
+        """Run the members of ``todo`` (a mask over the store's member grid)."""
+        self.reports.append(
+            run_blocks(
+                self.backend,
+                runner,
+                todo=todo,
+                store=self.store,
+                progress=self.options.progress,
+                timeout=self.options.timeout,
+                label=label,
+                note=note,
+            )
+        )
+
+
+def _fit(values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Recorded per-point counts padded with 0 to ``shape`` (a grid that gained values)."""
+    arr = np.asarray(values, dtype=np.int64)
+    return np.pad(arr, [(0, max(s - a, 0)) for a, s in zip(arr.shape, shape, strict=True)])
+
+
+def _round_entry(number: int, decision: Decision, seconds: float, rule: Any) -> dict[str, Any]:
+    return {
+        "round": number,
+        "time": now(),
+        "rule": rule.to_dict(),
+        "seconds": {"decide": round(seconds, 6)},
+        **decision.to_dict(),
+    }
+
+
+def _note(number: int, decision: Decision, record: Mapping[str, Any]) -> str:
+    add = decision.add
+    points = int(np.count_nonzero(add))
+    more = f"{int(add.sum()) * int(record['block']):,} members at {points} of {add.size} points"
+    if not decision.n.any():
+        return f"round {number}: the pilot, {more}"
+    summary = record_summary(record)
+    return f"round {number}: {progress_text(summary, rounds=False)}; running {more}"
+
+
+def _start(
+    store: EnsembleStore, rounds: _StoreRounds, record: dict[str, Any] | None, growth: Growth
+) -> tuple[np.ndarray, int, BlockRunner | None]:
+    """Members per point so far and rounds done; a resumed run first finishes its round."""
+    if record is None or not record.get("rounds"):
+        return np.zeros(growth.point_shape, dtype=np.int64), 0, None
+    if record.get("grow") != growth.grown:
+        msg = (
+            f"cannot resume {store.path!r}: its adaptive run grows {record.get('grow')!r}, "
+            f"this run grows {growth.grown!r} (nothing was changed)"
+        )
+        raise StoreMismatchError(msg)
+    last = record["rounds"][-1]
+    totals = np.asarray(last["n"], dtype=np.int64) + np.asarray(last["add"], dtype=np.int64)
+    extent = max(rounds.extent(), int(totals.max(initial=0)))
+    runner = rounds.prepare(extent)
+    totals = _fit(totals, growth.point_shape)
+    status = rounds.store.status()
+    wanted = growth.member_mask(np.arange(extent) < totals[..., None])
+    redo = (PENDING, FAILED) if rounds.options.only == "failed" else (PENDING,)
+    todo = wanted & np.isin(status, redo)
+    number = len(record["rounds"])
+    if todo.any():
+        note = f"resuming round {number}: {int(todo.sum()):,} of its members to run"
+        rounds.run(runner, todo, f"round {number}", note)
+    return totals, number, runner
+
+
+def run_adaptive(
+    store: EnsembleStore,
+    job: AdaptiveJob,
+    targets: Sequence[Precision],
+    backend: Backend,
+    options: RunOptions,
+    *,
+    resuming: bool,
+) -> Decision:
+    """Run rounds into ``store`` until every point meets ``targets`` or reaches ``max``.
+
+    Returns
+    -------
+    Decision
+        The final decision (``done``): per point its members, intervals, ``converged``
+        and ``at_max``; the store's record holds every round's.
+    """
+    growth, rule, targets = job.growth, job.growth.rule, tuple(targets)
+    rounds = _StoreRounds(store, job, targets, backend, options)
+    record = read_record(store) if resuming else None
+    with contextlib.ExitStack() as stack:
+        n, number, runner = _start(store, rounds, record, growth)
+        if runner is not None:
+            stack.enter_context(Lease(store, runner.token, force=options.force))
+        record = {
+            **(record or {"rounds": []}),
+            "format": 1,
+            "grow": growth.grown,
+            "point_dims": list(growth.point_dims),
+            "block": growth.block,
+            "rule": rule.to_dict(),
+            "until": [t.to_dict() for t in targets],
+            "state": "running",
+        }
+        while True:
+            start = time.perf_counter()
+            decision = _decide(store, targets, growth, n)
+            seconds = time.perf_counter() - start
+            if decision.done:
+                break
+            number += 1
+            totals = n + decision.add
+            extent = max(rounds.extent(), int(totals.max()))
+            first = runner is None
+            runner = rounds.prepare(extent)
+            if first:
+                stack.enter_context(Lease(store, runner.token, force=options.force))
+            record["rounds"].append(_round_entry(number, decision, seconds, rule))
+            write_record(store, record)
+            mark_skipped(store, growth, n, where=decision.add == 0)
+            status = store.status()
+            todo = growth.member_mask(todo_mask(n, decision.add, extent))
+            todo &= np.isin(status, (PENDING, SKIPPED))
+            began = time.perf_counter()
+            rounds.run(runner, todo, f"round {number}", _note(number, decision, record))
+            record["rounds"][-1]["seconds"]["run"] = round(time.perf_counter() - began, 6)
+            n = totals
+        _finish(store, record, decision, seconds, growth, n, rule)
+    _report(rounds, decision, record, options.progress, store.path)
+    return decision
+
+
+def _decide(
+    store: EnsembleStore, targets: tuple[Precision, ...], growth: Growth, n: np.ndarray
+) -> Decision:
+    """The next round's decision from the members in the store (the pilot before any)."""
+    if n.any():
+        values = judged_values(store, targets, growth, n)
+    else:
+        values = [np.zeros((*n.shape, 0, 1)) for _ in targets]
+    return decide(values, n, targets, growth.rule, block=growth.block, prejudged=True)
+
+
+def _finish(
+    store: EnsembleStore,
+    record: dict[str, Any],
+    decision: Decision,
+    seconds: float,
+    growth: Growth,
+    n: np.ndarray,
+    rule: Any,
+) -> None:
+    """Mark the members not run as skipped, record the final decision, finish the store."""
+    mark_skipped(store, growth, n)
+    record["final"] = _round_entry(len(record["rounds"]), decision, seconds, rule)
+    record["state"] = "done"
+    record["report"] = decision.report()
+    write_record(store, record)
+    lifecycle.finish(store)
+
+
+def _report(
+    rounds: _StoreRounds,
+    decision: Decision,
+    record: Mapping[str, Any],
+    progress: bool,
+    where: str,
+) -> None:
+    """Tell on stderr how the run ended: rounds, points converged, failures."""
+    errors = [e for report in rounds.reports for e in report.errors]
+    if errors:
+        total = sum(report.total for report in rounds.reports)
+        RunReport(total, errors).print_failures(progress, where=where)
+    if not progress:
+        return
+    members = int(decision.n.sum()) * int(record["block"])
+    print(
+        f"adaptive run: {progress_text(record_summary(record))}; {members:,} members",
+        file=sys.stderr,
+        flush=True,
+    )
+    if decision.at_max.any():
+        print(decision.report(), file=sys.stderr, flush=True)
