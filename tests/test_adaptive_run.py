@@ -107,7 +107,7 @@ def test_every_round_is_recorded_and_replays_from_the_stored_members(tmp_path):
         replay = decide({"y": values}, n, TARGET, RULE)
         assert replay.add.tolist() == entry["add"]
         assert replay.n.tolist() == entry["n"]
-        assert set(entry["seconds"]) == {"decide", "run"}
+        assert set(entry["seconds"]) == {"decide", "prepare", "run"}
         n = n + replay.add
     assert decide({"y": values}, n, TARGET, RULE).done
 
@@ -328,6 +328,16 @@ def test_resume_of_a_finished_run_runs_nothing_and_a_new_target_goes_on(tmp_path
     # a fixed-size run cannot resume an adaptive store
     with pytest.raises(StoreMismatchError, match="the store holds the adaptive rule"):
         _ensemble(log, rule=8).to_zarr(path, mode="resume", progress=False)
+
+
+def test_overwrite_replaces_an_adaptive_store(tmp_path):
+    path = tmp_path / "o.zarr"
+    _ensemble().to_zarr(path, until=TARGET, progress=False)
+    loose = ens.Precision("y", halfwidth=5.0)  # met by the pilot everywhere
+    ds = _ensemble().to_zarr(path, mode="w", until=loose, progress=False)
+    assert ds.sizes["seed"] == 8
+    assert (ds["status"].values == OK).all()
+    assert len(_record(path)["rounds"]) == 1
 
 
 # -- everywhere: spec, CLI, sampled designs, a dask cluster ----------------------------------

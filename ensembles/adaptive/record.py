@@ -1,31 +1,28 @@
-"""An adaptive run's side of its store: the record of its rounds, and the values it judges.
+"""An adaptive run's record in its store: the rule, the targets, every round's decision.
 
-The record (the rule, the targets and every round's decision with its half-widths) lives
-in the attributes of a small group, ``_ensembles_adaptive``, so the store stays a plain
-Zarr hierarchy and ``xarray.open_zarr`` ignores it. :func:`judged_values` reads only what
-the targets judge, chunk by chunk with dask, so the values do not depend on how the
-store is chunked.
+The record (with each round's members per point and achieved half-widths) lives in the
+attributes of a small group, ``_ensembles_adaptive``, so the store stays a plain Zarr
+hierarchy and ``xarray.open_zarr`` ignores it; :func:`record_summary` condenses it for
+progress lines and ``ensembles info``. :func:`mark_skipped` gives the members a run will
+not need the status ``SKIPPED``.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..layout import OK, PENDING, SKIPPED, STATUS
+from ..layout import PENDING, SKIPPED
 from .growth import Growth
 from .rules import Precision
-from .select import judged
 
 if TYPE_CHECKING:
     from ..store.zarr_store import EnsembleStore
 
 __all__ = [
     "RECORD_GROUP",
-    "judged_values",
     "mark_skipped",
     "progress_text",
     "read_record",
@@ -61,52 +58,6 @@ def write_record(store: EnsembleStore, record: Mapping[str, Any]) -> None:
     except KeyError:
         group = root.create_group(RECORD_GROUP)
     group.attrs["record"] = dict(record)
-
-
-def _judge_block(
-    block: np.ndarray, target: Precision, dims: tuple[str, ...], coords: Mapping[str, Any]
-) -> np.ndarray:
-    """One chunk of members (all their output dims) -> ``(*member dims, positions)``."""
-    members = block.ndim - len(dims)
-    return judged(block, target, members - 1, dims, coords)
-
-
-def judged_values(
-    store: EnsembleStore, targets: Sequence[Precision], growth: Growth, n: np.ndarray
-) -> list[np.ndarray]:
-    """What each target judges, ``(*points, members, positions)``, for the first members.
-
-    Only the members below ``max(n)`` along the grown dim are read, and of them only the
-    target's ``steps``; members that are not ok read as NaN. Each chunk of members is
-    reduced on its own (``reduce``) with all its output steps, so every member's judged
-    value is computed the same way whatever the chunking (and so whatever the batch size
-    or the number of workers).
-    """
-    import dask
-    import dask.array as dsa
-
-    ds = store.open_dataset()
-    top = int(n.max()) if n.size else 0
-    ok = ds[STATUS] == OK
-    lazy = []
-    for target in targets:
-        da = ds[target.var].isel({growth.grown: slice(0, top)})
-        da = da.where(ok.isel({growth.grown: slice(0, top)}))
-        m = len(growth.member_dims)
-        dims = tuple(str(d) for d in da.dims[m:])
-        da = da.transpose(*growth.member_dims, *dims)
-        coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
-        data = dsa.asarray(da.data).rechunk({i: -1 for i in range(m, da.ndim)})
-        fn = functools.partial(_judge_block, target=target, dims=dims, coords=coords)
-        positions = fn(np.zeros((1,) * m + data.shape[m:])).shape[-1]
-        chunks = (*data.chunks[:m], (positions,))
-        if dims:
-            drop = list(range(m + 1, da.ndim))
-            lazy.append(data.map_blocks(fn, drop_axis=drop, chunks=chunks, dtype=np.float64))
-        else:
-            lazy.append(data.map_blocks(fn, new_axis=m, chunks=chunks, dtype=np.float64))
-    computed = dask.compute(*lazy, scheduler="threads")
-    return [growth.members_last(np.asarray(values)) for values in computed]
 
 
 def mark_skipped(

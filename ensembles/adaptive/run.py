@@ -24,7 +24,7 @@ from ..errors import StoreMismatchError
 from ..execution.assemble import assemble_dataset, placeholders
 from ..execution.dispatch import RunReport, run_blocks
 from ..execution.planning import Job, plan_run
-from ..layout import FAILED, PENDING, SKIPPED, STATUS
+from ..layout import FAILED, PENDING, STATUS
 from ..members.blocks import Members, block_shape_for
 from ..simulations.contract import Schema, Simulation
 from ..store import lifecycle
@@ -34,8 +34,8 @@ from ..store.resume import plan_resume
 from .decide import Decision, decide
 from .growth import Growth
 from .masks import todo_mask
+from .read import JudgedReader
 from .record import (
-    judged_values,
     mark_skipped,
     progress_text,
     read_record,
@@ -108,9 +108,23 @@ class _StoreRounds:
     targets: tuple[Precision, ...]
     backend: Backend
     options: RunOptions
+    resuming: bool = False
     schema: Schema | None = None
     block: tuple[int, ...] = ()
     reports: list[RunReport] = field(default_factory=list)
+    reader: JudgedReader | None = None
+    shape: tuple[int, ...] = ()  # the store's member grid, once known
+
+    def decide(self, n: np.ndarray) -> Decision:
+        """The next round's decision from the members in the store (the pilot before any)."""
+        growth = self.job.growth
+        if n.any():
+            if self.reader is None:
+                self.reader = JudgedReader(self.store, self.targets, growth)
+            values = self.reader.values(n)
+        else:
+            values = [np.zeros((*n.shape, 0, 1)) for _ in self.targets]
+        return decide(values, n, self.targets, growth.rule, block=growth.block, prejudged=True)
 
     def spec(self, design: Any) -> dict[str, Any]:
         """The run spec a store keeps: the round's design, the rule and the targets."""
@@ -118,11 +132,12 @@ class _StoreRounds:
         return {**self.job.spec, "design": design.to_dict(), "run": run}
 
     def extent(self) -> int:
-        """The store's length along the grown dim (0 before it exists)."""
-        if not self.store.exists():
+        """The store's length along the grown dim (0 before this run laid it out)."""
+        if self.schema is None and not self.resuming:
             return 0
-        shape = self.store.group()[STATUS].shape
-        return int(shape[self.job.growth.member_dims.index(self.job.growth.grown)])
+        if not self.shape:
+            self.shape = tuple(self.store.group()[STATUS].shape)
+        return int(self.shape[self.job.growth.member_dims.index(self.job.growth.grown)])
 
     def _members(self, design: Any, seeds: int, block: tuple[int, ...]) -> Members:
         return Members(
@@ -142,7 +157,7 @@ class _StoreRounds:
         spec = self.spec(design)
         identity = json.dumps(spec, sort_keys=True, default=repr)
         first = self.schema is None
-        if first and not self.store.exists():
+        if first and not self.resuming:  # a new store (mode="w" replaces an old one)
             shape = (*design.shape, seeds)
             members = self._members(design, seeds, block_shape_for(shape, job.batch_size or 1000))
             runner = plan_run(
@@ -179,13 +194,14 @@ class _StoreRounds:
                 member_timeout=options.timeout,
             )
             resuming = True
-            grows = members.shape != tuple(self.store.group()[STATUS].shape)
+            grows = members.shape != (self.shape or tuple(self.store.group()[STATUS].shape))
         attrs = lifecycle.run_attrs(spec, runner, job.root_seed)
         template = assemble_dataset(runner, design.coords(), *placeholders(runner), attrs)
         lifecycle.lay_out(
             self.store, template, runner, resuming=resuming, grows=grows, started=first
         )
         self.schema, self.block = runner.schema, tuple(runner.members.block)
+        self.shape = tuple(runner.members.shape)
         return runner
 
     def run(self, runner: BlockRunner, todo: np.ndarray, label: str, note: str) -> None:
@@ -276,7 +292,7 @@ def run_adaptive(
         and ``at_max``; the store's record holds every round's.
     """
     growth, rule, targets = job.growth, job.growth.rule, tuple(targets)
-    rounds = _StoreRounds(store, job, targets, backend, options)
+    rounds = _StoreRounds(store, job, targets, backend, options, resuming)
     record = read_record(store) if resuming else None
     with contextlib.ExitStack() as stack:
         n, number, runner = _start(store, rounds, record, growth)
@@ -294,41 +310,47 @@ def run_adaptive(
         }
         while True:
             start = time.perf_counter()
-            decision = _decide(store, targets, growth, n)
+            decision = rounds.decide(n)
             seconds = time.perf_counter() - start
             if decision.done:
                 break
             number += 1
-            totals = n + decision.add
-            extent = max(rounds.extent(), int(totals.max()))
             first = runner is None
-            runner = rounds.prepare(extent)
-            if first:
+            runner = _round(rounds, record, number, decision, seconds)
+            if first:  # the store exists from the first round on
                 stack.enter_context(Lease(store, runner.token, force=options.force))
-            record["rounds"].append(_round_entry(number, decision, seconds, rule))
-            write_record(store, record)
-            mark_skipped(store, growth, n, where=decision.add == 0)
-            status = store.status()
-            todo = growth.member_mask(todo_mask(n, decision.add, extent))
-            todo &= np.isin(status, (PENDING, SKIPPED))
-            began = time.perf_counter()
-            rounds.run(runner, todo, f"round {number}", _note(number, decision, record))
-            record["rounds"][-1]["seconds"]["run"] = round(time.perf_counter() - began, 6)
-            n = totals
+            n = n + decision.add
         _finish(store, record, decision, seconds, growth, n, rule)
     _report(rounds, decision, record, options.progress, store.path)
     return decision
 
 
-def _decide(
-    store: EnsembleStore, targets: tuple[Precision, ...], growth: Growth, n: np.ndarray
-) -> Decision:
-    """The next round's decision from the members in the store (the pilot before any)."""
-    if n.any():
-        values = judged_values(store, targets, growth, n)
-    else:
-        values = [np.zeros((*n.shape, 0, 1)) for _ in targets]
-    return decide(values, n, targets, growth.rule, block=growth.block, prejudged=True)
+def _round(
+    rounds: _StoreRounds,
+    record: dict[str, Any],
+    number: int,
+    decision: Decision,
+    seconds: float,
+) -> BlockRunner:
+    """Lay out the round, record it, run the round's members.
+
+    The record is written before any member of the round runs: a driver killed from
+    then on resumes this round (:func:`_start`). Members of points that stopped stay
+    pending until the run ends (the record says they will not run), then become skipped.
+    """
+    store, growth, n, add = rounds.store, rounds.job.growth, decision.n, decision.add
+    began = time.perf_counter()
+    extent = max(rounds.extent(), int((n + add).max()))
+    runner = rounds.prepare(extent)
+    entry = _round_entry(number, decision, seconds, growth.rule)
+    record["rounds"].append(entry)
+    write_record(store, record)
+    todo = growth.member_mask(todo_mask(n, add, extent))  # never run yet: pending or skipped
+    ran = time.perf_counter()
+    entry["seconds"]["prepare"] = round(ran - began, 6)
+    rounds.run(runner, todo, f"round {number}", _note(number, decision, record))
+    entry["seconds"]["run"] = round(time.perf_counter() - ran, 6)
+    return runner
 
 
 def _finish(
@@ -341,10 +363,12 @@ def _finish(
     rule: Any,
 ) -> None:
     """Mark the members not run as skipped, record the final decision, finish the store."""
+    began = time.perf_counter()
     mark_skipped(store, growth, n)
     record["final"] = _round_entry(len(record["rounds"]), decision, seconds, rule)
     record["state"] = "done"
     record["report"] = decision.report()
+    record["final"]["seconds"]["finish"] = round(time.perf_counter() - began, 6)
     write_record(store, record)
     lifecycle.finish(store)
 

@@ -377,8 +377,9 @@ class EnsembleStore:
         """Grow the member dims to the template's sizes, keeping every written member.
 
         Arrays over member dims are resized; coordinates are rewritten with the template's
-        values (old values are a prefix of the new ones, checked by the caller); the new
-        members read as pending. The spec attrs are written last.
+        values (old values are a prefix of the new ones, checked by the caller; of those
+        over every member dim, such as ``member_seed``, only the new members' are
+        written); the new members read as pending. The spec attrs are written last.
         """
         group = zarr.open_group(
             self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
@@ -396,15 +397,15 @@ class EnsembleStore:
             dims = tuple(var.dims)
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
-            group[name][...] = np.asarray(var.values)
+            if dims != mdims:
+                group[name][...] = np.asarray(var.values)
+                continue
+            for region in _grown_regions(old_shape, new_shape):
+                group[name][region] = np.asarray(var.variable[region].values)
         status = group["status"]
-        for i, (old, new) in enumerate(zip(old_shape, new_shape, strict=True)):
-            if new > old:  # members in grown edge chunks must read as pending
-                region = tuple(
-                    slice(old, new) if j == i else slice(0, new_shape[j])
-                    for j in range(len(mdims))
-                )
-                status[region] = 0
+        # members in grown edge chunks must read as pending (chunks beyond were never written)
+        for region in _grown_regions(old_shape, new_shape, status.chunks):
+            status[region] = 0
         group.attrs.update(dict(attrs))
         self._arrays.clear()
         self.consolidate()
@@ -520,6 +521,29 @@ class EnsembleStore:
             if var.dtype.kind in "iub":  # no NaN to mark missing members: mask by status
                 ds[name] = var.where(ok)
         return ds
+
+
+def _grown_regions(
+    old: tuple[int, ...], new: tuple[int, ...], chunks: tuple[int, ...] | None = None
+) -> list[tuple[slice, ...]]:
+    """Regions of the member grid that growing ``old`` to ``new`` adds (up to the end of
+    the old edge chunk along the grown dim when ``chunks`` is given).
+
+    Examples
+    --------
+    >>> _grown_regions((2, 3), (2, 10))
+    [(slice(0, 2, None), slice(3, 10, None))]
+    >>> _grown_regions((2, 3), (2, 10), chunks=(1, 4))
+    [(slice(0, 2, None), slice(3, 4, None))]
+    """
+    regions = []
+    for i, (before, after) in enumerate(zip(old, new, strict=True)):
+        stop = after if chunks is None else min(after, -(-before // chunks[i]) * chunks[i])
+        if stop > before:
+            regions.append(
+                tuple(slice(before, stop) if j == i else slice(0, new[j]) for j in range(len(new)))
+            )
+    return regions
 
 
 def open_ensemble(
