@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..layout import PENDING, SKIPPED
+from ..layout import SKIPPED, STATUS
 from .growth import Growth
 from .rules import Precision
 
@@ -60,23 +60,15 @@ def write_record(store: EnsembleStore, record: Mapping[str, Any]) -> None:
     group.attrs["record"] = dict(record)
 
 
-def mark_skipped(
-    store: EnsembleStore, growth: Growth, n: np.ndarray, where: np.ndarray | None = None
-) -> int:
-    """Mark the pending members at or beyond ``n`` as skipped (at the points ``where``).
+def mark_skipped(store: EnsembleStore, growth: Growth, n: np.ndarray) -> None:
+    """Mark every point's members at or beyond its count ``n`` as skipped.
 
-    Returns
-    -------
-    int
-        How many members changed to skipped.
+    An adaptive run never runs a point's members beyond its count, so they are pending
+    (or already skipped): their status is written without reading it first.
     """
-    status = store.status()
-    extent = status.shape[growth.member_dims.index(growth.grown)]
-    beyond = np.arange(extent) >= n[..., None]
-    if where is not None:
-        beyond &= np.asarray(where, dtype=bool)[..., None]
-    mask = growth.member_mask(beyond) & (status == PENDING)
-    return store.set_status(mask, SKIPPED)
+    extent = store.group()[STATUS].shape[growth.member_dims.index(growth.grown)]
+    beyond = np.arange(extent) >= np.asarray(n)[..., None]
+    store.set_status(growth.member_mask(beyond), SKIPPED)
 
 
 def _width(value: float | None, relative: bool) -> str:

@@ -337,35 +337,42 @@ class EnsembleStore:
 
         sync(write_all())
 
-    def set_status(self, mask: np.ndarray, code: int) -> int:
-        """Set the status of the members in ``mask`` to ``code``; the number changed.
+    def set_status(self, mask: np.ndarray, code: int) -> None:
+        """Set the status of the members in ``mask`` to ``code``.
 
-        For the driver between runs (an adaptive run marks the members it will not run as
-        skipped); only the chunks that change are written, concurrently.
+        For the driver between runs (an adaptive run marks the members it did not need
+        as skipped). Only the chunks ``mask`` touches are written, concurrently; a chunk
+        it covers whole is written without being read.
         """
         from zarr.core.sync import sync
 
-        arr = self._array(STATUS)
-        current = np.asarray(arr[...])
-        change = np.asarray(mask, dtype=bool) & (current != code)
-        if not change.any():
-            return 0
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        arr = self._array(STATUS).async_array
         chunks = np.asarray(arr.chunks)
-        corners = np.unique(np.argwhere(change) // chunks, axis=0)
+        corners = np.unique(np.argwhere(mask) // chunks, axis=0)
         regions = [
             tuple(
-                slice(int(s), int(min(s + c, n)))
-                for s, c, n in zip(corner * chunks, chunks, arr.shape, strict=True)
+                slice(int(start), int(min(start + size, extent)))
+                for start, size, extent in zip(corner * chunks, chunks, arr.shape, strict=True)
             )
             for corner in corners
         ]
-        updated = np.where(change, np.int8(code), current)
+
+        async def put(region: tuple[slice, ...]) -> None:
+            part = mask[region]
+            if part.all():
+                values = np.full(part.shape, code, dtype=np.int8)
+            else:
+                values = np.asarray(await arr.getitem(region))
+                values[part] = code
+            await arr.setitem(region, values)
 
         async def write_all() -> None:
-            await asyncio.gather(*(arr.async_array.setitem(r, updated[r]) for r in regions))
+            await asyncio.gather(*(put(region) for region in regions))
 
         sync(write_all())
-        return int(change.sum())
 
     def _member_shape(self) -> tuple[int, ...]:
         if "status" not in self._arrays:
