@@ -374,19 +374,14 @@ class Ensemble:
         if only is not None and mode != "resume":
             msg = f"only={only!r} selects members of a store to rerun; it needs mode='resume'"
             raise ValueError(msg)
+        if self.growth is None:
+            _refuse_until(until, self.seeds)
         store = EnsembleStore(str(path), storage_options)
         resuming = lifecycle.check_target(store, mode)
         if self.growth is not None:
             options = RunOptions(on_error, retries, timeout, progress, force, only)
             where = {"scheduler": scheduler, "workers": workers, "batch_size": batch_size}
             return self._to_zarr_adaptive(store, until, resuming, options, **where)
-        if until is not None:
-            msg = (
-                f"until={until!r} needs an adaptive ensemble: Ensemble(..., "
-                "seeds=Adaptive(initial=16, max=1024)) (or samples=Adaptive(...) to grow a "
-                f"sampled design); this one has seeds={self.seeds!r}"
-            )
-            raise SpecError(msg)
         plan = None
         if resuming:  # validates before any write
             plan = plan_resume(
@@ -501,6 +496,16 @@ def _check_seeds(seeds: Any) -> int | Adaptive:
         )
         raise DesignError(msg)
     return int(seeds)
+
+
+def _refuse_until(until: Any, seeds: Any) -> None:
+    if until is not None:
+        msg = (
+            f"until={until!r} needs an adaptive ensemble: Ensemble(..., "
+            "seeds=Adaptive(initial=16, max=1024)) (or samples=Adaptive(...) to grow a "
+            f"sampled design); this one has seeds={seeds!r}"
+        )
+        raise SpecError(msg)
 
 
 def _check_samples(samples: Any, seeds: int | Adaptive) -> Adaptive | None:

@@ -217,10 +217,16 @@ def small_seed(*, seed, a):
     coords=lambda *, n=4, **_: {"step": np.arange(n) * 10},
     releases_gil=True,
 )
-def spread(*, seed, a, n=4, log=None, delay=0.0):
-    """Normal members whose spread is ``a`` (for adaptive runs); logs each call."""
+def spread(*, seed, a, n=4, log=None, delay=0.0, fail_flag=None):
+    """Normal members whose spread is ``a`` (for adaptive runs); logs each call.
+
+    While the file ``fail_flag`` exists, members whose seed is a multiple of 5 fail.
+    """
     import time
 
+    if fail_flag is not None and os.path.exists(fail_flag) and seed % 5 == 0:
+        msg = f"seed {seed} fails while {fail_flag} exists"
+        raise ValueError(msg)
     if delay:
         time.sleep(delay)
     if log is not None:

@@ -290,6 +290,10 @@ def test_sigkill_mid_round_then_resume_ends_as_an_uninterrupted_run(tmp_path, ho
     record = _record(path)
     assert record["state"] == "running"
     assert len(record["rounds"]) == 2
+    info = describe(path)["adaptive"]  # info reports a running store too
+    assert info["state"] == "running"
+    assert info["rounds"] == 2
+    assert info["converged"] == 1
     ok_before = int((EnsembleStore(str(path)).status() == OK).sum())
     last = record["rounds"][-1]
     assert 24 <= ok_before < int(np.sum(last["n"]) + np.sum(last["add"]))
@@ -328,6 +332,34 @@ def test_resume_of_a_finished_run_runs_nothing_and_a_new_target_goes_on(tmp_path
     # a fixed-size run cannot resume an adaptive store
     with pytest.raises(StoreMismatchError, match="the store holds the adaptive rule"):
         _ensemble(log, rule=8).to_zarr(path, mode="resume", progress=False)
+
+
+def test_failed_members_stay_failed_until_resumed_with_only_failed(tmp_path):
+    flag, path = tmp_path / "fail", tmp_path / "f.zarr"
+    flag.write_text("")
+    e = ens.Ensemble(
+        sims.spread,
+        ens.Grid(a=[0.1, 1.0, 3.0]),
+        seeds=RULE,
+        root_seed=11,
+        fixed={"fail_flag": str(flag)},
+    )
+    ds = e.to_zarr(path, until=TARGET, progress=False)
+    status = ds["status"].values
+    failed = status == FAILED
+    assert failed.any()
+    assert "ValueError: seed" in str(ds["error"].values[failed][0])
+    # the decisions counted them as missing: each point's members are ok + failed
+    n = np.asarray(_record(path)["final"]["n"])
+    assert _run_members(status).tolist() == n.tolist()
+    assert ds["y"].ens.count("seed").values.tolist() == (n - failed.sum(axis=1)).tolist()
+    # a plain resume leaves them failed; only="failed" runs them again, then goes on
+    e.to_zarr(path, mode="resume", progress=False)
+    np.testing.assert_array_equal(ens.open_ensemble(path)["status"].values, status)
+    flag.unlink()
+    again = e.to_zarr(path, mode="resume", only="failed", progress=False)
+    assert not (again["status"].values == FAILED).any()
+    assert (again["status"].values[failed] == OK).all()
 
 
 def test_overwrite_replaces_an_adaptive_store(tmp_path):
