@@ -239,6 +239,20 @@ def test_skipped_members_in_statistics_info_summary_resume_and_plots(tmp_path):
     plt.close(fig)
 
 
+def test_set_status_writes_whole_chunks_by_copy_and_merges_partial_ones(tmp_path):
+    e = ens.Ensemble(sims.spread, ens.Grid(a=[1.0, 2.0, 3.0]), seeds=10, batch_size=4)
+    e.to_zarr(tmp_path / "s.zarr", progress=False)  # chunks (1, 4): edge chunks of 2
+    store = EnsembleStore(str(tmp_path / "s.zarr"))
+    expected = store.status().copy()
+    rng = np.random.default_rng(3)
+    for code in (SKIPPED, PENDING, FAILED, SKIPPED, OK):
+        mask = rng.random(expected.shape) < 0.4
+        mask[1] = True  # a whole row: interior and edge chunks covered whole
+        store.set_status(mask, code)
+        expected[mask] = code
+        np.testing.assert_array_equal(EnsembleStore(str(tmp_path / "s.zarr")).status(), expected)
+
+
 def test_info_on_the_command_line(tmp_path, capsys):
     path = tmp_path / "i.zarr"
     _ensemble().to_zarr(path, until=TARGET, progress=False)
@@ -360,6 +374,21 @@ def test_failed_members_stay_failed_until_resumed_with_only_failed(tmp_path):
     again = e.to_zarr(path, mode="resume", only="failed", progress=False)
     assert not (again["status"].values == FAILED).any()
     assert (again["status"].values[failed] == OK).all()
+
+
+def test_a_larger_max_on_resume_grows_the_store_again(tmp_path):
+    path = tmp_path / "m.zarr"
+    small = ens.Adaptive(initial=8, max=64)  # seed chunks of 3: the last one sticks out
+    _ensemble(rule=small, batch_size=3).to_zarr(path, until=TARGET, progress=False)
+    assert _record(path)["final"]["at_max"] == [False, False, True]
+    ds = _ensemble(batch_size=3).to_zarr(path, mode="resume", until=TARGET, progress=False)
+    n = np.asarray(_record(path)["final"]["n"])
+    assert n[2] == 128
+    status = ds["status"].values
+    np.testing.assert_array_equal(_run_members(status), n)
+    assert ((np.arange(status.shape[1]) >= n[:, None]) == (status == SKIPPED)).all()
+    ref = _ensemble(batch_size=3).to_zarr(tmp_path / "ref.zarr", until=TARGET, progress=False)
+    np.testing.assert_array_equal(ds["y"].values, ref["y"].values)
 
 
 def test_overwrite_replaces_an_adaptive_store(tmp_path):

@@ -341,9 +341,12 @@ class EnsembleStore:
         """Set the status of the members in ``mask`` to ``code``.
 
         For the driver between runs (an adaptive run marks the members it did not need
-        as skipped). Only the chunks ``mask`` touches are written, concurrently; a chunk
-        it covers whole is written without being read.
+        as skipped). Only the chunks ``mask`` touches are written, concurrently. Chunks
+        it covers whole are not read, and hold the same bytes: the first is encoded, the
+        others are copies (beyond an edge chunk's end the copies hold ``code``, which
+        :meth:`grow` resets to pending when it extends the array).
         """
+        from zarr.core.buffer import default_buffer_prototype
         from zarr.core.sync import sync
 
         mask = np.asarray(mask, dtype=bool)
@@ -352,25 +355,42 @@ class EnsembleStore:
         arr = self._array(STATUS).async_array
         chunks = np.asarray(arr.chunks)
         corners = np.unique(np.argwhere(mask) // chunks, axis=0)
-        regions = [
-            tuple(
-                slice(int(start), int(min(start + size, extent)))
-                for start, size, extent in zip(corner * chunks, chunks, arr.shape, strict=True)
+        stops = np.minimum((corners + 1) * chunks, arr.shape)
+        regions = {
+            tuple(corner.tolist()): tuple(
+                slice(int(a), int(b)) for a, b in zip(corner * chunks, stop, strict=True)
             )
-            for corner in corners
-        ]
+            for corner, stop in zip(corners, stops, strict=True)
+        }
+        whole = [c for c, r in regions.items() if mask[r].all()]
+        interior = [c for c in whole if mask[regions[c]].shape == tuple(arr.chunks)]
+        template = interior[0] if interior else None
 
-        async def put(region: tuple[slice, ...]) -> None:
-            part = mask[region]
-            if part.all():
-                values = np.full(part.shape, code, dtype=np.int8)
-            else:
-                values = np.asarray(await arr.getitem(region))
-                values[part] = code
+        async def merge(corner: tuple[int, ...]) -> None:
+            region = regions[corner]
+            values = np.asarray(await arr.getitem(region))
+            values[mask[region]] = code
             await arr.setitem(region, values)
 
         async def write_all() -> None:
-            await asyncio.gather(*(put(region) for region in regions))
+            if template is not None:
+                await arr.setitem(regions[template], np.full(tuple(chunks), code, np.int8))
+                key = arr.store_path / arr.metadata.encode_chunk_key(template)
+                data = await key.get(prototype=default_buffer_prototype())
+                copies = [c for c in whole if c != template]
+                if data is None:  # code is the fill value: zarr stores no such chunk
+                    writes = [
+                        arr.setitem(regions[c], np.full(mask[regions[c]].shape, code, np.int8))
+                        for c in copies
+                    ]
+                else:
+                    writes = [
+                        (arr.store_path / arr.metadata.encode_chunk_key(c)).set(data)
+                        for c in copies
+                    ]
+                await asyncio.gather(*writes)
+            rest = [c for c in regions if template is None or c not in whole]
+            await asyncio.gather(*(merge(c) for c in rest))
 
         sync(write_all())
 
