@@ -76,6 +76,10 @@ def test_rounds_run_until_each_point_meets_its_target_or_max(tmp_path, capsys):
     assert n[2] == 128
     assert record["final"]["converged"] == [True, True, False]
     assert record["final"]["at_max"] == [False, False, True]
+    # the members that ran have the seeds of the same members of a fixed-size ensemble
+    fixed_size = _ensemble(log, rule=status.shape[1]).members().seeds
+    ok = status == OK
+    np.testing.assert_array_equal(ds["member_seed"].values[ok], fixed_size[ok])
     # every member ran once, and only the members the rule asked for
     calls = _calls(log)
     assert len(calls) == len(set(calls)) == int(n.sum()) == int((status == OK).sum())
@@ -322,6 +326,8 @@ def test_sigkill_mid_round_then_resume_ends_as_an_uninterrupted_run(tmp_path, ho
     assert len(_calls(log)) - calls_before == int((final["status"].values == OK).sum()) - ok_before
     np.testing.assert_array_equal(final["status"].values, ref["status"].values)
     np.testing.assert_array_equal(final["y"].values, ref["y"].values)
+    ok = ref["status"].values == OK
+    np.testing.assert_array_equal(final["member_seed"].values[ok], ref["member_seed"].values[ok])
     assert _decisions(_record(path)) == _decisions(_record(ref_path))
 
 

@@ -114,6 +114,7 @@ class _StoreRounds:
     reports: list[RunReport] = field(default_factory=list)
     reader: JudgedReader | None = None
     shape: tuple[int, ...] = ()  # the store's member grid, once known
+    template: Any = None  # the Dataset layout of the store's current member grid
 
     def decide(self, n: np.ndarray) -> Decision:
         """The next round's decision from the members in the store (the pilot before any)."""
@@ -198,11 +199,23 @@ class _StoreRounds:
         attrs = lifecycle.run_attrs(spec, runner, job.root_seed)
         template = assemble_dataset(runner, design.coords(), *placeholders(runner), attrs)
         lifecycle.lay_out(
-            self.store, template, runner, resuming=resuming, grows=grows, started=first
+            self.store,
+            template,
+            runner,
+            resuming=resuming,
+            grows=grows,
+            started=first,
+            member_coords=False,  # the members of each round get theirs (member_seeds)
         )
         self.schema, self.block = runner.schema, tuple(runner.members.block)
+        self.template = template
         self.shape = tuple(runner.members.shape)
         return runner
+
+    def member_seeds(self, todo: np.ndarray) -> None:
+        """Write ``member_seed`` where the members of ``todo`` are: only members that run
+        get theirs written (a new store has them all; members never run read 0)."""
+        self.store.write_member_coords(self.template, todo)
 
     def run(self, runner: BlockRunner, todo: np.ndarray, label: str, note: str) -> None:
         """Run the members of ``todo`` (a mask over the store's member grid)."""
@@ -268,6 +281,7 @@ def _start(
     redo = (PENDING, FAILED) if rounds.options.only == "failed" else (PENDING,)
     todo = wanted & np.isin(status, redo)
     number = len(record["rounds"])
+    rounds.member_seeds(todo)
     if todo.any():
         note = f"resuming round {number}: {int(todo.sum()):,} of its members to run"
         rounds.run(runner, todo, f"round {number}", note)
@@ -341,11 +355,14 @@ def _round(
     store, growth, n, add = rounds.store, rounds.job.growth, decision.n, decision.add
     began = time.perf_counter()
     extent = max(rounds.extent(), int((n + add).max()))
+    created = rounds.schema is None and not rounds.resuming  # a new store has every seed
     runner = rounds.prepare(extent)
+    todo = growth.member_mask(todo_mask(n, add, extent))  # never run yet: pending or skipped
+    if not created:
+        rounds.member_seeds(todo)
     entry = _round_entry(number, decision, seconds, growth.rule)
     record["rounds"].append(entry)
     write_record(store, record)
-    todo = growth.member_mask(todo_mask(n, add, extent))  # never run yet: pending or skipped
     ran = time.perf_counter()
     entry["seconds"]["prepare"] = round(ran - began, 6)
     rounds.run(runner, todo, f"round {number}", _note(number, decision, record))

@@ -80,13 +80,16 @@ def lay_out(
     resuming: bool,
     grows: bool = False,
     started: bool = True,
+    member_coords: bool = True,
 ) -> None:
     """Create the store's layout for a new run, or grow a resumed one to the template.
 
     A new store is written with the template's attributes and its start time; the
     outputs' codecs are chosen from the values of members the planner already ran. A
     resumed store records a new start time unless ``started=False`` (the later rounds of
-    an adaptive run, which belong to the run that started them).
+    an adaptive run, which belong to the run that started them). ``member_coords=False``
+    leaves the new members' ``member_seed`` to the caller (an adaptive run writes it for
+    the members it runs only).
     """
     if not resuming:
         samples: dict[str, list[np.ndarray]] = {}
@@ -99,7 +102,7 @@ def lay_out(
         return
     if grows:
         attrs = {k: v for k, v in template.attrs.items() if k != PROVENANCE}
-        store.grow(template, attrs)
+        store.grow(template, attrs, member_coords=member_coords)
     if started:
         store.update_attrs(**{STARTED: now()})
 

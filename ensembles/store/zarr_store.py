@@ -400,13 +400,17 @@ class EnsembleStore:
         return tuple(self._arrays["status"].shape)
 
     # -- growth (extend) ---------------------------------------------------------------
-    def grow(self, template: xr.Dataset, attrs: Mapping[str, Any]) -> None:
+    def grow(
+        self, template: xr.Dataset, attrs: Mapping[str, Any], member_coords: bool = True
+    ) -> None:
         """Grow the member dims to the template's sizes, keeping every written member.
 
         Arrays over member dims are resized; coordinates are rewritten with the template's
         values (old values are a prefix of the new ones, checked by the caller; of those
         over every member dim, such as ``member_seed``, only the new members' are
-        written); the new members read as pending. The spec attrs are written last.
+        written, and none with ``member_coords=False``: an adaptive run writes them for
+        the members it runs, :meth:`write_member_coords`); the new members read as
+        pending. The spec attrs are written last.
         """
         group = zarr.open_group(
             self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
@@ -427,6 +431,8 @@ class EnsembleStore:
             if dims != mdims:
                 group[name][...] = np.asarray(var.values)
                 continue
+            if not member_coords:
+                continue
             for region in _grown_regions(old_shape, new_shape):
                 group[name][region] = np.asarray(var.variable[region].values)
         status = group["status"]
@@ -436,6 +442,37 @@ class EnsembleStore:
         group.attrs.update(dict(attrs))
         self._arrays.clear()
         self.consolidate()
+
+    def write_member_coords(self, template: xr.Dataset, mask: np.ndarray) -> None:
+        """Write the per-member coordinates (``member_seed``) of the chunks holding the
+        members in ``mask``, whole, from the template (the store's current member grid)."""
+        from zarr.core.sync import sync
+
+        mask = np.asarray(mask, dtype=bool)
+        mdims = tuple(template[STATUS].dims)
+        names = [n for n, v in template.coords.items() if tuple(v.dims) == mdims and n != STATUS]
+        if not mask.any() or not names:
+            return
+        group = zarr.open_group(
+            self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
+        )
+        writes = []
+        for name in names:
+            arr = group[name].async_array
+            values = np.asarray(template[name].values)
+            chunks = np.asarray(arr.chunks)
+            corners = np.unique(np.argwhere(mask) // chunks, axis=0)
+            for corner in corners:
+                stop = np.minimum((corner + 1) * chunks, arr.shape)
+                region = tuple(
+                    slice(int(a), int(b)) for a, b in zip(corner * chunks, stop, strict=True)
+                )
+                writes.append(arr.setitem(region, values[region]))
+
+        async def write_all() -> None:
+            await asyncio.gather(*writes)
+
+        sync(write_all())
 
     # -- reading ---------------------------------------------------------------------
     def group(self) -> Any:
