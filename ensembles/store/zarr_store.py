@@ -34,6 +34,7 @@ from zarr.codecs import BloscCodec
 
 from ..errors import StoreError, StoreExistsError
 from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult, fill_value
+from .chunks import grown_regions
 
 __all__ = ["SPEC_ATTR", "EnsembleStore", "compressors_for", "open_ensemble", "output_chunks"]
 
@@ -338,61 +339,16 @@ class EnsembleStore:
         sync(write_all())
 
     def set_status(self, mask: np.ndarray, code: int) -> None:
-        """Set the status of the members in ``mask`` to ``code``.
+        """Set the status of the members in ``mask`` to ``code`` (see :func:`.chunks.set_codes`).
 
-        For the driver between runs (an adaptive run marks the members it did not need
-        as skipped). Only the chunks ``mask`` touches are written, concurrently. Chunks
-        it covers whole are not read, and hold the same bytes: the first is encoded, the
-        others are copies (beyond an edge chunk's end the copies hold ``code``, which
-        :meth:`grow` resets to pending when it extends the array).
+        For the driver between runs: an adaptive run marks the members it did not need as
+        skipped. Only the chunks ``mask`` touches are written, concurrently.
         """
-        from zarr.core.buffer import default_buffer_prototype
         from zarr.core.sync import sync
 
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            return
-        arr = self._array(STATUS).async_array
-        chunks = np.asarray(arr.chunks)
-        corners = np.unique(np.argwhere(mask) // chunks, axis=0)
-        stops = np.minimum((corners + 1) * chunks, arr.shape)
-        regions = {
-            tuple(corner.tolist()): tuple(
-                slice(int(a), int(b)) for a, b in zip(corner * chunks, stop, strict=True)
-            )
-            for corner, stop in zip(corners, stops, strict=True)
-        }
-        whole = [c for c, r in regions.items() if mask[r].all()]
-        interior = [c for c in whole if mask[regions[c]].shape == tuple(arr.chunks)]
-        template = interior[0] if interior else None
+        from .chunks import set_codes
 
-        async def merge(corner: tuple[int, ...]) -> None:
-            region = regions[corner]
-            values = np.asarray(await arr.getitem(region))
-            values[mask[region]] = code
-            await arr.setitem(region, values)
-
-        async def write_all() -> None:
-            if template is not None:
-                await arr.setitem(regions[template], np.full(tuple(chunks), code, np.int8))
-                key = arr.store_path / arr.metadata.encode_chunk_key(template)
-                data = await key.get(prototype=default_buffer_prototype())
-                copies = [c for c in whole if c != template]
-                if data is None:  # code is the fill value: zarr stores no such chunk
-                    writes = [
-                        arr.setitem(regions[c], np.full(mask[regions[c]].shape, code, np.int8))
-                        for c in copies
-                    ]
-                else:
-                    writes = [
-                        (arr.store_path / arr.metadata.encode_chunk_key(c)).set(data)
-                        for c in copies
-                    ]
-                await asyncio.gather(*writes)
-            rest = [c for c in regions if template is None or c not in whole]
-            await asyncio.gather(*(merge(c) for c in rest))
-
-        sync(write_all())
+        sync(set_codes(self._array(STATUS).async_array, mask, code))
 
     def _member_shape(self) -> tuple[int, ...]:
         if "status" not in self._arrays:
@@ -433,11 +389,11 @@ class EnsembleStore:
                 continue
             if not member_coords:
                 continue
-            for region in _grown_regions(old_shape, new_shape):
+            for region in grown_regions(old_shape, new_shape):
                 group[name][region] = np.asarray(var.variable[region].values)
         status = group["status"]
         # members in grown edge chunks must read as pending (chunks beyond were never written)
-        for region in _grown_regions(old_shape, new_shape, status.chunks):
+        for region in grown_regions(old_shape, new_shape, status.chunks):
             status[region] = 0
         group.attrs.update(dict(attrs))
         self._arrays.clear()
@@ -448,31 +404,17 @@ class EnsembleStore:
         members in ``mask``, whole, from the template (the store's current member grid)."""
         from zarr.core.sync import sync
 
-        mask = np.asarray(mask, dtype=bool)
+        from .chunks import write_chunks
+
         mdims = tuple(template[STATUS].dims)
         names = [n for n, v in template.coords.items() if tuple(v.dims) == mdims and n != STATUS]
-        if not mask.any() or not names:
+        if not np.any(mask) or not names:
             return
         group = zarr.open_group(
             self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
         )
-        writes = []
         for name in names:
-            arr = group[name].async_array
-            values = np.asarray(template[name].values)
-            chunks = np.asarray(arr.chunks)
-            corners = np.unique(np.argwhere(mask) // chunks, axis=0)
-            for corner in corners:
-                stop = np.minimum((corner + 1) * chunks, arr.shape)
-                region = tuple(
-                    slice(int(a), int(b)) for a, b in zip(corner * chunks, stop, strict=True)
-                )
-                writes.append(arr.setitem(region, values[region]))
-
-        async def write_all() -> None:
-            await asyncio.gather(*writes)
-
-        sync(write_all())
+            sync(write_chunks(group[name].async_array, np.asarray(template[name].values), mask))
 
     # -- reading ---------------------------------------------------------------------
     def group(self) -> Any:
@@ -585,29 +527,6 @@ class EnsembleStore:
             if var.dtype.kind in "iub":  # no NaN to mark missing members: mask by status
                 ds[name] = var.where(ok)
         return ds
-
-
-def _grown_regions(
-    old: tuple[int, ...], new: tuple[int, ...], chunks: tuple[int, ...] | None = None
-) -> list[tuple[slice, ...]]:
-    """Regions of the member grid that growing ``old`` to ``new`` adds (up to the end of
-    the old edge chunk along the grown dim when ``chunks`` is given).
-
-    Examples
-    --------
-    >>> _grown_regions((2, 3), (2, 10))
-    [(slice(0, 2, None), slice(3, 10, None))]
-    >>> _grown_regions((2, 3), (2, 10), chunks=(1, 4))
-    [(slice(0, 2, None), slice(3, 4, None))]
-    """
-    regions = []
-    for i, (before, after) in enumerate(zip(old, new, strict=True)):
-        stop = after if chunks is None else min(after, -(-before // chunks[i]) * chunks[i])
-        if stop > before:
-            regions.append(
-                tuple(slice(before, stop) if j == i else slice(0, new[j]) for j in range(len(new)))
-            )
-    return regions
 
 
 def open_ensemble(
