@@ -130,3 +130,27 @@ def ising_loop(n, fixed):
 def lhs_member(*, seed, x1, x2, x3):
     """:func:`lhs_model` as an ensembles member (the seed is not used)."""
     return lhs_model(x1=x1, x2=x2, x3=x3)
+
+
+def _ising_outputs(*, n_sweeps=1000, burn_in=200, thin=10, **_):
+    recorded = len(range(burn_in + thin, n_sweeps + 1, thin))
+    return {"absM": ens.Output(dims=("sweep",), shape=(recorded,), dtype="float64")}
+
+
+def _ising_coords(*, n_sweeps=1000, burn_in=200, thin=10, **_):
+    return {"sweep": np.arange(burn_in + thin, n_sweeps + 1, thin)}
+
+
+@ens.simulation(outputs=_ising_outputs, coords=_ising_coords, releases_gil=True)
+def ising_abs_m(*, seed, T, L=32, n_sweeps=1000, burn_in=200, thin=10):
+    """|M| per recorded sweep of the Ising model (for a target on its time average)."""
+    from ensembles.models.ising import simulate
+
+    out = simulate(T=T, L=L, n_sweeps=n_sweeps, burn_in=burn_in, thin=thin, seed=seed)
+    return {"absM": np.abs(out["M"])}
+
+
+@ens.simulation(outputs={"y": ens.Output(dims=(), shape=(), dtype="float64")})
+def normal(*, seed, mu, sigma):
+    """One draw of Normal(mu, sigma): a model with known mean and quantiles."""
+    return {"y": float(np.random.default_rng(seed).normal(mu, sigma))}

@@ -59,12 +59,15 @@ _EXPORTS = {
     "ScipyDistribution": "sweep.distributions",
     "Uniform": "sweep.distributions",
     "Ensemble": "ensemble",
+    "Adaptive": "adaptive.rules",
+    "Precision": "adaptive.rules",
     "OutputFileError": "simulations.output_files",
     "read_output": "simulations.output_files",
     "open_ensemble": "store.zarr_store",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .adaptive.rules import Adaptive, Precision
     from .ensemble import Ensemble
     from .simulations.command import Command, CommandError
     from .simulations.mesa import MesaModel
@@ -112,6 +115,7 @@ _moved.install()  # module paths from before the stage subpackages keep working
 _accessor_hook.install()  # ds.ens, registered when xarray is imported
 
 __all__ = [
+    "Adaptive",
     "AnalysisError",
     "Choice",
     "Command",
@@ -133,6 +137,7 @@ __all__ = [
     "OutputFileError",
     "OutputMismatchError",
     "Points",
+    "Precision",
     "Product",
     "RunnerError",
     "Sample",

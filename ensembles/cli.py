@@ -51,7 +51,9 @@ A spec is a TOML (or JSON) file with four tables:
   [design]      the parameters: [design.grid], [design.sample], [design.lhs],
                 [design.sobol], [design.points], or product/concat of them
   [fixed]       values every member receives (optional)
-  [run]         seeds (per design point), root_seed, batch_size, on_error, retries
+  [run]         seeds (per design point), root_seed, batch_size, on_error, retries,
+                timeout; an adaptive run: seeds = {initial = 16, max = 1024} (or
+                samples = {...}) and until = {var = "M", halfwidth = 0.01}
 
 A minimal spec (3 temperatures x 4 seeds = 12 members):
 
@@ -66,7 +68,8 @@ A minimal spec (3 temperatures x 4 seeds = 12 members):
   seeds = 4
   root_seed = 42
 
-Details: docs/sweeps.md (designs), docs/simulations.md, docs/running.md.
+Details: docs/sweeps.md (designs), docs/simulations.md, docs/running.md,
+docs/adaptive.md.
 """
 
 #: One example per subcommand, shown at the end of its --help.
@@ -321,11 +324,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _done_line(ds: Any, where: str) -> str:
     status = ds["status"].values
-    from .layout import FAILED, OK
+    from .layout import FAILED, OK, SKIPPED
 
     ok, failed = int((status == OK).sum()), int((status == FAILED).sum())
+    skipped = int((status == SKIPPED).sum())
     failed_txt = f", {failed} failed (see `ensembles info {where} --failed`)" if failed else ""
-    return f"{where}: {ok} of {status.size} members ok{failed_txt}"
+    if skipped:
+        failed_txt += f" ({skipped} not run: the adaptive rule needed no more)"
+    return f"{where}: {ok} of {status.size - skipped} members ok{failed_txt}"
 
 
 def _exit_status(ds: Any, args: argparse.Namespace) -> int:
@@ -434,14 +440,20 @@ def format_info(info: dict[str, Any], failures: str = "") -> str:
     lines.append(f"  design:     {_design_text(info['design'])}")
     if info.get("fixed"):
         lines.append(f"  fixed:      {_assignments(info['fixed'])}")
-    lines.append(f"  seeds:      {info['seeds']} per point, root_seed {info['root_seed']}")
+    seeds = info["seeds"]
+    per_point = "adaptive (below)" if isinstance(seeds, dict) else f"{seeds} per point"
+    lines.append(f"  seeds:      {per_point}, root_seed {info['root_seed']}")
     dims = ", ".join(f"{k}: {v}" for k, v in info["dims"].items())
     lines.append(f"  dims:       {dims}")
     lines.append(f"  outputs:    {', '.join(info['outputs'])}")
     c = info["members"]
+    skipped = f", {c['skipped']} skipped" if "skipped" in c else ""
     lines.append(
-        f"  members:    {c['ok']} ok, {c['failed']} failed, {c['pending']} pending of {c['total']}"
+        f"  members:    {c['ok']} ok, {c['failed']} failed, {c['pending']} pending{skipped} "
+        f"of {c['total']}"
     )
+    if info.get("adaptive"):
+        lines.extend(_adaptive_lines(info["adaptive"]))
     if failures:
         lines.append("  failed, by error (all of them: --failed):")
         lines.extend("  " + line for line in failures.splitlines())
@@ -450,6 +462,19 @@ def format_info(info: dict[str, Any], failures: str = "") -> str:
     if info.get("finished"):
         lines.append(f"  finished:   {info['finished']}")
     return "\n".join(lines)
+
+
+def _adaptive_lines(adaptive: dict[str, Any]) -> list[str]:
+    from .adaptive.record import progress_text
+    from .adaptive.rules import Adaptive, as_targets
+
+    rule = Adaptive.from_dict(adaptive["rule"])
+    targets = "; ".join(t.describe() for t in as_targets(adaptive["until"]))
+    return [
+        f"  adaptive:   {adaptive['state']}, {progress_text(adaptive)}",
+        f"  target:     {targets}",
+        f"  rule:       {rule.initial} to {rule.max} {rule.grow}s per point",
+    ]
 
 
 def _compact(value: Any) -> str:

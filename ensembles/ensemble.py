@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from .errors import DesignError
+from .errors import DesignError, SpecError
 from .execution.assemble import assemble_dataset, placeholders
 from .execution.backends import resolve_backend
 from .execution.dispatch import run_blocks
@@ -28,6 +28,9 @@ from .sweep import Design, design_from_dict
 from .sweep.values import check_finite
 
 if TYPE_CHECKING:
+    from .adaptive.growth import Growth
+    from .adaptive.rules import Adaptive
+    from .adaptive.run import AdaptiveJob, RunOptions
     from .store.resume import ResumePlan
     from .store.zarr_store import EnsembleStore
 
@@ -46,8 +49,10 @@ class Ensemble:
         name to scalar/array (or an xarray.Dataset); or ``"module:function"``.
     design : Design or dict
         The parameter design (``Grid``, ``Sample``, ``Points``, ...; or its ``to_dict()``).
-    seeds : int
-        Runs per design point; the ``seed`` dimension.
+    seeds : int or Adaptive
+        Runs per design point (the ``seed`` dimension), or ``Adaptive(initial=16,
+        max=1024)``: each point gets seeds until a precision target is met
+        (``to_zarr(..., until=Precision(...))``; see ``docs/adaptive.md``).
     root_seed : int, optional
         Root of every member's seed. Default: fresh entropy, recorded with the results.
     fixed : dict, optional
@@ -62,6 +67,10 @@ class Ensemble:
         (arrays read-only, anything else deep-copied) as the keyword ``setup_name``.
     setup_name : str
         Keyword under which members receive the shared object.
+    samples : Adaptive, optional
+        Grow the ``sample`` dim of a :class:`~ensembles.Sample` or :class:`~ensembles.Sobol`
+        design instead (``seeds`` seeds per sample) until the target is met; the design's
+        ``n`` is replaced by the run's.
 
     Examples
     --------
@@ -74,6 +83,9 @@ class Ensemble:
     >>> ds = e.to_dataset()          # lazy; nothing has run
     >>> dict(ds.sizes)
     {'drift': 2, 'seed': 3, 'x_dim_0': 5}
+    >>> a = ens.Ensemble(walk, ens.Grid(drift=[0.0, 1.0]), seeds=ens.Adaptive(initial=8, max=64))
+    >>> a.adaptive, len(a)  # at most 64 members per point
+    (Adaptive(initial=8, max=64, grow='seed', safety=1.2, growth=4.0, pow2=False), 128)
     """
 
     def __init__(
@@ -81,16 +93,24 @@ class Ensemble:
         simulation: Any,
         design: Design | Mapping[str, Any],
         *,
-        seeds: int = 1,
+        seeds: int | Adaptive = 1,
         root_seed: int | None = None,
         fixed: Mapping[str, Any] | None = None,
         batch_size: int | None = None,
         setup: Any = None,
         setup_name: str = "setup",
+        samples: Adaptive | None = None,
     ) -> None:
         self.simulation: Simulation = as_simulation(simulation)
         self.design = _check_design(design)
-        self.seeds = _check_seeds(seeds)
+        self.seeds: int | Adaptive = _check_seeds(seeds)
+        self.samples: Adaptive | None = None
+        self.growth: Growth | None = None
+        if samples is not None or not isinstance(self.seeds, int):
+            from .adaptive.checks import check_samples, growth_of
+
+            self.samples = check_samples(samples, self.seeds)
+            self.growth = growth_of(self.design, self.adaptive, self.seeds)
         self.root_seed = _check_root_seed(root_seed)
         self.fixed = _check_fixed(fixed, self.design)
         self.batch_size = _check_batch_size(batch_size)
@@ -102,23 +122,37 @@ class Ensemble:
             names.append(setup_name)
         self.simulation.check_parameters(names)
 
+    @property
+    def adaptive(self) -> Adaptive | None:
+        """The adaptive rule (``seeds=`` or ``samples=``), or None for a fixed-size ensemble."""
+        return self.samples if isinstance(self.seeds, int) else self.seeds
+
     def __len__(self) -> int:
-        return len(self.design) * self.seeds
+        """Members; for an adaptive ensemble, the most it can run (``max`` per point)."""
+        if self.growth is None:
+            return len(self.design) * int(self.seeds)  # type: ignore[arg-type]
+        design, seeds = self.growth.sized(self.growth.rule.max)
+        return len(design) * seeds
 
     def __repr__(self) -> str:
+        samples = f", samples={self.samples!r}" if self.samples is not None else ""
         return (
-            f"Ensemble({self.simulation.name}, {self.design!r}, seeds={self.seeds}, "
-            f"root_seed={self.root_seed}, fixed={self.fixed!r})"
+            f"Ensemble({self.simulation.name}, {self.design!r}, seeds={self.seeds!r}"
+            f"{samples}, root_seed={self.root_seed}, fixed={self.fixed!r})"
         )
 
     # -- planning --------------------------------------------------------------------
     def members(self, batch_size: int | None = None) -> Members:
-        """The member plan (design points x seeds, cut into blocks of ``batch_size``)."""
-        shape = (*self.design.shape, self.seeds)
+        """The member plan (design points x seeds, cut into blocks of ``batch_size``).
+
+        For an adaptive ensemble, the plan of its pilot (``initial`` per point).
+        """
+        design, seeds = self.design, self.seeds
+        if self.growth is not None:
+            design, seeds = self.growth.sized(self.growth.rule.initial)
+        shape = (*design.shape, seeds)
         block = block_shape_for(shape, batch_size or self.batch_size or 1000)
-        return Members(
-            self.design, self.seeds, self.root_seed, block, seed_bits=self.simulation.seed_bits
-        )
+        return Members(design, seeds, self.root_seed, block, seed_bits=self.simulation.seed_bits)
 
     def _job(self) -> Job:
         """The run as plain values for the planner (the shared setup built once)."""
@@ -157,12 +191,12 @@ class Ensemble:
         """The run as a JSON-ready dict (the store keeps it; :meth:`from_spec` inverts it)."""
         to_dict = getattr(self.simulation, "to_dict", None)
         sim = to_dict() if callable(to_dict) else {"function": self.simulation.name}
-        return {
-            "simulation": sim,
-            "design": self.design.to_dict(),
-            "fixed": self.fixed,
-            "run": {"seeds": self.seeds, "root_seed": self.root_seed},
-        }
+        seeds = self.seeds if isinstance(self.seeds, int) else self.seeds.to_dict()
+        run: dict[str, Any] = {"seeds": seeds, "root_seed": self.root_seed}
+        if self.samples is not None:
+            run["samples"] = self.samples.to_dict()
+        design = self.design.to_dict()
+        return {"simulation": sim, "design": design, "fixed": self.fixed, "run": run}
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], **kwargs: Any) -> Ensemble:
@@ -193,6 +227,7 @@ class Ensemble:
         from .execution.clients import cpu_count
         from .execution.graph import lazy_arrays
 
+        self._check_fixed_size("to_dataset()")
         runner = self._runner(
             running=False, batch_size=batch_size, n_workers=cpu_count(), on_error="raise"
         )
@@ -235,6 +270,7 @@ class Ensemble:
             stops the run). On the local pool a member stuck in compiled code has its
             worker process replaced; see ``docs/running.md``.
         """
+        self._check_fixed_size("compute()")
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
@@ -252,11 +288,21 @@ class Ensemble:
         report.print_failures(progress)
         return self._dataset(runner, report.outputs, report.status)
 
+    def _check_fixed_size(self, what: str) -> None:
+        if self.adaptive is not None:
+            msg = (
+                f"{what} needs a fixed number of members, but this ensemble is adaptive "
+                f"({self.adaptive!r}): its rounds run into a store, "
+                "to_zarr(path, until=Precision(...))"
+            )
+            raise SpecError(msg)
+
     def to_zarr(
         self,
         path: Any,
         *,
         mode: str = "w-",
+        until: Any = None,
         only: str | None = None,
         force: bool = False,
         scheduler: Any = None,
@@ -284,9 +330,18 @@ class Ensemble:
             when this ensemble extends the stored one (more seeds, more samples, appended
             grid values). A missing store (or an empty folder) is created, and a
             half-created one created again. Nothing but a Zarr store is ever replaced:
-            a folder with other files, or a file, is refused in every mode.
+            a folder with other files, or a file, is refused in every mode. An adaptive
+            run resumes where it stopped: it finishes the round in progress, then
+            decides again.
+        until : Precision, dict or list of them, optional
+            The precision target(s) of an adaptive ensemble (``seeds=Adaptive(...)`` or
+            ``samples=Adaptive(...)``): rounds add members where the target is not met
+            until every point meets it or reaches ``max``. Checked against the outputs
+            before any member runs. With ``mode="resume"``, default: the stored target.
         only : {None, "failed", "pending"}
-            With ``mode="resume"``: run only failed, or only pending, members.
+            With ``mode="resume"``: run only failed, or only pending, members. An
+            adaptive run reruns its failed members with ``only="failed"`` (by default
+            they stay failed, as the decisions counted them), then goes on.
         force : bool
             Break the writer lease of another process (only if it is surely dead).
         scheduler, progress, retries, batch_size, workers, timeout
@@ -312,6 +367,9 @@ class Ensemble:
             Another live process holds the store's writer lease, or its lease or path
             cannot be read. ``LeaseLostError`` (a ``StoreError``): a newer writer took the
             lease while this run was paused; it stopped before writing.
+        SpecError
+            ``until`` does not fit the outputs (unknown variable, steps), or is given
+            without an adaptive ensemble, or missing for one; nothing is written.
         """
         from .store import lifecycle  # the store's stack (zarr) loads when a store is used
         from .store.resume import todo_mask
@@ -323,6 +381,16 @@ class Ensemble:
             msg = f"only={only!r} selects members of a store to rerun; it needs mode='resume'"
             raise ValueError(msg)
         store = EnsembleStore(str(path), storage_options)
+        if self.growth is not None:
+            from .adaptive.run import RunOptions
+
+            options = RunOptions(on_error, retries, timeout, progress, force, only)
+            where = {"scheduler": scheduler, "workers": workers, "batch_size": batch_size}
+            return self._to_zarr_adaptive(store, mode, until, options, **where)
+        if until is not None:
+            from .adaptive.checks import refuse_until
+
+            refuse_until(until, self.seeds)
         self._check_store(store, mode)  # refuses before anything is written
         self.members()  # a run too large for this machine is refused before workers start
         with (
@@ -377,6 +445,48 @@ class Ensemble:
         )
         return action, plan
 
+    def _to_zarr_adaptive(
+        self, store: EnsembleStore, mode: str, until: Any, options: RunOptions, **where: Any
+    ) -> xr.Dataset:
+        """The rounds of an adaptive run (``ensembles.adaptive.run``) into ``store``.
+
+        As for a fixed run, the targets and the run are checked before anything is
+        written, and again once the writer lease is held; the lease and the backend (its
+        warm workers) are kept for every round.
+        """
+        from .adaptive.checks import check_run
+        from .adaptive.run import run_adaptive
+        from .store import lifecycle
+
+        # the pilot's members: one too large for this machine is refused here
+        declared = self.simulation.declared_schema({**self.members().params(0), **self.fixed})
+        job = self._adaptive_job(where["batch_size"])
+        check_run(store, mode, until, job, declared)  # refuses before anything is written
+        with (
+            lifecycle.writing(store, force=options.force) as store,  # held for every round
+            resolve_backend(where["scheduler"], workers=where["workers"]) as backend,
+        ):
+            job = self._adaptive_job(where["batch_size"], setup=True)
+            action, targets = check_run(store, mode, until, job, declared)  # the only writer
+            run_adaptive(store, job, targets, backend, options, action=action)
+        return store.open_dataset()
+
+    def _adaptive_job(self, batch_size: int | None, *, setup: bool = False) -> AdaptiveJob:
+        """The adaptive run as plain values (with the shared setup, built once, if asked)."""
+        from .adaptive.run import AdaptiveJob
+
+        if self.growth is None:
+            raise TypeError("not an adaptive ensemble")  # callers check self.growth
+        return AdaptiveJob(
+            self.simulation,
+            self.growth,
+            self.root_seed,
+            self.fixed,
+            self.spec(),
+            self._job().setup if setup else None,
+            batch_size or self.batch_size,
+        )
+
 
 # -- argument checks ---------------------------------------------------------------------
 
@@ -398,11 +508,12 @@ def _check_design(design: Any) -> Design:
     return design
 
 
-def _check_seeds(seeds: Any) -> int:
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
-        msg = f"seeds must be a positive integer (runs per design point), got {seeds!r}"
-        raise DesignError(msg)
-    return int(seeds)
+def _check_seeds(seeds: Any) -> int | Adaptive:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) and seeds >= 1:
+        return int(seeds)
+    from .adaptive.checks import check_seeds_rule
+
+    return check_seeds_rule(seeds)  # refuses anything else, saying what seeds= takes
 
 
 def _check_root_seed(root_seed: Any) -> int:

@@ -6,7 +6,7 @@ ensembles. An ensemble's Dataset has the design dims (one per grid parameter, or
 ``sample``), then ``seed``, then each output's own dims::
 
     M            (T, seed, sweep)   an output
-    status       (T, seed)          int8 member status: PENDING, OK or FAILED
+    status       (T, seed)          int8 member status: PENDING, OK, FAILED or SKIPPED
     member_seed  (T, seed)          int64 seed each member received
     wall_time    (T, seed)          float32 seconds spent per member
     error        (T, seed)          str "Type: message" of a failed member
@@ -32,6 +32,7 @@ __all__ = [
     "RESERVED",
     "SAMPLE_DIM",
     "SEED_DIM",
+    "SKIPPED",
     "STATUS",
     "STATUS_ATTRS",
     "STATUS_NAMES",
@@ -40,9 +41,10 @@ __all__ = [
     "fill_value",
 ]
 
-#: Member status codes, stored in ``status``.
-PENDING, OK, FAILED = 0, 1, 2
-STATUS_NAMES = {PENDING: "pending", OK: "ok", FAILED: "failed"}
+#: Member status codes, stored in ``status``: not run yet, ran, failed, and not run because
+#: an adaptive run decided its design point needed no more members (never run on resume).
+PENDING, OK, FAILED, SKIPPED = 0, 1, 2, 3
+STATUS_NAMES = {PENDING: "pending", OK: "ok", FAILED: "failed", SKIPPED: "skipped"}
 
 #: Dims every ensemble has: the seed index of a member, and a sampled design's point.
 SEED_DIM = "seed"
@@ -63,8 +65,8 @@ BOOKKEEPING = (STATUS, MEMBER_SEED, WALL_TIME, ERROR, ATTEMPTS)
 RESERVED = (SEED_DIM, "rng", SAMPLE_DIM)
 
 STATUS_ATTRS = {
-    "flag_values": [PENDING, OK, FAILED],
-    "flag_meanings": " ".join(STATUS_NAMES[c] for c in (PENDING, OK, FAILED)),
+    "flag_values": [PENDING, OK, FAILED, SKIPPED],
+    "flag_meanings": " ".join(STATUS_NAMES[c] for c in (PENDING, OK, FAILED, SKIPPED)),
     "long_name": "member status",
 }
 

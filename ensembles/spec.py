@@ -11,6 +11,13 @@ A spec has four tables::
     [run]                       # seeds, root_seed and run options
     seeds = 4
     root_seed = 42
+
+An adaptive run gives its growth rule as ``seeds`` (or ``samples``) and its target as
+``until`` (one table, or a list of them)::
+
+    [run]
+    seeds = {initial = 16, max = 1024}
+    until = {var = "M", stat = "mean", halfwidth = 0.005, reduce = "mean"}
 """
 
 from __future__ import annotations
@@ -37,7 +44,16 @@ __all__ = [
 ]
 
 _TOP = ("simulation", "design", "fixed", "run")
-_RUN_KEYS = ("seeds", "root_seed", "batch_size", "on_error", "retries", "timeout")
+_RUN_KEYS = (
+    "seeds",
+    "samples",
+    "root_seed",
+    "batch_size",
+    "on_error",
+    "retries",
+    "timeout",
+    "until",
+)
 
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -148,6 +164,9 @@ def ensemble_arguments(spec: Mapping[str, Any], **overrides: Any) -> dict[str, A
     >>> args = ensemble_arguments(spec)
     >>> args["design"], args["seeds"], args["fixed"]
     (Grid(T=[1.5, 2.0]), 2, {'L': 16})
+    >>> spec["run"]["seeds"] = {"initial": 16, "max": 256}
+    >>> ensemble_arguments(spec)["seeds"]
+    Adaptive(initial=16, max=256, grow='seed', safety=1.2, growth=4.0, pow2=False)
     """
     from .sweep import design_from_dict
 
@@ -157,11 +176,13 @@ def ensemble_arguments(spec: Mapping[str, Any], **overrides: Any) -> dict[str, A
         args = {
             "simulation": simulation_from_spec(spec["simulation"]),
             "design": design_from_dict(spec["design"]),
-            "seeds": run.get("seeds", 1),
+            "seeds": _rule(run.get("seeds", 1)),
             "root_seed": _root_seed(run.get("root_seed")),
             "fixed": dict(spec.get("fixed", {})),
             "batch_size": run.get("batch_size"),
         }
+        if "samples" in run:
+            args["samples"] = _rule(run["samples"])
     except EnsembleError:
         raise
     except (TypeError, KeyError) as exc:
@@ -171,6 +192,15 @@ def ensemble_arguments(spec: Mapping[str, Any], **overrides: Any) -> dict[str, A
     return args
 
 
+def _rule(value: Any) -> Any:
+    """An adaptive rule given as a table (``{initial = 16, max = 1024}``), else the value."""
+    if isinstance(value, Mapping):
+        from .adaptive.rules import Adaptive
+
+        return Adaptive.from_dict(value)
+    return value
+
+
 def _root_seed(value: Any) -> Any:
     if isinstance(value, str) and value.isdigit():  # stores keep huge roots as strings
         return int(value)
@@ -178,6 +208,7 @@ def _root_seed(value: Any) -> Any:
 
 
 def run_options(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Options of the ``[run]`` table that go to ``to_zarr`` (on_error, retries, timeout)."""
+    """Options of the ``[run]`` table that go to ``to_zarr`` (on_error, retries, timeout,
+    until)."""
     run = spec.get("run", {})
-    return {k: run[k] for k in ("on_error", "retries", "timeout") if k in run}
+    return {k: run[k] for k in ("on_error", "retries", "timeout", "until") if k in run}

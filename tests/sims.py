@@ -326,3 +326,38 @@ class Polynomial(Simulation):
 
     def to_dict(self):
         return {"function": "tests.sims:Polynomial"}
+
+
+@simulation(
+    outputs=lambda *, n=4, **_: {
+        "y": Output(dims=(), shape=(), dtype="float64"),
+        "z": Output(dims=("step",), shape=(n,), dtype="float64"),
+    },
+    coords=lambda *, n=4, **_: {"step": np.arange(n) * 10},
+    releases_gil=True,
+)
+def spread(*, seed, a, n=4, log=None, delay=0.0, fail_flag=None, gate=None, gate_after=0):
+    """Normal members whose spread is ``a`` (for adaptive runs); logs each call.
+
+    While the file ``fail_flag`` exists, members whose seed is a multiple of 5 fail. While
+    the file ``gate`` exists, members that start once ``log`` holds ``gate_after`` calls
+    wait (at most 5 minutes), so a test can act while a later round is running.
+    """
+    import time
+
+    if fail_flag is not None and os.path.exists(fail_flag) and seed % 5 == 0:
+        msg = f"seed {seed} fails while {fail_flag} exists"
+        raise ValueError(msg)
+    if gate is not None and log is not None and os.path.exists(log):
+        with open(log) as f:
+            calls = sum(1 for _ in f)
+        deadline = time.monotonic() + 300
+        while calls >= gate_after and os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    if delay:
+        time.sleep(delay)
+    if log is not None:
+        with open(log, "a") as f:
+            f.write(f"{a} {seed}\n")
+    rng = np.random.default_rng(seed)
+    return {"y": rng.normal(0.0, a), "z": a + rng.normal(0.0, a, size=n)}

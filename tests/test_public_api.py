@@ -30,6 +30,8 @@ EXPECTED = {
     "simulation",
     # running and storing
     "Ensemble",
+    "Adaptive",
+    "Precision",
     "open_ensemble",
     # errors
     "AnalysisError",

@@ -84,7 +84,7 @@ def test_store_layout_and_plain_xarray(tmp_path):
     assert prov["host"]
     assert prov["created"]
     assert plain.attrs["ensembles_finished"] >= prov["created"]
-    assert plain["status"].attrs["flag_meanings"] == "pending ok failed"
+    assert plain["status"].attrs["flag_meanings"] == "pending ok failed skipped"
     # one chunk per block along member dims; small outputs stay whole along their dims
     assert plain["z"].encoding["chunks"][-1] == 5
     assert plain["z"].encoding["chunks"][:2] == tuple(

@@ -4,7 +4,9 @@
 quantile or the standard deviation of an output), :class:`Adaptive` how members grow
 (pilot size, cap, safety factor), and :func:`decide` turns the stored values into the next
 round's members per point, deterministically, with a stopping rule that keeps the stated
-coverage (see ``docs/adaptive.md``).
+coverage (see ``docs/adaptive.md``). ``Ensemble.to_zarr(until=...)`` runs the rounds
+(``run``): it reads the judged values from the store (``read``), records every round
+(``record``) and grows the seed or sample dim in place (``growth``).
 """
 
 from .decide import Decision, decide

@@ -143,7 +143,7 @@ class Decision:
     def report(self) -> str:
         """Plain-text account of the points that stopped at ``max`` without converging."""
         lines = []
-        for index in zip(*np.nonzero(self.at_max), strict=True):
+        for index in np.argwhere(self.at_max):  # also for a single point (0-d arrays)
             point = tuple(int(i) for i in index)
             missed = [
                 f"{r.target.describe()} reached only +- {_width(r.target, r.achieved[point])}"
@@ -311,6 +311,7 @@ def decide(
     dims: Mapping[str, Sequence[str]] | None = None,
     coords: Mapping[str, Any] | None = None,
     block: int = 1,
+    prejudged: bool = False,
 ) -> Decision:
     """Decide the next round of an adaptive run from the members stored so far.
 
@@ -335,6 +336,11 @@ def decide(
     block : int, default 1
         Members per unit of ``n`` along the member axis, when the grown dim is flattened
         with another (``sample x seed`` when samples grow with several seeds each).
+    prejudged : bool, default False
+        ``values`` are already the judged values (``steps`` selected and ``reduce``
+        applied, as :func:`~ensembles.adaptive.select.judged` gives them): a sequence of
+        arrays ``(*points, members, positions)``, one per target, in order. An engine
+        that reads a store prepares them chunk by chunk.
 
     Returns
     -------
@@ -361,10 +367,16 @@ def decide(
     pilot = rule.pilot(targets, block)
     n = _counts(n)
     attempted = n * block
+    if prejudged and (isinstance(values, Mapping) or len(values) != len(targets)):
+        msg = f"prejudged values must be a sequence of {len(targets)} arrays, one per target"
+        raise SpecError(msg)
     results, wanted, projected = [], [], []
-    for target in targets:
-        raw = np.asarray(_variable(values, target))
-        data = judged(raw, target, n.ndim, (dims or {}).get(target.var), coords)
+    for i, target in enumerate(targets):
+        if prejudged:
+            raw = data = np.asarray(values[i], dtype=np.float64)
+        else:
+            raw = np.asarray(_variable(values, target))
+            data = judged(raw, target, n.ndim, (dims or {}).get(target.var), coords)
         if data.shape[: n.ndim] != n.shape or data.shape[n.ndim] < attempted.max(initial=0):
             msg = (
                 f"values of {target.var!r} have shape {raw.shape}: expected the points "

@@ -3,7 +3,8 @@
 The store holds the grown dim (``seed``, or ``sample``) at its largest extent; each point
 uses a prefix of it. :func:`todo_mask` is the next round's members (what an engine runs),
 :func:`skipped_mask` the members the rule decided not to run, which get the status
-:data:`SKIPPED` when the run ends, so that they are told apart from pending and failed ones.
+:data:`~ensembles.layout.SKIPPED` (3), so that they are told apart from pending and failed
+ones. Statistics use only status 1 (ok), so skipped members never count.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpecError
+from ..layout import SKIPPED
 
 __all__ = ["SKIPPED", "skipped_mask", "todo_mask"]
-
-SKIPPED = 3
-"""Proposed status of a member the adaptive rule decided not to run (0 pending, 1 ok,
-2 failed). Statistics use only status 1, so skipped members never count."""
 
 
 def _counts(name: str, value: Any) -> np.ndarray:

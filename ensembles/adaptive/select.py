@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import SpecError
 from .rules import Precision, as_targets
 
-__all__ = ["check_targets", "judged"]
+__all__ = ["check_targets", "judged", "step_positions"]
 
 
 def _short(values: np.ndarray) -> str:
@@ -88,6 +88,26 @@ def _indices(
         raise SpecError(msg)
     chosen = {dim: _label_positions(target, dim, labels, coords) for dim, labels in target.steps}
     return [chosen.get(dim) for dim in dims]
+
+
+def step_positions(
+    target: Precision,
+    dims: Sequence[str],
+    sizes: Sequence[int],
+    coords: Mapping[str, Any] | None = None,
+) -> list[np.ndarray | None]:
+    """Per output dim, the positions a target's ``steps`` select (None: every position).
+
+    Examples
+    --------
+    >>> from ensembles.adaptive import Precision
+    >>> p = Precision("M", halfwidth=0.1, steps={"sweep": [20, 40]})
+    >>> step_positions(p, ("sweep",), (4,), {"sweep": np.array([10, 20, 30, 40])})
+    [array([1, 3])]
+    >>> step_positions(Precision("M", halfwidth=0.1, steps=[-1]), ("sweep",), (4,))
+    [array([3])]
+    """
+    return _indices(target, tuple(dims), list(sizes), coords)
 
 
 def check_targets(

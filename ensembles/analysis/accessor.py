@@ -179,6 +179,14 @@ class EnsembleAccessor(Generic[Obj]):
 
         return plot.plot_envelope(self._obj, over=over, q=q, hue=hue, ax=ax, **kwargs)
 
+    def plot_members(
+        self, x: Hashable | None = None, over: Any = None, ax: Axes | None = None, **kwargs: Any
+    ) -> Axes:
+        """Members used per design point, as bars; see :func:`.plot.plot_members`."""
+        from . import plot
+
+        return plot.plot_members(self._obj, x=x, over=over, ax=ax, **kwargs)
+
     def plot_sensitivity(
         self, param: Hashable, over: Any = None, ax: Axes | None = None, **kwargs: Any
     ) -> Axes:

@@ -1,4 +1,4 @@
-"""Matplotlib figures of ensembles: envelopes, sensitivity to a parameter, heatmaps.
+"""Matplotlib figures of ensembles: envelopes, members per point, sensitivity, heatmaps.
 
 Each function computes what it draws (these are the only eager calls of the analysis
 API), draws on ``ax`` or on a new figure (:data:`DPI` dots per inch, as the CLI saves),
@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AnalysisError
-from ..layout import STATUS
+from ..layout import FAILED, OK, SEED_DIM, SKIPPED, STATUS
 from . import reduce
 from .arguments import check_envelope_q, member_dims, resolve_over
 from .summary import aggregate_outputs, output_dims, parameter_names
@@ -25,7 +25,15 @@ from .summary import aggregate_outputs, output_dims, parameter_names
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["DPI", "MAX_LINES", "axis_label", "plot_envelope", "plot_heatmap", "plot_sensitivity"]
+__all__ = [
+    "DPI",
+    "MAX_LINES",
+    "axis_label",
+    "plot_envelope",
+    "plot_heatmap",
+    "plot_members",
+    "plot_sensitivity",
+]
 
 DPI = 120
 """Resolution of new figures, so ``ax.figure.savefig(...)`` matches ``ensembles plot``."""
@@ -300,6 +308,87 @@ def _draw_band(
             linestyle="--",
             label="median" if band_label else None,
         )
+
+
+def plot_members(
+    obj: xr.DataArray | xr.Dataset,
+    x: Hashable | None = None,
+    over: Any = None,
+    ax: Axes | None = None,
+    *,
+    log: bool = False,
+) -> Axes:
+    """Bars of the members each design point used (ok), with failed ones stacked on top.
+
+    Drawn under an envelope, it shows where an adaptive run spent its members (they peak
+    where the output varies most); for any ensemble it shows how many members each
+    point's statistics rest on. Skipped (3) and pending (0) members are not drawn.
+
+    Parameters
+    ----------
+    obj : DataArray or Dataset
+        Ensemble data with its ``status`` coordinate.
+    x : str, optional
+        A design dim or a parameter along one (``"T"``, also ``T(sample)``); default the
+        only design dim.
+    over : str or tuple of str, optional
+        Member dims counted at each ``x``; default every member dim except ``x``'s.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+    log : bool, default False
+        Logarithmic member axis (counts from tens to thousands).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt  # doctest: +SKIP
+    >>> fig, (top, bottom) = plt.subplots(2, 1, sharex=True)  # doctest: +SKIP
+    >>> plot_envelope(ds["M"].mean("sweep"), over="seed", ax=top)  # doctest: +SKIP
+    >>> plot_members(ds, x="T", ax=bottom)  # doctest: +SKIP
+    """
+    if STATUS not in obj.coords:
+        msg = "plot_members needs the ensemble's status coordinate (open the store with it)"
+        raise AnalysisError(msg)
+    status = obj.coords[STATUS]
+    if x is None:
+        design = [d for d in status.dims if d != SEED_DIM]
+        if len(design) != 1:
+            msg = f"cannot choose x among the design dims {design!r}: pass x=..."
+            raise AnalysisError(msg)
+        along = [p for p in parameter_names(status) if status[p].dims == (design[0],)]
+        x = along[0] if len(along) == 1 else design[0]
+    x_dim = _hue_dim(status, x)
+    dims = resolve_over(status, over, keep=(x_dim,))
+    counts = xr.Dataset({"ok": (status == OK).sum(dims), "failed": (status == FAILED).sum(dims)})
+    counts = counts.compute()
+    extra = [d for d in counts.dims if d != x_dim]
+    if extra:
+        msg = f"dims {extra!r} remain besides x={x!r}: add them to over="
+        raise AnalysisError(msg)
+    xs = _coord_values(counts, x)
+    numeric = np.issubdtype(xs.dtype, np.number) and xs.size > 0
+    spacing = np.diff(np.unique(xs)) if numeric else np.array([])
+    width = 0.8 * float(spacing.min()) if spacing.size else 0.8
+    where = xs if numeric else np.arange(xs.size)
+    ax = _new_axes(ax)
+    ok, failed = counts["ok"].values, counts["failed"].values
+    ax.bar(where, ok, width, color="C0", label="ok")
+    if failed.any():
+        ax.bar(where, failed, width, bottom=ok, color="C3", label="failed")
+        _legend(ax)
+    if not numeric:
+        ax.set_xticks(where, [str(v) for v in xs])
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(axis_label(counts[x], x) if x in counts.coords else str(x))
+    ax.set_ylabel("members")
+    skipped = int((status == SKIPPED).sum())
+    note = f"; {skipped} not needed (adaptive)" if skipped else ""
+    ax.set_title(f"members per {x}: {int(ok.sum())} ok{note}")
+    return ax
 
 
 def _scalar_output(da: xr.DataArray, aggregate: Any, over: tuple[Hashable, ...]) -> xr.DataArray:

@@ -319,7 +319,7 @@ def to_frame(
     -------
     pandas.DataFrame
         Columns: the design dims and parameter coordinates, ``seed``, ``member_seed``,
-        ``status`` (0 pending, 1 ok, 2 failed), the output dims (``sweep``), the
+        ``status`` (0 pending, 1 ok, 2 failed, 3 skipped), the output dims (``sweep``), the
         variables, then any other coordinates. Every member is listed; keep
         ``df[df.status == 1]`` for the members that ran.
 

@@ -103,13 +103,17 @@ def run_blocks(
     store: EnsembleStore | None = None,
     progress: bool = True,
     timeout: float | None = None,
+    label: str = "members",
+    note: str | None = None,
 ) -> RunReport:
     """Run the members of ``runner`` (those in ``todo``, default all) on ``backend``.
 
     With a ``store``, results go into it as blocks finish (written by the driver for the
     local pool, by each task on dask); without one, they are gathered into the report's
     arrays. A member that kills its worker, or runs longer than ``timeout`` seconds, is
-    recorded as failed and the rest of its block runs again.
+    recorded as failed and the rest of its block runs again. The progress line starts
+    with ``label``; ``note`` is a line shown above it when the run starts (default: how
+    many members a resumed run still has to run).
     """
     members = runner.members
     total = len(members) if todo is None else int(np.count_nonzero(todo))
@@ -122,8 +126,10 @@ def run_blocks(
         report.status = np.zeros(members.shape, dtype=np.int8)
     tasks_write = store is not None and not backend.driver_writes
     func, shared = (run_item_and_store, (runner, store)) if tasks_write else (run_item, runner)
-    bar = Progress(total, enabled=progress, client=backend.dashboard)
-    if todo is not None and total < len(members):
+    bar = Progress(total, label=label, enabled=progress, client=backend.dashboard)
+    if note is not None:
+        bar.message(note)
+    elif todo is not None and total < len(members):
         bar.message(f"resuming: {total} of {len(members)} members to run")
     outcomes = backend.run(
         func,

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layout import FAILED, OK, PENDING
+from ..layout import FAILED, OK, PENDING, SKIPPED
 from .zarr_store import EnsembleStore
 
 __all__ = ["describe"]
@@ -25,8 +25,11 @@ def describe(
     dict
         ``path``, ``simulation``, ``design`` (its dict form), ``fixed``, ``seeds``,
         ``root_seed``, ``dims`` (name -> size), ``outputs``, ``members`` (counts of
-        ok/failed/pending/total), ``errors`` (failed members counted by the first line of
-        their error), ``created``/``finished`` times and package versions.
+        ok/failed/pending/total, and skipped for an adaptive run), ``errors`` (failed members
+        counted by the first line of their error), ``created``/``finished`` times, package
+        versions, and for an adaptive run ``adaptive``: its state, rounds, points converged
+        and the widest half-width per target (:func:`~ensembles.adaptive.record.record_summary`),
+        with the rule and the targets.
 
     Examples
     --------
@@ -45,7 +48,16 @@ def describe(
             first = str(text).splitlines()[0] if str(text) else "(no message)"
             errors[first] = errors.get(first, 0) + 1
     provenance = json.loads(attrs.get("ensembles_provenance", "{}"))
-    return {
+    members = {
+        "ok": int(np.count_nonzero(status == OK)),
+        "failed": int(np.count_nonzero(status == FAILED)),
+        "pending": int(np.count_nonzero(status == PENDING)),
+        "total": int(status.size),
+    }
+    adaptive = _adaptive(store)
+    if adaptive is not None or (status == SKIPPED).any():
+        members["skipped"] = int(np.count_nonzero(status == SKIPPED))
+    info = {
         "path": store.path,
         "simulation": spec["simulation"].get("function") or spec["simulation"],
         "design": spec["design"],
@@ -55,14 +67,22 @@ def describe(
         "dims": {str(k): int(v) for k, v in ds.sizes.items()},
         "member_dims": list(ds["status"].dims),
         "outputs": [str(v) for v in ds.data_vars],
-        "members": {
-            "ok": int(np.count_nonzero(status == OK)),
-            "failed": int(np.count_nonzero(status == FAILED)),
-            "pending": int(np.count_nonzero(status == PENDING)),
-            "total": int(status.size),
-        },
+        "members": members,
         "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
         "created": provenance.get("created"),
         "finished": attrs.get("ensembles_finished"),
         "versions": provenance.get("versions", {}),
     }
+    if adaptive is not None:
+        info["adaptive"] = adaptive
+    return info
+
+
+def _adaptive(store: EnsembleStore) -> dict[str, Any] | None:
+    """The state of an adaptive run from the store's record (None for other stores)."""
+    from ..adaptive.record import read_record, record_summary
+
+    record = read_record(store)
+    if record is None:
+        return None
+    return {**record_summary(record), "rule": record["rule"], "until": record["until"]}

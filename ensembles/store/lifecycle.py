@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SpecError, StoreError, StoreExistsError
-from ..layout import FAILED, OK, PENDING
+from ..layout import FAILED, OK, PENDING, SKIPPED
 from ..sweep.values import first_nonfinite
 from . import trust
 from .lease import LEASE_GROUP, Lease
@@ -155,13 +155,18 @@ def lay_out(
     *,
     action: str,
     grows: bool = False,
+    started: bool = True,
+    member_coords: bool = True,
 ) -> None:
     """Create the store's layout for a new run, or grow a resumed one to the template.
 
     A new store (``action`` ``"create"`` or ``"replace"``) is written with the
     template's attributes and its start time; the outputs' codecs are chosen from the
     values of members the planner already ran. Every spec written is remembered as this
-    user's (see :mod:`ensembles.store.trust`).
+    user's (see :mod:`ensembles.store.trust`). A resumed store records a new start time
+    unless ``started=False`` (the later rounds of an adaptive run, which belong to the
+    run that started them). ``member_coords=False`` leaves the new members'
+    ``member_seed`` to the caller (an adaptive run writes it for the members it runs only).
     """
     if action not in ACTIONS:
         msg = f"action must be one of {ACTIONS!r}, got {action!r}"
@@ -178,17 +183,22 @@ def lay_out(
     if grows:
         attrs = {k: v for k, v in template.attrs.items() if k != PROVENANCE}
         trust.remember(attrs[SPEC_ATTR])
-        store.grow(template, attrs)
-    store.update_attrs(**{STARTED: now()})
+        store.grow(template, attrs, member_coords=member_coords)
+    if started:
+        store.update_attrs(**{STARTED: now()})
 
 
 def status_counts(status: np.ndarray) -> dict[str, int]:
-    """Members ok, failed and pending."""
-    return {
+    """Members ok, failed and pending (and skipped by an adaptive run, when there are any)."""
+    counts = {
         "ok": int(np.count_nonzero(status == OK)),
         "failed": int(np.count_nonzero(status == FAILED)),
         "pending": int(np.count_nonzero(status == PENDING)),
     }
+    skipped = int(np.count_nonzero(status == SKIPPED))
+    if skipped:
+        counts["skipped"] = skipped
+    return counts
 
 
 def finish(store: EnsembleStore) -> None:

@@ -66,6 +66,7 @@ def plan_resume(
     design: Design,
     simulation: Simulation,
     fixed: Mapping[str, Any],
+    seeds: int | None = None,
 ) -> ResumePlan:
     """Check that a run continues the one in ``store``; raise what differs if not.
 
@@ -76,6 +77,9 @@ def plan_resume(
         The run as ``Ensemble.spec()`` gives it (simulation, design, fixed, run).
     design, simulation, fixed
         The run's design, simulation and fixed values.
+    seeds : int, optional
+        Seeds per point to lay out; default ``spec["run"]["seeds"]`` (an adaptive run,
+        whose spec holds its rule there, gives the extent of its current round).
 
     Raises
     ------
@@ -84,7 +88,8 @@ def plan_resume(
         dims, changed design values, fewer seeds), before anything is written.
     """
     stored = store.spec()
-    seeds, root_seed = int(spec["run"]["seeds"]), int(spec["run"]["root_seed"])
+    seeds = int(spec["run"]["seeds"] if seeds is None else seeds)
+    root_seed = int(spec["run"]["root_seed"])
     diffs = _spec_differences(stored, spec)
     block = tuple(int(b) for b in stored["block"])
     members = Members(
@@ -136,6 +141,22 @@ def _spec_differences(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> lis
     old_root, new_root = int(stored["run"]["root_seed"]), int(mine["run"]["root_seed"])
     if old_root != new_root:
         diffs.append(f"root_seed: the store has {old_root}, this run {new_root}")
+    old_rule, new_rule = _adaptive_rule(stored["run"]), _adaptive_rule(mine["run"])
+    if (old_rule is None) != (new_rule is None):
+        old, new = (
+            "a fixed number of seeds" if rule is None else f"the adaptive rule {_short(rule)}"
+            for rule in (old_rule, new_rule)
+        )
+        diffs.append(
+            f"seeds: the store holds {old}, this run {new}; an adaptive store continues "
+            "adaptively, and a fixed one with fixed seeds"
+        )
+        return diffs
+    if old_rule is not None:  # an adaptive store only grows: its rounds decide the extent
+        old_seeds, new_seeds = stored["run"]["seeds"], mine["run"]["seeds"]
+        if not isinstance(old_seeds, Mapping) and old_seeds != new_seeds:
+            diffs.append(f"seeds per sample: the store has {old_seeds}, this run {new_seeds}")
+        return diffs
     old_seeds, new_seeds = int(stored["run"]["seeds"]), int(mine["run"]["seeds"])
     if new_seeds < old_seeds:
         diffs.append(
@@ -143,6 +164,13 @@ def _spec_differences(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> lis
             "ensemble can grow, not shrink (open the store and select fewer seeds instead)"
         )
     return diffs
+
+
+def _adaptive_rule(run: Mapping[str, Any]) -> Any:
+    """The adaptive rule of a run table (``seeds`` or ``samples`` as a table), or None."""
+    if isinstance(run.get("seeds"), Mapping):
+        return dict(run["seeds"])
+    return dict(run["samples"]) if isinstance(run.get("samples"), Mapping) else None
 
 
 def _design_differences(group: Any, members: Members, design: Design) -> list[str]:

@@ -8,7 +8,7 @@ Layout of a store (readable by plain ``xarray.open_zarr``)::
                            chunked one block per chunk along member dims, in about 4
                            slabs along output dims, blosc-lz4 + shuffle (raw when
                            that does not pay: compressors_for), fill NaN
-      status               int8 per member: 0 pending, 1 ok, 2 failed (CF flag attrs)
+      status               int8 per member: 0 pending, 1 ok, 2 failed, 3 skipped (CF flags)
       wall_time            float32 seconds per member
       member_seed          int64 seed each member received
       T, sample, seed, ... coordinates
@@ -35,6 +35,7 @@ import zarr
 
 from ..errors import LeaseLostError, StoreError
 from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult, fill_value
+from .chunks import grown_regions
 from .codecs import check_codecs, compressors_for
 from .keys import Keys, is_url
 from .lease import LEASE_GROUP, Fence
@@ -384,17 +385,33 @@ class EnsembleStore:
         self._check_fence()  # a newer writer may have taken over while the data was written
         put("status", result.status)()  # last: ok only once the data is there
 
+    def set_status(self, mask: np.ndarray, code: int) -> None:
+        """Set the status of the members in ``mask`` to ``code`` (see :func:`.chunks.code_writes`).
+
+        For the driver between runs: an adaptive run marks the members it did not need as
+        skipped. Only the chunks ``mask`` touches are written, concurrently.
+        """
+        from .chunks import code_writes
+
+        self._check_fence()
+        concurrently(code_writes(self._array(STATUS), mask, code))
+
     def _member_shape(self) -> tuple[int, ...]:
         return tuple(self._array("status").shape)
 
     # -- growth (extend) ---------------------------------------------------------------
-    def grow(self, template: xr.Dataset, attrs: Mapping[str, Any]) -> None:
+    def grow(
+        self, template: xr.Dataset, attrs: Mapping[str, Any], member_coords: bool = True
+    ) -> None:
         """Grow the member dims to the template's sizes, keeping every written member.
 
         Arrays over member dims are resized; coordinates are rewritten with the template's
-        values (old values are a prefix of the new ones, checked by the caller); the new
-        members read as pending. Repeating it after an interruption is harmless: the
-        metadata is consolidated, and only then are the spec attrs written, last.
+        values (old values are a prefix of the new ones, checked by the caller; those over
+        every member dim, such as ``member_seed``, are not written with
+        ``member_coords=False``: an adaptive run writes them for the members it runs,
+        :meth:`write_member_coords`); the new members read as pending. Repeating it after
+        an interruption is harmless: the metadata is consolidated, and only then are the
+        spec attrs written, last.
         """
         self._check_fence()
         group = zarr.open_group(
@@ -413,18 +430,31 @@ class EnsembleStore:
             dims = tuple(var.dims)
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
-            group[name][...] = _stable_strings(var.values)
+            if dims != mdims or member_coords:  # whole: a repeated grow writes them too
+                group[name][...] = _stable_strings(var.values)
         status = group["status"]
-        for i, (old, new) in enumerate(zip(old_shape, new_shape, strict=True)):
-            if new > old:  # members in grown edge chunks must read as pending
-                region = tuple(
-                    slice(old, new) if j == i else slice(0, new_shape[j])
-                    for j in range(len(mdims))
-                )
-                status[region] = 0
+        # members in grown edge chunks must read as pending (chunks beyond were never written)
+        for region in grown_regions(old_shape, new_shape, status.chunks):
+            status[region] = 0
         self._forget()
         self.consolidate()
         self._set_attrs(attrs)
+
+    def write_member_coords(self, template: xr.Dataset, mask: np.ndarray) -> None:
+        """Write the per-member coordinates (``member_seed``) of the chunks holding the
+        members in ``mask``, whole, from the template (the store's current member grid)."""
+        from .chunks import chunk_writes
+
+        mdims = tuple(template[STATUS].dims)
+        names = [n for n, v in template.coords.items() if tuple(v.dims) == mdims and n != STATUS]
+        if not np.any(mask) or not names:
+            return
+        self._check_fence()
+        group = zarr.open_group(
+            self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False
+        )
+        values = {name: np.asarray(template[name].values) for name in names}
+        concurrently([w for n in names for w in chunk_writes(group[n], values[n], mask)])
 
     # -- attributes --------------------------------------------------------------------
     def update_attrs(self, **attrs: Any) -> None:
