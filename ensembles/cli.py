@@ -402,7 +402,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .store.describe import describe
+    from .describe import describe
 
     info = describe(args.store)
     report, table = "", None

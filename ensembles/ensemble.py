@@ -398,24 +398,7 @@ class Ensemble:
             resolve_backend(scheduler, workers=workers) as backend,
         ):
             action, plan = self._check_store(store, mode)  # again, now the only writer
-            if plan is not None:
-                runner = self._job().runner(
-                    plan.members,
-                    plan.schema,
-                    on_error=on_error,
-                    retries=retries,
-                    member_timeout=timeout,
-                )
-            else:
-                runner = self._runner(
-                    running=True,
-                    batch_size=batch_size,
-                    n_workers=backend.workers,
-                    on_error=on_error,
-                    retries=retries,
-                    timeout=timeout,
-                    backend=backend,
-                )
+            runner = self._store_runner(plan, backend, batch_size, on_error, retries, timeout)
             template = self._dataset(runner, *placeholders(runner))
             grows = plan is not None and plan.grows
             lifecycle.lay_out(store, template, runner, action=action, grows=grows)
@@ -426,6 +409,34 @@ class Ensemble:
             lifecycle.finish(store)
         report.print_failures(progress, where=store.path)
         return store.open_dataset()
+
+    def _store_runner(
+        self,
+        plan: ResumePlan | None,
+        backend: Any,
+        batch_size: Any,
+        on_error: str,
+        retries: int,
+        timeout: float | None,
+    ) -> BlockRunner:
+        """The runner of a new run, or of the members a resumed store lacks."""
+        if plan is not None:
+            return self._job().runner(
+                plan.members,
+                plan.schema,
+                on_error=on_error,
+                retries=retries,
+                member_timeout=timeout,
+            )
+        return self._runner(
+            running=True,
+            batch_size=batch_size,
+            n_workers=backend.workers,
+            on_error=on_error,
+            retries=retries,
+            timeout=timeout,
+            backend=backend,
+        )
 
     def _check_store(self, store: EnsembleStore, mode: str) -> tuple[str, ResumePlan | None]:
         """What ``mode`` does at the store (see ``lifecycle.check_target``); for a resume,

@@ -18,9 +18,9 @@ import ensembles as ens
 from ensembles.adaptive import decide
 from ensembles.adaptive.record import read_record
 from ensembles.cli import main
+from ensembles.describe import describe
 from ensembles.errors import DesignError, SpecError, StoreError, StoreMismatchError
 from ensembles.layout import FAILED, OK, PENDING, SKIPPED
-from ensembles.store.describe import describe
 from ensembles.store.resume import todo_mask
 from ensembles.store.zarr_store import EnsembleStore
 

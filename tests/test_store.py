@@ -136,7 +136,7 @@ def test_failures_are_recorded_as_data(tmp_path, capsys):
     assert (ds["attempts"].values == 1).all()
     assert np.isfinite(ds["wall_time"].values).all()
     assert "2 of 6 members failed" in capsys.readouterr().err
-    from ensembles.store.describe import describe
+    from ensembles.describe import describe
 
     info = describe(tmp_path / "f.zarr")
     assert info["members"] == {"ok": 4, "failed": 2, "pending": 0, "total": 6}

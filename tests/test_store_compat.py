@@ -20,8 +20,8 @@ import zarr
 
 import ensembles as ens
 from ensembles.cli import main
+from ensembles.describe import describe
 from ensembles.errors import StoreMismatchError
-from ensembles.store.describe import describe
 
 from . import sims, store_sims
 

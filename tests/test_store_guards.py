@@ -21,8 +21,8 @@ import xarray as xr
 
 import ensembles as ens
 from ensembles.cli import main
+from ensembles.describe import describe
 from ensembles.errors import StoreError, StoreExistsError
-from ensembles.store.describe import describe
 from ensembles.store.zarr_store import EnsembleStore
 
 from . import sims, store_sims

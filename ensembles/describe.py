@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..layout import FAILED, OK, PENDING, SKIPPED
-from .zarr_store import EnsembleStore
+from .layout import FAILED, OK, PENDING, SKIPPED
+from .store.zarr_store import EnsembleStore
 
 __all__ = ["describe"]
 
@@ -80,7 +80,7 @@ def describe(
 
 def _adaptive(store: EnsembleStore) -> dict[str, Any] | None:
     """The state of an adaptive run from the store's record (None for other stores)."""
-    from ..adaptive.record import read_record, record_summary
+    from .adaptive.record import read_record, record_summary
 
     record = read_record(store)
     if record is None:
