@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_adaptive.py           # the full benchmark (about 20-40 min)
-    python benchmarks/bench_adaptive.py --quick   # a smoke run (a few minutes)
+    python benchmarks/bench_adaptive.py           # the full benchmark
+    python benchmarks/bench_adaptive.py --quick   # a smoke run
     python benchmarks/bench_adaptive.py --size 64 --sweeps 2000 --reps 0   # other members
 
 Part 1, Ising. ``Ensemble(ising |M|, Grid(T=1.5, 1.6, ..., 3.5), seeds=Adaptive(initial=16,
@@ -15,7 +15,7 @@ sweeps; the local pool on every core. Compared with the uniform run: the smalles
 whose t-intervals are all within +-0.01 on the same members (the same root seed gives
 the same members), found from a uniform engine run of a little more than the adaptive
 run's spread predicts, then run at exactly N and timed. ``--quick`` runs every other
-temperature and estimates N from the adaptive run's spread instead.
+temperature and estimates N from the adaptive run's spread instead (not run).
 
 Time between rounds: what the adaptive run spends outside its members, from the
 store's record (``seconds`` of every round): reading the judged values and deciding,
@@ -29,66 +29,69 @@ three hold), 95 %, ``Adaptive(initial=16, max=2048)``. Each repetition is a whol
 ``to_zarr`` run with its own root seed; coverage is the share of final intervals
 (recomputed from the store's members) that contain the true value.
 
-Prints markdown tables (``docs/benchmarks_adaptive.md``); raw results go to
-``benchmarks/results/adaptive_engine.json`` (``adaptive_engine_quick.json``).
+Like every script here it runs on the harness (``_harness.py``): the adaptive run, the
+uniform run and the coverage repetitions are candidates, each in a fresh process; the raw
+results go to ``<results>/adaptive[-busy][-quick].json`` and ``run_all.py`` renders the
+``bench:adaptive`` block of ``docs/benchmarks_adaptive.md`` from them with ``_report.py``.
+The per-temperature, time-between-rounds and coverage tables have a row per temperature,
+step or target rather than per case, so this script writes them (from the same runs) as
+markdown into the results' ``notes``, which ``_report.py`` prints as they are.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path[:0] = [str(HERE), str(ROOT)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _members  # noqa: E402
+import _harness
 
-import ensembles as ens  # noqa: E402
-from ensembles.adaptive import decide  # noqa: E402
-from ensembles.adaptive.record import read_record  # noqa: E402
-from ensembles.analysis.intervals import mean_interval  # noqa: E402
-from ensembles.layout import OK  # noqa: E402
-from ensembles.store.zarr_store import EnsembleStore  # noqa: E402
-
-RESULTS = HERE / "results" / "adaptive_engine.json"
-TARGET = ens.Precision("absM", stat="mean", halfwidth=0.01, reduce="mean")
-RULE = ens.Adaptive(initial=16, max=1024)
+#: the Ising target and rule, and the root seed of every run
+TARGET = {"var": "absM", "stat": "mean", "halfwidth": 0.01, "reduce": "mean"}
+RULE = {"initial": 16, "max": 1024}
 ROOT_SEED = 20261124
 
-
-# --------------------------------------------------------------------------------------
-# part 1: Ising
-# --------------------------------------------------------------------------------------
+# -- part 1: Ising ---------------------------------------------------------------------------
 
 
-def ising(temps: list[float], size: tuple[int, int], seeds: object, root: int) -> ens.Ensemble:
-    L, sweeps = size
+def _ising(temps, L, sweeps, seeds, root):
+    import _members
+
+    import ensembles as ens
+
     fixed = {"L": L, "n_sweeps": sweeps, "burn_in": sweeps // 10, "thin": 10}
     return ens.Ensemble(
         _members.ising_abs_m, ens.Grid(T=temps), seeds=seeds, root_seed=root, fixed=fixed
     )
 
 
-def averaged(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each member's time-averaged |M| (NaN unless ok), its wall time, the status."""
+def _averaged(path):
+    """Each member's time-averaged |M| (NaN unless ok) and its wall time (NaN unless ok)."""
+    import ensembles as ens
+    from ensembles.layout import OK
+
     ds = ens.open_ensemble(path)
-    status = ds["status"].values
-    values = np.where(status == OK, ds["absM"].values.mean(axis=-1), np.nan)
-    return values, np.where(status == OK, ds["wall_time"].values, np.nan), status
+    ok = ds["status"].values == OK
+    values = np.where(ok, ds["absM"].values.mean(axis=-1), np.nan)
+    return values, np.where(ok, ds["wall_time"].values, np.nan)
 
 
-def between_rounds(record: dict) -> dict:
+def _ok_values(path):
+    """|M| of every member and recorded sweep (NaN unless the member is ok)."""
+    import ensembles as ens
+    from ensembles.layout import OK
+
+    ds = ens.open_ensemble(path)
+    ok = ds["status"].values == OK
+    return np.where(ok[..., None], ds["absM"].values, np.nan)
+
+
+def _between_rounds(record):
     """Seconds outside the members: deciding, growing and recording, the final marking."""
     rounds = record["rounds"]
     decide_s = sum(r["seconds"]["decide"] for r in rounds) + record["final"]["seconds"]["decide"]
@@ -99,284 +102,376 @@ def between_rounds(record: dict) -> dict:
         "grow_and_record": grow_s,
         "mark_skipped": finish_s,
         "total": decide_s + grow_s + finish_s,
-        "layout_round_1": rounds[0]["seconds"]["prepare"],
-        "run_seconds": [r["seconds"]["run"] for r in rounds],
     }
 
 
-def ising_adaptive(temps: list[float], size: tuple[int, int], root: int, where: Path) -> dict:
-    path = where / "adaptive.zarr"
-    e = ising(temps, size, RULE, root)
-    tic = time.perf_counter()
-    e.to_zarr(path, until=TARGET, progress=False)
-    wall = time.perf_counter() - tic
-    record = read_record(EnsembleStore(str(path)))
-    values, seconds, _ = averaged(path)
+def adaptive(*, temps, L, sweeps, root):
+    """The adaptive run: members per temperature, intervals, times, time between rounds."""
+    import ensembles as ens
+    from ensembles.adaptive import decide
+    from ensembles.adaptive.record import read_record
+    from ensembles.models.ising import simulate
+    from ensembles.store.zarr_store import EnsembleStore
+
+    simulate(T=2.0, L=L, n_sweeps=20, burn_in=0, thin=10, seed=1)  # compile outside timings
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "adaptive.zarr"
+        e = _ising(temps, L, sweeps, ens.Adaptive(**RULE), root)
+        tic = time.perf_counter()
+        e.to_zarr(path, until=ens.Precision(**TARGET), progress=False)
+        wall = time.perf_counter() - tic
+        record = read_record(EnsembleStore(str(path)))
+        values, seconds = _averaged(path)
+        raw = _ok_values(path)
     n = np.asarray(record["final"]["n"])
-    ci = mean_interval(values, axis=1)
-    overhead = between_rounds(record)
+    between = _between_rounds(record)
+    achieved = np.asarray(record["final"]["targets"][0]["achieved"], dtype=float)
+    # the final decision again, from the members in the store
+    again = decide({"absM": raw}, n, ens.Precision(**TARGET), ens.Adaptive(**RULE)).results[0]
     return {
         "n": n.tolist(),
-        "estimate": ci.estimate.tolist(),
-        "achieved": record["final"]["targets"][0]["achieved"],
+        "estimate": again.interval.estimate[:, 0].tolist(),
+        "achieved": achieved.tolist(),
+        "recomputed": bool(np.allclose(again.achieved, achieved, rtol=1e-9, atol=0)),
         "rounds": len(record["rounds"]),
         "members": int(n.sum()),
         "wall_seconds": wall,
         "member_seconds": float(np.nansum(seconds)),
-        "between_rounds": overhead,
-        "overhead_share": overhead["total"] / wall,
+        "between": between,
+        "between_share": between["total"] / wall,
         "spread": [float(np.nanstd(values[p, : n[p]], ddof=1)) for p in range(n.size)],
-        "block": EnsembleStore(str(path)).spec()["block"],
     }
 
 
-def planned_uniform(adaptive: dict, h: float) -> int:
-    n, sd = np.asarray(adaptive["n"]), np.asarray(adaptive["spread"])
-    return int(np.ceil(np.max((stats.t.ppf(0.975, n - 1) * sd / h) ** 2)))
+def planned_uniform(n, spread, halfwidth):
+    """The uniform N the adaptive run's spread predicts for every temperature."""
+    from scipy import stats
+
+    n, sd = np.asarray(n), np.asarray(spread)
+    return int(np.ceil(np.max((stats.t.ppf(0.975, n - 1) * sd / halfwidth) ** 2)))
 
 
-def smallest_uniform(values: np.ndarray, h: float) -> int | None:
-    """The smallest N whose t-intervals (first N members) are all within +-h."""
+def _smallest_uniform(values, halfwidth):
+    """The smallest N whose t-intervals (first N members) are all within +-halfwidth."""
+    from ensembles.analysis.intervals import mean_interval
+
     for k in range(2, values.shape[1] + 1):
-        if (mean_interval(values[:, :k], axis=1).half_width <= h).all():
+        if (mean_interval(values[:, :k], axis=1).half_width <= halfwidth).all():
             return k
     return None
 
 
-def ising_uniform(temps, size, root, adaptive: dict, where: Path, measure: bool) -> dict:
-    """The smallest uniform N meeting +-0.01 everywhere on the same members, and its cost."""
-    planned = planned_uniform(adaptive, TARGET.halfwidth)
-    if not measure:
-        per_member = adaptive["member_seconds"] / adaptive["members"]
-        return {
-            "N": planned,
-            "how": "estimated from the adaptive run's spread",
-            "member_seconds": planned * len(temps) * per_member,
-        }
-    top = min(RULE.max, int(np.ceil(1.3 * planned)) + 16)
-    ising(temps, size, top, root).to_zarr(where / "search.zarr", progress=False)
-    values, _, _ = averaged(where / "search.zarr")
-    n = smallest_uniform(values, TARGET.halfwidth)
-    if n is None:
-        return {"N": top, "how": f"not reached within {top} members"}
-    tic = time.perf_counter()
-    ising(temps, size, n, root).to_zarr(where / "uniform.zarr", progress=False)
-    wall = time.perf_counter() - tic
-    _, seconds, _ = averaged(where / "uniform.zarr")
+def uniform(*, temps, L, sweeps, root, planned):
+    """The smallest uniform N meeting the target everywhere on the same members, timed."""
+    top = min(RULE["max"], int(np.ceil(1.3 * planned)) + 16)
+    with tempfile.TemporaryDirectory() as tmp:
+        _ising(temps, L, sweeps, top, root).to_zarr(Path(tmp) / "search.zarr", progress=False)
+        values, _ = _averaged(Path(tmp) / "search.zarr")
+        n = _smallest_uniform(values, TARGET["halfwidth"])
+        if n is None:
+            return {"N": top, "reached": False}
+        tic = time.perf_counter()
+        _ising(temps, L, sweeps, n, root).to_zarr(Path(tmp) / "uniform.zarr", progress=False)
+        wall = time.perf_counter() - tic
+        _, seconds = _averaged(Path(tmp) / "uniform.zarr")
+    from ensembles.analysis.intervals import mean_interval
+
     return {
         "N": n,
-        "how": "measured",
+        "reached": True,
+        "members": n * len(temps),
         "wall_seconds": wall,
         "member_seconds": float(np.nansum(seconds)),
         "worst_halfwidth": float(mean_interval(values[:, :n], axis=1).half_width.max()),
     }
 
 
-def ising_case(quick: bool, size: tuple[int, int], root: int) -> dict:
-    step = 0.2 if quick else 0.1
-    temps = np.round(np.arange(1.5, 3.5001, step), 10).tolist()
-    from ensembles.models.ising import simulate
+# -- part 2: coverage through the engine -----------------------------------------------------
 
-    simulate(T=2.0, L=32, n_sweeps=20, burn_in=0, thin=10, seed=1)  # compile outside timings
+SIGMA = np.geomspace(1.0, 10.0, 10)
+MU = np.linspace(-3.0, 3.0, 10)
+COVERAGE = [  # key, target, how the targets summary names it
+    ("mean", {"var": "y", "stat": "mean", "halfwidth": 1.0}, "the mean"),
+    ("q025", {"var": "y", "stat": "quantile", "q": 0.025, "halfwidth": 4.0}, "the 2.5 % quantile"),
+    (
+        "q975",
+        {"var": "y", "stat": "quantile", "q": 0.975, "halfwidth": 4.0},
+        "the 97.5 % quantile",
+    ),
+]
+COVERAGE_RULE = {"initial": 16, "max": 2048}
+
+
+def _coverage_run(root, path, targets):
+    """One whole adaptive run; per target and point, whether the final interval covers."""
+    import _members
+    from scipy import stats
+
+    import ensembles as ens
+    from ensembles.adaptive import decide
+    from ensembles.adaptive.record import read_record
+    from ensembles.layout import OK
+    from ensembles.store.zarr_store import EnsembleStore
+
+    points = [{"mu": float(m), "sigma": float(s)} for m, s in zip(MU, SIGMA, strict=True)]
+    rule = ens.Adaptive(**COVERAGE_RULE)
+    e = ens.Ensemble(_members.normal, ens.Points(points), seeds=rule, root_seed=root)
+    tic = time.perf_counter()
+    ds = e.to_zarr(path, until=targets, progress=False, mode="w")
+    wall = time.perf_counter() - tic
+    n = np.asarray(read_record(EnsembleStore(str(path)))["final"]["n"])
+    rounds = len(read_record(EnsembleStore(str(path)))["rounds"])
+    values = np.where(ds["status"].values == OK, ds["y"].values, np.nan)
+    final = decide({"y": values}, n, targets, rule)
+    covered = []
+    for t, r in zip(targets, final.results, strict=True):
+        truth = MU if t.stat == "mean" else MU + SIGMA * stats.norm.ppf(t.q)
+        covered.append((r.interval.lower[:, 0] <= truth) & (truth <= r.interval.upper[:, 0]))
+    return np.array(covered), int(n.sum()), rounds, bool(final.converged.all()), wall
+
+
+def coverage(*, reps, root):
+    """``reps`` adaptive runs with root seeds ``root``, ``root + 1``, ...: coverage."""
+    import ensembles as ens
+
+    targets = [ens.Precision(**t) for _, t, _ in COVERAGE]
     with tempfile.TemporaryDirectory() as tmp:
-        adaptive = ising_adaptive(temps, size, root, Path(tmp))
-        uniform = ising_uniform(temps, size, root, adaptive, Path(tmp), measure=not quick)
+        path = Path(tmp) / "coverage.zarr"
+        runs = [_coverage_run(root + i, path, targets) for i in range(reps)]
+    hits, members, rounds, met, walls = zip(*runs, strict=True)
+    share = np.mean(hits, axis=0)  # (targets, points): covered in how many runs
     result = {
-        "temperatures": temps,
-        "L": size[0],
-        "sweeps": size[1],
-        "adaptive": adaptive,
-        "uniform": uniform,
-        "members_saved": 1 - adaptive["members"] / (uniform["N"] * len(temps)),
-        "compute_saved": 1 - adaptive["member_seconds"] / uniform["member_seconds"],
+        "reps": reps,
+        "members_per_run": float(np.mean(members)),
+        "rounds_per_run": float(np.mean(rounds)),
+        "met_share": float(np.mean(met)),
+        "seconds_per_run": float(np.mean(walls)),
     }
-    if "wall_seconds" in uniform:
-        result["wall_saved"] = 1 - adaptive["wall_seconds"] / uniform["wall_seconds"]
+    for k, (key, _, _) in enumerate(COVERAGE):
+        result[f"coverage_{key}"] = float(share[k].mean())
+        result[f"worst_{key}"] = float(share[k].min())
+        result[f"label_{key}"] = targets[k].describe()
     return result
 
 
-def ising_tables(result: dict) -> str:
-    a, u = result["adaptive"], result["uniform"]
+CANDIDATES = {"adaptive": adaptive, "uniform": uniform, "coverage": coverage}
+
+
+# -- the plan: rounds, tables, targets, notes -------------------------------------------------
+
+
+def _options(p) -> None:
+    p.add_argument("--size", type=int, default=32, help="Ising lattice size L")
+    p.add_argument("--sweeps", type=int, default=1000, help="Ising sweeps per member")
+    p.add_argument("--reps", type=int, default=None, help="coverage runs (default 200)")
+    p.add_argument("--root", type=int, default=ROOT_SEED, help="root seed of every run")
+
+
+def _estimated(run: dict, temps: list[float], rnd: int) -> dict:
+    """The uniform run ``--quick`` does not run: N from the adaptive run's spread."""
+    n = planned_uniform(run["n"], run["spread"], TARGET["halfwidth"])
+    per_member = run["member_seconds"] / run["members"]
+    members = n * len(temps)
+    return {
+        "case": "uniform",
+        "round": rnd,
+        "rc": 0,
+        "estimated": True,
+        "N": n,
+        "members": members,
+        "member_seconds": members * per_member,
+    }
+
+
+def _ising_rounds(b: _harness.Bench, temps: list[float], rounds: int) -> None:
+    a = b.args
+    common = {"temps": temps, "L": a.size, "sweeps": a.sweeps, "root": a.root}
+    for rnd in range(rounds):
+        run = b.run("adaptive", "adaptive", common, rnd, timeout=3600)
+        if run["rc"] != 0:
+            continue
+        if b.quick:
+            b.runs.append(_estimated(run, temps, rnd))
+            continue
+        planned = planned_uniform(run["n"], run["spread"], TARGET["halfwidth"])
+        b.run("uniform", "uniform", {**common, "planned": planned}, rnd, timeout=3600)
+
+
+def plan(b: _harness.Bench) -> None:
+    step = 0.2 if b.quick else 0.1
+    temps = np.round(np.arange(1.5, 3.5001, step), 10).tolist()
+    reps = b.args.reps if b.args.reps is not None else (10 if b.quick else 200)
+    b.params = {
+        "temperatures": temps,
+        "L": b.args.size,
+        "sweeps": b.args.sweeps,
+        "rule": RULE,
+        "target": TARGET,
+        "root_seed": b.args.root,
+        "coverage_reps": reps,
+        "coverage_rule": COVERAGE_RULE,
+    }
+    _ising_rounds(b, temps, b.args.rounds or 1)
+    if reps:
+        b.run("coverage", "coverage", {"reps": reps, "root": b.args.root}, 0, timeout=7200)
+    _describe(b, temps)
+
+
+def _first(b: _harness.Bench, case: str) -> dict | None:
+    return next((r for r in b.runs if r["case"] == case and r["rc"] == 0), None)
+
+
+def _describe(b: _harness.Bench, temps: list[float]) -> None:
+    """The tables, checks, targets and notes of the page, from the runs."""
+    first, uni, cov = _first(b, "adaptive"), _first(b, "uniform"), _first(b, "coverage")
+    b.labels.update({"adaptive": "adaptive", "uniform": "smallest uniform N"})
+    if uni is not None:
+        how = "estimated from the adaptive run's spread" if uni.get("estimated") else "measured"
+        how = how if uni.get("reached", True) else f"+-0.01 not reached within {uni['N']}"
+        b.labels["uniform"] = f"uniform N = {uni['N']} ({how})"
+    b.tables.append(_ising_table(b, temps))
+    if first is not None:
+        b.check(
+            "half-widths recomputed from the store's members vs those the run recorded",
+            first["recomputed"],
+            f"{len(temps)} temperatures",
+        )
+        b.notes += [_per_temperature(first, temps), _between_table(first)]
+    if cov is not None:
+        b.notes.append(_coverage_table(cov))
+    b.targets += _targets()
+
+
+def _ising_table(b: _harness.Bench, temps: list[float]) -> dict:
+    return {
+        "title": f"Ising, L = {b.args.size}, {b.args.sweeps:,} sweeps, {len(temps)} "
+        f"temperatures from {temps[0]} to {temps[-1]}: members for +-0.01 on the "
+        "time-averaged abs(M)",
+        "cases": ["adaptive", "uniform"],
+        "columns": [
+            {"metric": "members", "label": "members", "fmt": ".0f"},
+            {"metric": "member_seconds", "label": "member compute (s)", "fmt": ".2f"},
+            {"metric": "wall_seconds", "label": "wall time (s)", "fmt": ".2f"},
+        ],
+        "ratios": [
+            {
+                "metric": "members",
+                "baseline": "uniform",
+                "kind": "relative",
+                "label": "members vs uniform",
+            },
+            {
+                "metric": "member_seconds",
+                "baseline": "uniform",
+                "kind": "relative",
+                "label": "member compute vs uniform",
+            },
+            {
+                "metric": "wall_seconds",
+                "baseline": "uniform",
+                "kind": "relative",
+                "label": "wall time vs uniform",
+            },
+        ],
+        "note": "The uniform N is the most favourable one for the uniform run: the "
+        "smallest whose intervals all meet the target on the same members, which a run "
+        "planned in advance cannot know.",
+    }
+
+
+def _per_temperature(run: dict, temps: list[float]) -> str:
     lines = [
+        f"**The adaptive run, {run['rounds']} rounds: members per temperature**",
+        "",
         "| T | members | mean of time-averaged abs(M) | half-width (95 %) |",
         "|---:|---:|---:|---:|",
     ]
-    for t, n, est, h in zip(
-        result["temperatures"], a["n"], a["estimate"], a["achieved"], strict=True
-    ):
-        lines.append(f"| {t:.1f} | {n} | {est:.4f} | {h:.4f} |")
-    uniform_wall = f"{u['wall_seconds']:.1f}" if "wall_seconds" in u else "not run"
-    b = a["between_rounds"]
-    lines += [
-        "",
-        "| run | members | member compute (s) | wall time (s) |",
-        "|---|---:|---:|---:|",
-        f"| adaptive ({a['rounds']} rounds) | {a['members']} | {a['member_seconds']:.1f} "
-        f"| {a['wall_seconds']:.1f} |",
-        f"| uniform N = {u['N']} ({u['how']}) | {u['N'] * len(a['n'])} "
-        f"| {u['member_seconds']:.1f} | {uniform_wall} |",
-        "",
-        f"Members saved: {result['members_saved']:.0%}; member compute saved: "
-        f"{result['compute_saved']:.0%}"
-        + (f"; wall time saved: {result['wall_saved']:.0%}." if "wall_saved" in result else "."),
+    rows = zip(temps, run["n"], run["estimate"], run["achieved"], strict=True)
+    lines += [f"| {t:.1f} | {n} | {est:.4f} | {h:.4f} |" for t, n, est, h in rows]
+    return "\n".join(lines)
+
+
+def _between_table(run: dict) -> str:
+    lines = [
+        "**Time between rounds** (from the store's record of the adaptive run above)",
         "",
         "| between rounds | seconds | share of the adaptive run |",
         "|---|---:|---:|",
     ]
-    wall = a["wall_seconds"]
+    wall = run["wall_seconds"]
     for label, key in (
         ("reading the judged values and deciding (every round)", "decide"),
         ("growing the store and recording (rounds 2 on)", "grow_and_record"),
         ("marking skipped members (at the end)", "mark_skipped"),
         ("total", "total"),
     ):
-        lines.append(f"| {label} | {b[key]:.2f} | {b[key] / wall:.1%} |")
+        seconds = run["between"][key]
+        lines.append(f"| {label} | {seconds:.2f} | {seconds / wall:.1%} |")
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------
-# part 2: coverage through the engine
-# --------------------------------------------------------------------------------------
-
-SIGMA = np.geomspace(1.0, 10.0, 10)
-MU = np.linspace(-3.0, 3.0, 10)
-COVERAGE_TARGETS = [
-    ens.Precision("y", stat="mean", halfwidth=1.0),
-    ens.Precision("y", stat="quantile", q=0.025, halfwidth=4.0),
-    ens.Precision("y", stat="quantile", q=0.975, halfwidth=4.0),
-]
-COVERAGE_RULE = ens.Adaptive(initial=16, max=2048)
-
-
-def truth(target: ens.Precision) -> np.ndarray:
-    if target.stat == "mean":
-        return MU
-    return MU + SIGMA * stats.norm.ppf(target.q)
-
-
-def coverage_run(root: int, path: Path) -> dict:
-    points = [{"mu": float(m), "sigma": float(s)} for m, s in zip(MU, SIGMA, strict=True)]
-    design = ens.Points(points)
-    e = ens.Ensemble(_members.normal, design, seeds=COVERAGE_RULE, root_seed=root)
-    tic = time.perf_counter()
-    ds = e.to_zarr(path, until=COVERAGE_TARGETS, progress=False, mode="w")
-    wall = time.perf_counter() - tic
-    record = read_record(EnsembleStore(str(path)))
-    n = np.asarray(record["final"]["n"])
-    values = np.where(ds["status"].values == OK, ds["y"].values, np.nan)
-    final = decide({"y": values}, n, COVERAGE_TARGETS, COVERAGE_RULE)
-    covered = [
-        ((r.interval.lower[:, 0] <= truth(t)) & (truth(t) <= r.interval.upper[:, 0])).tolist()
-        for t, r in zip(COVERAGE_TARGETS, final.results, strict=True)
-    ]
-    return {
-        "root": root,
-        "n": n.tolist(),
-        "rounds": len(record["rounds"]),
-        "met": bool(final.converged.all()),
-        "covered": covered,
-        "wall_seconds": wall,
-    }
-
-
-def coverage_case(reps: int, root: int) -> dict:
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(reps):
-            runs.append(coverage_run(root + i, Path(tmp) / "coverage.zarr"))
-            if (i + 1) % 10 == 0:
-                print(f"  coverage: {i + 1} of {reps} runs", file=sys.stderr, flush=True)
-    rows = []
-    for k, target in enumerate(COVERAGE_TARGETS):
-        hits = np.array([run["covered"][k] for run in runs], dtype=float)  # (reps, points)
-        rows.append(
-            {
-                "target": target.describe(),
-                "coverage": float(hits.mean()),
-                "worst_point": float(hits.mean(axis=0).min()),
-            }
-        )
-    return {
-        "reps": reps,
-        "rows": rows,
-        "members_per_run": float(np.mean([sum(r["n"]) for r in runs])),
-        "rounds": float(np.mean([r["rounds"] for r in runs])),
-        "met": float(np.mean([r["met"] for r in runs])),
-        "seconds_per_run": float(np.mean([r["wall_seconds"] for r in runs])),
-        "runs": runs,
-    }
-
-
-def coverage_table(result: dict) -> str:
+def _coverage_table(run: dict) -> str:
     lines = [
-        f"{result['reps']} adaptive runs through the engine (to_zarr), "
-        f"{result['members_per_run']:.0f} members and {result['rounds']:.1f} rounds per run "
-        f"on average, {result['seconds_per_run']:.1f} s per run; every target met in "
-        f"{result['met']:.0%} of the runs.",
+        f"**Coverage through the engine** ({run['reps']} adaptive runs through `to_zarr`, "
+        f"{run['members_per_run']:.0f} members and {run['rounds_per_run']:.1f} rounds per "
+        f"run on average, {run['seconds_per_run']:.1f} s per run; every target met in "
+        f"{run['met_share']:.0%} of the runs)",
         "",
         "| target | coverage | worst point |",
         "|---|---:|---:|",
     ]
-    for row in result["rows"]:
-        lines.append(f"| {row['target']} | {row['coverage']:.3f} | {row['worst_point']:.3f} |")
+    for key, _, _ in COVERAGE:
+        cells = (
+            run[f"label_{key}"],
+            f"{run[f'coverage_{key}']:.3f}",
+            f"{run[f'worst_{key}']:.3f}",
+        )
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (
-        f"{cpu}, {os.cpu_count()} cores (load average {load} at the end); Python "
-        f"{platform.python_version()}, numpy {np.__version__}"
+def _targets() -> list[dict]:
+    cheap = (
+        "members of a few milliseconds: the store's bookkeeping (growing it, marking the "
+        "members not run as skipped) grows with its chunks, not with what members cost"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run (see the docstring)")
-    parser.add_argument("--size", type=int, default=32, help="Ising lattice size L")
-    parser.add_argument("--sweeps", type=int, default=1000, help="Ising sweeps per member")
-    parser.add_argument("--reps", type=int, default=None, help="coverage runs (default 200)")
-    parser.add_argument("--root", type=int, default=ROOT_SEED, help="root seed")
-    parser.add_argument("--out", type=Path, default=None, help="raw results file (JSON)")
-    args = parser.parse_args(argv)
-    reps = args.reps if args.reps is not None else (10 if args.quick else 200)
-    results = {
-        "command": " ".join(["python", "benchmarks/bench_adaptive.py", *sys.argv[1:]]),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "rule": RULE.to_dict(),
-        "target": TARGET.to_dict(),
-    }
-    result = ising_case(args.quick, (args.size, args.sweeps), args.root)
-    results["ising"] = result
-    print(
-        f"## Ising, L = {args.size}, {args.sweeps:,} sweeps: members for +-0.01 on "
-        "time-averaged abs(M)\n"
-    )
-    print(ising_tables(result))
-    if reps:
-        coverage = coverage_case(reps, args.root)
-        results["coverage"] = coverage
-        print("\n## Coverage through the engine (95 % nominal)\n")
-        print(coverage_table(coverage))
-    results["machine"] = machine()
-    path = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
-    path = args.out or path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\nraw results: {path}; {results['machine']}")
-    return 0
+    found = [
+        {
+            "label": "adaptive Ising run: members vs the smallest uniform N",
+            "case": "adaptive",
+            "baseline": "uniform",
+            "metric": "members",
+            "kind": "relative",
+            "op": "<=",
+            "threshold": 0.6,
+            "reason": "the target needs more members near Tc",
+        },
+        {
+            "label": "adaptive Ising run: time between rounds, share of the run",
+            "case": "adaptive",
+            "metric": "between_share",
+            "kind": "value",
+            "op": "<",
+            "threshold": 0.05,
+            "fmt": ".3f",
+            "reason": cheap,
+        },
+    ]
+    for key, _, name in COVERAGE:
+        found.append(
+            {
+                "label": f"coverage of {name} by adaptive runs through to_zarr (95 % nominal)",
+                "case": "coverage",
+                "metric": f"coverage_{key}",
+                "kind": "value",
+                "op": ">=",
+                "threshold": 0.93,
+                "fmt": ".3f",
+                "reason": "the stopping rule stops too early",
+            }
+        )
+    return found
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_harness.main("adaptive", __file__, __doc__, CANDIDATES, plan, extra=_options))

@@ -41,6 +41,7 @@ SCRIPTS = {
     "mesa": ("bench_mesa.py", "benchmarks_peers.md"),
     "ema": ("bench_ema.py", "benchmarks_peers.md"),
     "stragglers": ("bench_stragglers.py", "benchmarks_engine.md"),
+    "adaptive": ("bench_adaptive.py", "benchmarks_adaptive.md"),
 }
 
 

@@ -256,6 +256,7 @@ WHY = (
         "bench_engine.py",
         "bench_command.py",
         "bench_scale.py",
+        "bench_adaptive.py",
     ],
 )
 def test_quick_mode_runs(script, tmp_path):
