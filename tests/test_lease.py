@@ -198,7 +198,7 @@ def test_simultaneous_creates_admit_one_writer(tmp_path, racers):
 
 
 def test_simultaneous_creates_admit_one_writer_on_s3(tmp_path, racers, s3):
-    trials = 8  # 20 locally (above); over moto's S3 server each trial costs seconds
+    trials = 5  # 20 locally (above); over moto's S3 server each trial costs seconds
     ref = _reference(tmp_path)
     base = "s3://lease-test/creates"
     group = racers("create", tmp_path, base, n=2, trials=trials, options=s3)
