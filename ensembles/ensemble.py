@@ -275,15 +275,7 @@ class Ensemble:
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
         with resolve_backend(scheduler, workers=workers) as backend:
-            runner = self._runner(
-                running=True,
-                batch_size=batch_size,
-                n_workers=backend.workers,
-                on_error=on_error,
-                retries=retries,
-                timeout=timeout,
-                backend=backend,
-            )
+            runner = self._runner_for(None, backend, batch_size, on_error, retries, timeout)
             report = run_blocks(backend, runner, progress=progress, timeout=timeout)
         report.print_failures(progress)
         return self._dataset(runner, report.outputs, report.status)
@@ -398,7 +390,7 @@ class Ensemble:
             resolve_backend(scheduler, workers=workers) as backend,
         ):
             action, plan = self._check_store(store, mode)  # again, now the only writer
-            runner = self._store_runner(plan, backend, batch_size, on_error, retries, timeout)
+            runner = self._runner_for(plan, backend, batch_size, on_error, retries, timeout)
             template = self._dataset(runner, *placeholders(runner))
             grows = plan is not None and plan.grows
             lifecycle.lay_out(store, template, runner, action=action, grows=grows)
@@ -410,7 +402,7 @@ class Ensemble:
         report.print_failures(progress, where=store.path)
         return store.open_dataset()
 
-    def _store_runner(
+    def _runner_for(
         self,
         plan: ResumePlan | None,
         backend: Any,
@@ -419,7 +411,7 @@ class Ensemble:
         retries: int,
         timeout: float | None,
     ) -> BlockRunner:
-        """The runner of a new run, or of the members a resumed store lacks."""
+        """The runner of a new run (``plan`` None), or of the members a resumed store lacks."""
         if plan is not None:
             return self._job().runner(
                 plan.members,
