@@ -340,7 +340,7 @@ def test_cli_prints_no_unstable_specification_warning(tmp_path):
 def test_concurrent_zarr_calls_overlap_and_report_the_first_error():
     import threading
 
-    from ensembles.store.zarr_store import concurrently
+    from ensembles.store.arrays import concurrently
 
     barrier = threading.Barrier(3, timeout=120)  # passes only if all three run at once
     done = []

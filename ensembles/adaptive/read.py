@@ -133,7 +133,7 @@ class JudgedReader:
     # -- reading -----------------------------------------------------------------------
     def _read(self, group: Any, plans: list[dict[str, Any]], regions: list[tuple]) -> None:
         """Read the regions of every target (and of status) concurrently; judge and keep."""
-        from ..store.zarr_store import concurrently
+        from ..store.arrays import concurrently
 
         status = group[STATUS]
         reads: list[Callable[[], Any]] = []

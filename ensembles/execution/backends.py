@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from ..errors import RunnerError
 from .submit import TaskOutcome
 
 __all__ = ["Backend", "DaskBackend", "PoolBackend", "Splitter", "resolve_backend"]
@@ -217,9 +216,9 @@ def resolve_backend(
         active = _active_client()
         if active is None:
             from .pool import default_pool
+            from .pool_process import pool_size
 
-            _check_workers(workers)
-            pool = default_pool(workers)
+            pool = default_pool(pool_size(workers, "workers"))
             pool.start()  # workers boot while the run is planned
             yield PoolBackend(pool)
             return
@@ -228,11 +227,3 @@ def resolve_backend(
 
     with resolve_client(scheduler, n_workers=workers, safe=safe) as client:
         yield DaskBackend(client)
-
-
-def _check_workers(workers: Any) -> None:
-    if workers is None:
-        return
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        msg = f"workers must be a whole number of at least 1, got {workers!r}"
-        raise RunnerError(msg)

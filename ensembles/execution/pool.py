@@ -20,11 +20,11 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, InvalidStateError
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from ..errors import RunnerError
-from .pool_process import StatusSlots, WorkerProcess, cpu_count, thread_limits
+from .pool_process import StatusSlots, WorkerProcess, pool_size, thread_limits
 from .pool_task import (
     MemberTimeout,
     PoolTask,
@@ -33,6 +33,7 @@ from .pool_task import (
     check_timeout,
     decode_outcome,
     pickle_for_workers,
+    settle,
 )
 from .pool_worker import SharedRef
 
@@ -77,11 +78,7 @@ class LocalPool:
     """
 
     def __init__(self, n_workers: int | None = None) -> None:
-        n = cpu_count() if n_workers is None else n_workers
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            msg = f"n_workers must be a whole number of at least 1, got {n_workers!r}"
-            raise RunnerError(msg)
-        self._n = n
+        self._n = pool_size(n_workers)
         self._pid = os.getpid()
         self._token = secrets.token_hex(4)
         self._ids = itertools.count()
@@ -216,7 +213,7 @@ class LocalPool:
         for task in queued:
             task.future.cancel()
         for task in running:
-            _settle(task.future, error=CancelledError("cancelled by LocalPool.cancel_all()"))
+            settle(task.future, error=CancelledError("cancelled by LocalPool.cancel_all()"))
         self._wake()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -342,7 +339,7 @@ class LocalPool:
             worker.state = "idle"
         with self._lock:
             self._active.pop(task.id, None)
-        _settle(task.future, *decode_outcome(task, head, payload))
+        settle(task.future, *decode_outcome(task, head, payload))
 
     def _on_exit(self, worker: WorkerProcess) -> None:
         """Collect a dead worker: deliver what it sent, fail its task, free its slot."""
@@ -370,7 +367,7 @@ class LocalPool:
                 signal=-code if code < 0 else None,
                 pid=worker.pid,
             )
-            _settle(task.future, error=error)
+            settle(task.future, error=error)
         elif worker.state == "starting":
             self._start_failures += 1
             if self._start_failures >= _START_FAILURES:
@@ -388,7 +385,7 @@ class LocalPool:
             "look above for the workers' error output"
         )
         for task in queued:
-            _settle(task.future, error=RunnerError(msg))
+            settle(task.future, error=RunnerError(msg))
 
     def _handle_control(self) -> None:
         while True:
@@ -455,7 +452,7 @@ class LocalPool:
                 with self._lock:
                     self._active.pop(task.id, None)
                 msg = f"shared object {key!r} was released before the task ran"
-                _settle(task.future, error=RunnerError(msg))
+                settle(task.future, error=RunnerError(msg))
                 return
             self._post(worker, ("share", key), blob)
             worker.holds.add(key)
@@ -509,7 +506,7 @@ class LocalPool:
             self._active.clear()
         error = RunnerError(f"the local pool stopped after an internal error: {exc!r}")
         for task in tasks:
-            _settle(task.future, error=error)
+            settle(task.future, error=error)
         for worker in list(self._workers.values()):
             worker.kill()
             with contextlib.suppress(Exception):
@@ -540,15 +537,6 @@ class LocalPool:
                 os.close(fd)
 
 
-def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
-    """Set a future's outcome unless it already has one (cancel_all may have won)."""
-    with contextlib.suppress(InvalidStateError):
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-
-
 # -- the process-wide default pool ----------------------------------------------------------
 
 _POOLS: weakref.WeakSet[LocalPool] = weakref.WeakSet()
@@ -569,7 +557,7 @@ def default_pool(n_workers: int | None = None) -> LocalPool:
     >>> close_default_pool()
     """
     global _DEFAULT
-    n = cpu_count() if n_workers is None else n_workers
+    n = pool_size(n_workers)
     with _DEFAULT_LOCK:
         pool = _DEFAULT
         if pool is not None and pool._pid != os.getpid():

@@ -17,10 +17,18 @@ import tempfile
 from collections import deque
 from typing import Any
 
+from ..errors import RunnerError
 from . import pool_worker
 from .pool_worker import NO_MEMBER, NO_PAYLOAD, PREFIX, SLOT_BYTES, encode_message
 
-__all__ = ["THREAD_VARIABLES", "StatusSlots", "WorkerProcess", "cpu_count", "thread_limits"]
+__all__ = [
+    "THREAD_VARIABLES",
+    "StatusSlots",
+    "WorkerProcess",
+    "cpu_count",
+    "pool_size",
+    "thread_limits",
+]
 
 #: Native thread pools limited in workers (unless the user set them), as loky does.
 THREAD_VARIABLES = (
@@ -56,6 +64,22 @@ _BOOTSTRAP = (
 _OWN_GROUP: dict[str, Any] = (
     {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 )
+
+
+def pool_size(n_workers: Any, name: str = "n_workers") -> int:
+    """The number of workers ``n_workers`` asks for (None: one per core); refuses others.
+
+    Examples
+    --------
+    >>> pool_size(3)
+    3
+    """
+    if n_workers is None:
+        return cpu_count()
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        msg = f"{name} must be a whole number of at least 1, got {n_workers!r}"
+        raise RunnerError(msg)
+    return n_workers
 
 
 def cpu_count() -> int:

@@ -5,17 +5,19 @@ result, the task's own exception, or the pool's errors (:class:`WorkerDied`,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
 import signal
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EnsembleError, RunnerError
 
 __all__ = [
+    "settle",
     "MemberTimeout",
     "PoolTask",
     "RemoteTraceback",
@@ -241,3 +243,12 @@ def decode_outcome(task: PoolTask, head: tuple, payload: Any) -> tuple[Any, Base
     error = RunnerError(f"{what}; return (or raise) picklable objects from task {task.name}")
     error.__cause__ = RemoteTraceback(detail)
     return None, error
+
+
+def settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Set a future's outcome unless it already has one (cancel_all may have won)."""
+    with contextlib.suppress(InvalidStateError):
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

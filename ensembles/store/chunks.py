@@ -65,7 +65,7 @@ def code_writes(arr: Any, mask: np.ndarray, code: int) -> list[Callable[[], None
 
     One call per chunk the mask touches: a chunk covered whole is written without being
     read, one covered in part is read and merged. Run them at once with
-    :func:`~ensembles.store.zarr_store.concurrently`.
+    :func:`~ensembles.store.arrays.concurrently`.
     """
     mask = np.asarray(mask, dtype=bool)
 
@@ -86,7 +86,7 @@ def code_writes(arr: Any, mask: np.ndarray, code: int) -> list[Callable[[], None
 
 def chunk_writes(arr: Any, values: np.ndarray, mask: np.ndarray) -> list[Callable[[], None]]:
     """The writes of the chunks of ``arr`` that hold elements of ``mask``, whole, from
-    ``values`` (one call per chunk, for :func:`~ensembles.store.zarr_store.concurrently`)."""
+    ``values`` (one call per chunk, for :func:`~ensembles.store.arrays.concurrently`)."""
     regions = chunk_regions(np.asarray(mask, dtype=bool), arr.chunks, arr.shape)
 
     def write(region: tuple[slice, ...]) -> Callable[[], None]:

@@ -21,7 +21,6 @@ each of the two writes it checks that its run still holds the lease (the fence).
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import threading
@@ -34,7 +33,8 @@ import xarray as xr
 import zarr
 
 from ..errors import LeaseLostError, StoreError
-from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult, fill_value
+from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult
+from .arrays import array_specs, concurrently, output_chunks, stable_strings
 from .chunks import grown_regions
 from .codecs import check_codecs, compressors_for
 from .keys import Keys, is_url
@@ -47,122 +47,6 @@ _INCOMPLETE_NOTE = (
     "the store's layout is being written; if this attribute stays, creation was "
     "interrupted before any member ran: resume the store to finish creating it"
 )
-
-
-def output_chunks(
-    block: tuple[int, ...], out_shape: tuple[int, ...], itemsize: int
-) -> tuple[int, ...]:
-    """Chunk shape along an output's own dims: its first dim cut into about 4 slabs.
-
-    A block's chunks then hold whole members for a slab of steps, so a reduction over
-    members (a quantile) reads one slab of every member at a time: memory proportional to
-    members x slab, not to the whole array. Chunks stay at least 1 MiB: zarr costs about
-    a millisecond per chunk written, whatever its size.
-
-    Examples
-    --------
-    >>> output_chunks((1000,), (1000,), 8)     # 10,000 x 1,000 float64: 2 MB chunks
-    (250,)
-    >>> output_chunks((1,), (900,), 8)         # one slow member per block: whole
-    (900,)
-    """
-    if not out_shape:
-        return ()
-    members = max(int(np.prod(block)), 1)
-    rest = int(np.prod(out_shape[1:])) if len(out_shape) > 1 else 1
-    first = out_shape[0]
-    by_slabs = -(-first // 4)
-    by_bytes = -(-(2**20) // (members * rest * itemsize))
-    return (min(max(by_slabs, by_bytes, 1), max(first, 1)), *out_shape[1:])
-
-
-# -- running zarr calls at once ------------------------------------------------------------
-
-_POOL: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
-_POOL_LOCK = threading.Lock()
-
-
-def concurrently(calls: Sequence[Callable[[], Any]]) -> None:
-    """Run synchronous zarr calls at once, and wait for all; raise the first error.
-
-    zarr runs every synchronous call on its own event loop, so these threads only wait
-    while the loop overlaps their I/O (chunks of several arrays written together). zarr
-    offers no public way to gather several arrays' writes from synchronous code; threads
-    over its public API do the same without its internals.
-    """
-    if len(calls) <= 1:
-        for call in calls:
-            call()
-        return
-    pid = os.getpid()
-    with _POOL_LOCK:  # one pool per process (a forked child gets its own)
-        pool = _POOL.get(pid)
-        if pool is None:
-            pool = _POOL[pid] = concurrent.futures.ThreadPoolExecutor(
-                max_workers=16, thread_name_prefix="ensembles-zarr"
-            )
-    futures = [pool.submit(call) for call in calls]
-    concurrent.futures.wait(futures)
-    for future in futures:
-        future.result()
-
-
-def _array_specs(
-    template: xr.Dataset, block: tuple[int, ...], samples: Mapping[str, list[np.ndarray]]
-) -> list[dict[str, Any]]:
-    """``create_array`` arguments of the outputs and the bookkeeping arrays."""
-    mdims = tuple(template["status"].dims)
-    shape = tuple(template["status"].shape)
-    member_coords = [  # non-index coordinates over the member dims, as xarray lists them
-        str(k)
-        for k, v in template.coords.items()
-        if k not in template.dims and set(v.dims) <= set(mdims) and k != "status"
-    ]
-    coordinates = " ".join(sorted([*member_coords, "status", "wall_time"]))
-    specs: list[dict[str, Any]] = []
-    for name, var in template.data_vars.items():
-        out_shape = var.shape[len(mdims) :]
-        specs.append(
-            {
-                "name": str(name),
-                "shape": var.shape,
-                "chunks": (*block, *output_chunks(block, out_shape, var.dtype.itemsize)),
-                "dtype": var.dtype,
-                "fill_value": fill_value(var.dtype),
-                "compressors": compressors_for(samples.get(str(name))),
-                "dimension_names": [str(d) for d in var.dims],
-                "attributes": {**var.attrs, "coordinates": coordinates},
-            }
-        )
-    bookkeeping: list[tuple[str, Any, Any, dict[str, Any]]] = [
-        ("status", "i1", 0, dict(template["status"].attrs)),
-        ("wall_time", "f4", np.nan, {"long_name": "seconds spent per member", "units": "s"}),
-        ("error", str, "", {"long_name": "error of a failed member (type: message)"}),
-        ("attempts", "u1", 0, {"long_name": "calls made for the member"}),
-    ]
-    for name, dtype, fill, attrs in bookkeeping:
-        specs.append(
-            {
-                "name": name,
-                "shape": shape,
-                "chunks": block,
-                "dtype": dtype,
-                "fill_value": fill,
-                "dimension_names": [str(d) for d in mdims],
-                "attributes": attrs,
-            }
-        )
-    return specs
-
-
-def _stable_strings(values: Any) -> Any:
-    """Fixed-width strings as variable-length ones: Zarr v3's stable ``string`` type.
-
-    zarr stores numpy's fixed-width ``<U``/``S`` types with a data type that has no Zarr
-    v3 specification yet (and warns about it); the ``string`` type has one.
-    """
-    values = np.asarray(values)
-    return values.astype(object) if values.dtype.kind in "US" else values
 
 
 @dataclass
@@ -296,7 +180,7 @@ class EnsembleStore:
             self._forget()
             zarr.create_group(self.zarr_store(), zarr_format=3, attributes=attrs)
             self._write_coords(template, block, attrs)
-            specs = _array_specs(template, block, samples or {})
+            specs = array_specs(template, block, samples or {})
             group = zarr.open_group(self.zarr_store(), mode="r+", use_consolidated=False)
             concurrently([lambda spec=spec: group.create_array(**spec) for spec in specs])
             self.consolidate()
@@ -318,7 +202,7 @@ class EnsembleStore:
         """The coordinates (small, in memory), written by xarray with its own encoding."""
         coords = xr.Dataset(
             coords={
-                k: v.variable.copy(data=_stable_strings(v.values))
+                k: v.variable.copy(data=stable_strings(v.values))
                 for k, v in template.coords.items()
                 if k != "status"
             },
@@ -431,7 +315,7 @@ class EnsembleStore:
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
             if dims != mdims or member_coords:  # whole: a repeated grow writes them too
-                group[name][...] = _stable_strings(var.values)
+                group[name][...] = stable_strings(var.values)
         status = group["status"]
         # members in grown edge chunks must read as pending (chunks beyond were never written)
         for region in grown_regions(old_shape, new_shape, status.chunks):
