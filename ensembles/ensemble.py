@@ -16,7 +16,7 @@ import xarray as xr
 
 from .errors import DesignError, SpecError
 from .execution.assemble import assemble_dataset, placeholders
-from .execution.backends import resolve_backend
+from .execution.backends import resolve_backend, start_local_pool
 from .execution.dispatch import run_blocks
 from .execution.planning import Job, plan_run
 from .execution.worker import BlockRunner
@@ -385,6 +385,7 @@ class Ensemble:
             refuse_until(until, self.seeds)
         self._check_store(store, mode)  # refuses before anything is written
         self.members()  # a run too large for this machine is refused before workers start
+        start_local_pool(scheduler, workers)  # before the lease's thread: forked workers
         with (
             lifecycle.writing(store, force=force) as store,  # the lease, before any write
             resolve_backend(scheduler, workers=workers) as backend,
@@ -465,6 +466,7 @@ class Ensemble:
         declared = self.simulation.declared_schema({**self.members().params(0), **self.fixed})
         job = self._adaptive_job(where["batch_size"])
         check_run(store, mode, until, job, declared)  # refuses before anything is written
+        start_local_pool(where["scheduler"], where["workers"])  # before the lease's thread
         with (
             lifecycle.writing(store, force=options.force) as store,  # held for every round
             resolve_backend(where["scheduler"], workers=where["workers"]) as backend,

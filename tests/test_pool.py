@@ -25,6 +25,7 @@ from ensembles.execution.pool import (
     WorkerDied,
     default_pool,
 )
+from ensembles.execution.pool_fork import START_VARIABLE
 from ensembles.execution.pool_process import THREAD_VARIABLES, cpu_count
 from tests import _pool_tasks as tasks
 
@@ -60,7 +61,9 @@ def gone(pid: int, timeout: float = WAIT) -> bool:
     return False
 
 
-def run_script(tmp_path: Path, code: str, name: str = "script.py") -> subprocess.CompletedProcess:
+def run_script(
+    tmp_path: Path, code: str, name: str = "script.py", start: str = "auto"
+) -> subprocess.CompletedProcess:
     script = tmp_path / name
     script.write_text(textwrap.dedent(code))
     return subprocess.run(
@@ -69,15 +72,22 @@ def run_script(tmp_path: Path, code: str, name: str = "script.py") -> subprocess
         text=True,
         timeout=180,  # a hang fails the test
         cwd=tmp_path,
-        env=script_env(),
+        env=script_env(start),
         check=False,
     )
 
 
-def script_env() -> dict[str, str]:
-    """The environment of a script run by a test: this checkout's ensembles first."""
+def script_env(start: str = "auto") -> dict[str, str]:
+    """The environment of a script run by a test: this checkout's ensembles first, and
+    workers started as ``start`` says (auto: forked from the single-threaded script)."""
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    return dict(os.environ, PYTHONPATH=path)
+    return dict(os.environ, PYTHONPATH=path, **{START_VARIABLE: start})
+
+
+@pytest.fixture(params=["auto", "spawn"])
+def start(request):
+    """Both ways a worker starts: forked from the driver (auto), a fresh interpreter."""
+    return request.param
 
 
 # -- results and errors ---------------------------------------------------------------------
@@ -321,7 +331,7 @@ def test_default_pool_is_reused():
 # -- scripts: no main guard, __main__ functions, sibling modules, exit, fork -----------------
 
 
-def test_script_without_main_guard_runs(tmp_path):
+def test_script_without_main_guard_runs(tmp_path, start):
     result = run_script(
         tmp_path,
         """
@@ -331,12 +341,13 @@ def test_script_without_main_guard_runs(tmp_path):
         pool = default_pool(2)
         print("sum", sum(f.result() for f in [pool.submit(operator.mul, i, 2) for i in range(10)]))
         """,
+        start=start,
     )
     assert result.returncode == 0, result.stderr
     assert "sum 90" in result.stdout
 
 
-def test_function_defined_in_main_runs_with_its_globals(tmp_path):
+def test_function_defined_in_main_runs_with_its_globals(tmp_path, start):
     result = run_script(
         tmp_path,
         """
@@ -351,13 +362,14 @@ def test_function_defined_in_main_runs_with_its_globals(tmp_path):
         futures = [default_pool(2).submit(shifted, i) for i in range(3)]
         print("results", [f.result() for f in futures])
         """,
+        start=start,
     )
     assert result.returncode == 0, result.stderr
     assert "results [100, 101, 102]" in result.stdout
     assert "in worker 2" in result.stdout  # worker output reaches the driver's stdout
 
 
-def test_function_from_a_sibling_module_runs(tmp_path):
+def test_function_from_a_sibling_module_runs(tmp_path, start):
     (tmp_path / "helper_mod.py").write_text("def triple(x):\n    return 3 * x\n")
     result = run_script(
         tmp_path,
@@ -368,12 +380,13 @@ def test_function_from_a_sibling_module_runs(tmp_path):
         futures = [default_pool(2).submit(helper_mod.triple, i) for i in range(3)]
         print("results", [f.result() for f in futures])
         """,
+        start=start,
     )
     assert result.returncode == 0, result.stderr
     assert "results [0, 3, 6]" in result.stdout
 
 
-def test_exit_with_work_running_stops_the_workers(tmp_path):
+def test_exit_with_work_running_stops_the_workers(tmp_path, start):
     result = run_script(
         tmp_path,
         """
@@ -388,13 +401,14 @@ def test_exit_with_work_running_stops_the_workers(tmp_path):
             time.sleep(0.05)
         print("workers", *pool.worker_pids, flush=True)
         """,
+        start=start,
     )
     assert result.returncode == 0, result.stderr
     pids = [int(p) for p in result.stdout.split("workers")[1].split()]
     assert all(gone(pid) for pid in pids)
 
 
-def test_ctrl_c_in_the_driver_stops_everything(tmp_path):
+def test_ctrl_c_in_the_driver_stops_everything(tmp_path, start):
     script = tmp_path / "interrupted.py"
     script.write_text(
         textwrap.dedent(
@@ -416,7 +430,7 @@ def test_ctrl_c_in_the_driver_stops_everything(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=script_env(),
+        env=script_env(start),
     )
     pids = [int(p) for p in driver.stdout.readline().split()]
     driver.send_signal(signal.SIGINT)
@@ -426,7 +440,7 @@ def test_ctrl_c_in_the_driver_stops_everything(tmp_path):
     assert all(gone(pid) for pid in pids)
 
 
-def test_workers_die_with_a_killed_driver(tmp_path):
+def test_workers_die_with_a_killed_driver(tmp_path, start):
     script = tmp_path / "driver.py"
     script.write_text(
         textwrap.dedent(
@@ -444,7 +458,7 @@ def test_workers_die_with_a_killed_driver(tmp_path):
         )
     )
     driver = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=script_env()
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=script_env(start)
     )
     try:
         pids = [int(p) for p in driver.stdout.readline().split()]
@@ -456,7 +470,7 @@ def test_workers_die_with_a_killed_driver(tmp_path):
     assert all(gone(pid) for pid in pids)
 
 
-def test_forked_child_gets_a_pool_of_its_own(tmp_path):
+def test_forked_child_gets_a_pool_of_its_own(tmp_path, start):
     result = run_script(
         tmp_path,
         """
@@ -477,6 +491,7 @@ def test_forked_child_gets_a_pool_of_its_own(tmp_path):
         again = default_pool(1).submit(os.getpid).result()
         print(json.dumps([parent_worker, child_worker, again]))
         """,
+        start=start,
     )
     assert result.returncode == 0, result.stderr
     parent_worker, child_worker, again = json.loads(result.stdout.strip().splitlines()[-1])
@@ -492,6 +507,7 @@ def test_futures_can_be_waited_on_together(pool):
 
 
 def test_workers_that_cannot_start_fail_the_tasks_instead_of_looping(monkeypatch):
+    monkeypatch.setenv(START_VARIABLE, "spawn")  # forked workers need no interpreter start
     monkeypatch.setenv("PYTHONHOME", "/nonexistent")  # the worker interpreter cannot start
     with LocalPool(1) as p:
         future = p.submit(operator.add, 1, 2)

@@ -18,7 +18,14 @@ from typing import Any, Protocol
 
 from .submit import TaskOutcome
 
-__all__ = ["Backend", "DaskBackend", "PoolBackend", "Splitter", "resolve_backend"]
+__all__ = [
+    "Backend",
+    "DaskBackend",
+    "PoolBackend",
+    "Splitter",
+    "resolve_backend",
+    "start_local_pool",
+]
 
 
 class Splitter(Protocol):
@@ -184,6 +191,24 @@ def _active_client() -> Any:
         return get_client()
     except ValueError:  # no client in this session
         return None
+
+
+def start_local_pool(scheduler: Any = None, workers: int | None = None) -> None:
+    """Start the local pool now if a run with these arguments goes there.
+
+    A run calls it before it starts threads of its own (the lease's heartbeat, zarr's
+    I/O), so the pool's workers can be forked from a single-threaded driver
+    (:mod:`.pool_fork`); the run then finds the pool started.
+
+    Examples
+    --------
+    >>> start_local_pool(workers=1)  # doctest: +SKIP
+    """
+    if scheduler is None and _active_client() is None:
+        from .pool import default_pool
+        from .pool_process import pool_size
+
+        default_pool(pool_size(workers, "workers")).start()
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from ..errors import RunnerError
+from .pool_fork import start_method
 from .pool_process import StatusSlots, WorkerProcess, pool_size, thread_limits
 from .pool_task import (
     MemberTimeout,
@@ -271,6 +272,10 @@ class LocalPool:
         os.set_blocking(self._wake_w, False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        if start_method() == "fork":  # before the pool's thread: see pool_fork
+            for slot in range(self._n):
+                env = thread_limits(self._n)
+                self._adopt(WorkerProcess(slot, self._slots, self._lifeline_r, env, fork=True))
         self._thread = threading.Thread(target=self._serve, name="ensembles-pool", daemon=True)
         self._thread.start()
 
@@ -436,11 +441,14 @@ class LocalPool:
         for slot in free[: max(0, self._n - len(live))]:
             worker = WorkerProcess(slot, self._slots, self._lifeline_r, thread_limits(self._n))
             with self._lock:
-                self._workers[slot] = worker
-            self._selector.register(worker.result_fd, selectors.EVENT_READ, ("result", worker))
-            if worker.pidfd is not None:
-                self._selector.register(worker.pidfd, selectors.EVENT_READ, ("exit", worker))
-            self._watch_writes(worker)
+                self._adopt(worker)
+
+    def _adopt(self, worker: WorkerProcess) -> None:  # with the lock held
+        self._workers[worker.slot] = worker
+        self._selector.register(worker.result_fd, selectors.EVENT_READ, ("result", worker))
+        if worker.pidfd is not None:
+            self._selector.register(worker.pidfd, selectors.EVENT_READ, ("exit", worker))
+        self._watch_writes(worker)
 
     def _send(self, worker: WorkerProcess, task: PoolTask) -> None:
         for key in task.refs:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import RunnerError
 from . import pool_worker
+from .pool_fork import fork_worker
 from .pool_worker import NO_MEMBER, NO_PAYLOAD, PREFIX, SLOT_BYTES, encode_message
 
 __all__ = [
@@ -222,20 +223,26 @@ class _Inbox:
 class WorkerProcess:
     """A worker interpreter, its two pipes, its status slot and its scheduling state.
 
-    Started with ``subprocess.Popen`` (an argv list, no shell) as the leader of a process
-    group, so the worker and every process it starts are killed together.
+    Forked from the driver (``fork=True``, see :mod:`.pool_fork`) or started with
+    ``subprocess.Popen`` (an argv list, no shell), as the leader of a process group, so
+    the worker and every process it starts are killed together.
     """
 
-    def __init__(self, slot: int, slots: StatusSlots, lifeline: int, env: dict[str, str]):
+    def __init__(
+        self, slot: int, slots: StatusSlots, lifeline: int, env: dict[str, str], fork: bool = False
+    ):
         task_r, self.task_fd = os.pipe()
         self.result_fd, result_w = os.pipe()
         fds = (task_r, result_w, slots.fd, lifeline)
         argv = [sys.executable, "-c", _BOOTSTRAP, pool_worker.__file__]
         argv += [str(fd) for fd in fds] + [str(slot * SLOT_BYTES)]
         try:
-            self.proc = subprocess.Popen(
-                argv, pass_fds=fds, stdin=subprocess.DEVNULL, env=env, **_OWN_GROUP
-            )
+            if fork:
+                self.proc: Any = fork_worker(fds, slot * SLOT_BYTES, env)
+            else:
+                self.proc = subprocess.Popen(
+                    argv, pass_fds=fds, stdin=subprocess.DEVNULL, env=env, **_OWN_GROUP
+                )
         except BaseException:
             os.close(self.task_fd)
             os.close(self.result_fd)
