@@ -516,3 +516,20 @@ def test_a_failing_member_with_on_error_raise_is_one_line(tmp_path):
     assert result.stderr.startswith("ensembles: error: member ")
     assert "a must be non-negative, got -1.0" in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_local_run_starts_nothing_of_dask_distributed(spec, tmp_path):
+    """The local pool needs no scheduler: ``ensembles run`` never imports distributed
+    (its import alone is a third of a second of a short command)."""
+    code = (
+        "import sys\n"
+        "from ensembles.cli import main\n"
+        f"code = main(['run', {str(spec)!r}, '-o', {str(tmp_path / 'out.zarr')!r}, '-q'])\n"
+        "print(code, 'distributed' in sys.modules)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["0", "False"]
