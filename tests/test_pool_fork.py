@@ -135,3 +135,18 @@ def test_results_are_the_same_bit_for_bit_forked_or_fresh(tmp_path):
     assert out["auto"] == out["spawn"]
     assert out["auto"]["failed"] == 1
     assert out["auto"]["ok"] == 11
+
+
+@pytest.mark.parametrize("start", ["auto", "spawn"])
+def test_a_driver_without_stdin_has_working_workers(tmp_path, start):
+    """With fd 0 closed the pool's pipes may get descriptor 0: the worker keeps them."""
+    code = (
+        "import os\n"
+        "os.close(0)\n"
+        "from ensembles.execution.pool import LocalPool\n"
+        "with LocalPool(2) as pool:\n"
+        "    print(sum(pool.submit(abs, -i).result(timeout=120) for i in range(8)))\n"
+    )
+    result = run_script(tmp_path, code, start=start)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["28"]

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import RunnerError
 from .pool_fork import start_method
-from .pool_process import StatusSlots, WorkerProcess, pool_size, thread_limits
+from .pool_process import StatusSlots, WorkerProcess, pipe, pool_size, thread_limits
 from .pool_task import (
     MemberTimeout,
     PoolTask,
@@ -266,8 +266,8 @@ class LocalPool:
         if self._thread is not None:
             return
         self._slots = StatusSlots(2 * self._n)  # a replacement may start beside a dying one
-        self._lifeline_r, self._lifeline_w = os.pipe()
-        self._wake_r, self._wake_w = os.pipe()
+        self._lifeline_r, self._lifeline_w = pipe()
+        self._wake_r, self._wake_w = pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector = selectors.DefaultSelector()

@@ -5,6 +5,7 @@ status slot it is reached through, and how it is stopped and reaped.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import mmap
 import os
@@ -26,7 +27,9 @@ __all__ = [
     "THREAD_VARIABLES",
     "StatusSlots",
     "WorkerProcess",
+    "above_std",
     "cpu_count",
+    "pipe",
     "pool_size",
     "thread_limits",
 ]
@@ -170,7 +173,26 @@ def _anonymous_file(size: int) -> int:
         fd, path = tempfile.mkstemp(prefix="ensembles-pool-", dir=directory)
         os.unlink(path)
     os.ftruncate(fd, size)
-    return fd
+    return above_std(fd)
+
+
+def above_std(fd: int) -> int:
+    """``fd``, moved to a number above the standard streams' (0-2) if it is one of them.
+
+    A driver started with stdin (or stdout) closed gets descriptor 0 for its next pipe,
+    which a worker's stdin from /dev/null would replace.
+    """
+    if fd > 2:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
+
+
+def pipe() -> tuple[int, int]:
+    """``os.pipe()`` with both ends above the standard streams (see :func:`above_std`)."""
+    r, w = os.pipe()
+    return above_std(r), above_std(w)
 
 
 class _Inbox:
@@ -231,8 +253,8 @@ class WorkerProcess:
     def __init__(
         self, slot: int, slots: StatusSlots, lifeline: int, env: dict[str, str], fork: bool = False
     ):
-        task_r, self.task_fd = os.pipe()
-        self.result_fd, result_w = os.pipe()
+        task_r, self.task_fd = pipe()
+        self.result_fd, result_w = pipe()
         fds = (task_r, result_w, slots.fd, lifeline)
         argv = [sys.executable, "-c", _BOOTSTRAP, pool_worker.__file__]
         argv += [str(fd) for fd in fds] + [str(slot * SLOT_BYTES)]
