@@ -150,3 +150,30 @@ def test_a_driver_without_stdin_has_working_workers(tmp_path, start):
     result = run_script(tmp_path, code, start=start)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["28"]
+
+
+@pytest.mark.parametrize("start", ["auto", "spawn"])
+def test_worker_output_goes_to_the_process_streams(tmp_path, start):
+    """A driver that redirected ``sys.stdout`` (to a buffer, a notebook) does not take its
+    workers' output with it: they write to descriptors 1 and 2 like fresh interpreters."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from ensembles.execution.pool import LocalPool\n"
+        "def talk(i):\n"
+        "    sys.stdout.write(f'out {i}\\n')  # one write: lines of two workers never mix\n"
+        "    sys.stderr.write(f'err {i}\\n')\n"
+        "    return i\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    with LocalPool(2) as pool:\n"
+        "        futures = [pool.submit(talk, i) for i in range(4)]\n"
+        "        done = sorted(f.result(timeout=120) for f in futures)\n"
+        "print('done', done)\n"
+    )
+    result = run_script(tmp_path, code, start=start)
+    assert result.returncode == 0, result.stderr
+    assert sorted(line for line in result.stdout.splitlines() if line.startswith("out")) == [
+        f"out {i}" for i in range(4)
+    ]
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("err")) == [
+        f"err {i}" for i in range(4)
+    ]

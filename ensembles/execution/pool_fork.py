@@ -13,6 +13,7 @@ fresh interpreter. ``ENSEMBLES_WORKER_START=spawn`` always starts fresh interpre
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import gc
 import os
 import signal
@@ -130,9 +131,7 @@ def _serve_as_worker(  # pragma: no cover - runs in the child
         gc.freeze()  # the collector leaves the driver's objects (and their pages) alone
         _default_signals()
         _keep_only(fds)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
+        _fresh_streams()
         os.environ.update(env)
         _limit_threads(limits)
         pool_worker.main([*(str(fd) for fd in fds), str(offset)])
@@ -160,6 +159,23 @@ def _default_signals() -> None:  # pragma: no cover - runs in the child
         if signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
             signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def _fresh_streams() -> None:  # pragma: no cover - runs in the child
+    """stdin from /dev/null; ``sys.stdout``/``sys.stderr`` on descriptors 1 and 2, as in a
+    fresh interpreter (the driver may have redirected its own to a buffer or a notebook)."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the worker
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        with contextlib.suppress(OSError, ValueError):
+            line = fd == 2 or os.isatty(fd)
+            stream = open(fd, "w", buffering=-1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+            stream.reconfigure(line_buffering=line)
+            setattr(sys, name, stream)
+    if faulthandler.is_enabled():  # the driver's may write to a descriptor closed here
+        faulthandler.enable(file=sys.stderr)
 
 
 def _keep_only(fds: tuple[int, ...]) -> None:  # pragma: no cover - runs in the child
