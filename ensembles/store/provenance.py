@@ -7,6 +7,7 @@ import functools
 import getpass
 import platform
 import socket
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +25,10 @@ def _environment() -> dict[str, Any]:
 
     versions = {}
     for pkg in ("ensembles", "numpy", "dask", "distributed", "xarray", "zarr", "numba", "scipy"):
+        loaded = getattr(sys.modules.get(pkg), "__version__", None) if pkg != "ensembles" else None
+        if isinstance(loaded, str):  # what runs here (and no scan of site-packages)
+            versions[pkg] = loaded
+            continue
         with contextlib.suppress(PackageNotFoundError):
             versions[pkg] = version(pkg)
     try:
