@@ -273,12 +273,13 @@ class EnsembleStore:
         """Set the status of the members in ``mask`` to ``code`` (see :func:`.chunks.code_writes`).
 
         For the driver between runs: an adaptive run marks the members it did not need as
-        skipped. Only the chunks ``mask`` touches are written, concurrently.
+        skipped. Only the chunks ``mask`` touches are written, concurrently; those covered
+        whole are encoded once and copied.
         """
         from .chunks import code_writes
 
         self._check_fence()
-        concurrently(code_writes(self._array(STATUS), mask, code))
+        concurrently(code_writes(self._array(STATUS), mask, code, keys=self.keys()))
 
     def _member_shape(self) -> tuple[int, ...]:
         return tuple(self._array("status").shape)
