@@ -10,6 +10,7 @@ then decides again, and ends with the same members and results as an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -293,6 +294,7 @@ def run_adaptive(
         and ``at_max``; the store's record holds every round's.
     """
     growth, rule, targets = job.growth, job.growth.rule, tuple(targets)
+    _load_statistics()
     rounds = _StoreRounds(store, job, targets, backend, options, action)
     record = read_record(store) if rounds.resuming else None
     backend.prepare(job.simulation)  # once: the workers stay loaded for every round
@@ -319,6 +321,24 @@ def run_adaptive(
     _finish(store, record, decision, seconds, growth, n, rule)
     _report(rounds, decision, record, options.progress, store.path)
     return decision
+
+
+def _load_statistics() -> None:
+    """Import what the intervals need (scipy.special) in the background, now.
+
+    Its import (a tenth of a second or more) otherwise falls on the first decision that
+    judges members, between the pilot and round 2; here it runs while the store is laid
+    out and the pilot's members run (the pilot's decision needs no interval). A failed
+    import is left to the decision, which raises it.
+    """
+    import importlib
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):
+            importlib.import_module("scipy.special")
+
+    threading.Thread(target=load, name="ensembles-load-statistics", daemon=True).start()
 
 
 def _round(
