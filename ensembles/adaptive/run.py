@@ -198,7 +198,14 @@ class _StoreRounds:
         self.schema, self.block = runner.schema, tuple(runner.members.block)
         self.template = template
         self.shape = tuple(runner.members.shape)
+        if self.reader is None:
+            self.reader = JudgedReader(self.store, self.targets, self.job.growth)
+        self.reader.expect(self.shape)  # the blocks the driver writes are judged as they go
         return runner
+
+    def judging(self) -> float:
+        """Seconds spent judging the blocks written since the last call (decision work)."""
+        return self.reader.judging() if self.reader is not None else 0.0
 
     def member_seeds(self, todo: np.ndarray) -> None:
         """Write ``member_seed`` where the members of ``todo`` are: only members that run
@@ -217,6 +224,7 @@ class _StoreRounds:
                 timeout=self.options.timeout,
                 label=label,
                 note=note,
+                written=self.reader.take if self.reader is not None else None,
             )
         )
 
@@ -312,7 +320,8 @@ def run_adaptive(
     while True:
         start = time.perf_counter()
         decision = rounds.decide(n)
-        seconds = time.perf_counter() - start
+        # the decision's reading includes judging the round's blocks as they were written
+        seconds = time.perf_counter() - start + rounds.judging()
         if decision.done:
             break
         number += 1

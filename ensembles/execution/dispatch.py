@@ -9,7 +9,7 @@ use. It turns a member that killed its worker into a recorded failure, and retur
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +105,7 @@ def run_blocks(
     timeout: float | None = None,
     label: str = "members",
     note: str | None = None,
+    written: Callable[[BlockResult, tuple[slice, ...]], None] | None = None,
 ) -> RunReport:
     """Run the members of ``runner`` (those in ``todo``, default all) on ``backend``.
 
@@ -113,7 +114,8 @@ def run_blocks(
     arrays. A member that kills its worker, or runs longer than ``timeout`` seconds, is
     recorded as failed and the rest of its block runs again. The progress line starts
     with ``label``; ``note`` is a line shown above it when the run starts (default: how
-    many members a resumed run still has to run).
+    many members a resumed run still has to run). ``written(result, region)`` is called
+    after each block the driver wrote into the store, with what it wrote.
     """
     members = runner.members
     total = len(members) if todo is None else int(np.count_nonzero(todo))
@@ -148,6 +150,8 @@ def run_blocks(
                 _gather(report, result, region)
             elif not tasks_write or outcome.error is not None:
                 store.write_block(result, region)
+                if written is not None:
+                    written(result, region)
             report.errors.extend(result.errors)
             bar.update(result.n_run, result.n_failed)
     bar.close()
