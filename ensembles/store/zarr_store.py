@@ -26,6 +26,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -294,9 +295,10 @@ class EnsembleStore:
         values (old values are a prefix of the new ones, checked by the caller; those over
         every member dim, such as ``member_seed``, are not written with
         ``member_coords=False``: an adaptive run writes them for the members it runs,
-        :meth:`write_member_coords`); the new members read as pending. Repeating it after
-        an interruption is harmless: the metadata is consolidated, and only then are the
-        spec attrs written, last.
+        :meth:`write_member_coords`); the new members read as pending. The arrays are
+        resized at once, then the coordinates, the pending edge and the consolidated
+        metadata are written at once. Repeating it after an interruption is harmless: the
+        spec attrs are written last, once everything else is.
         """
         self._check_fence()
         group = zarr.open_group(
@@ -305,25 +307,28 @@ class EnsembleStore:
         mdims = tuple(template["status"].dims)
         new_shape = tuple(template["status"].shape)
         old_shape = tuple(group["status"].shape)
+        resizes: list[Callable[[], None]] = []
         for name, arr in group.arrays():
             dims = tuple(arr.metadata.dimension_names or ())
             if dims[: len(mdims)] == mdims:
-                arr.resize(new_shape + tuple(arr.shape[len(mdims) :]))
+                resizes.append(partial(arr.resize, new_shape + tuple(arr.shape[len(mdims) :])))
             elif dims and all(d in mdims for d in dims) and name in template.coords:
-                arr.resize(template[name].shape)
+                resizes.append(partial(arr.resize, template[name].shape))
+        concurrently(resizes)  # each rewrites one array's metadata document
+        self._forget()
+        writes: list[Callable[[], None]] = [self.consolidate]  # metadata only: beside the data
         for name, var in template.coords.items():
             dims = tuple(var.dims)
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
             if dims != mdims or member_coords:  # whole: a repeated grow writes them too
-                group[name][...] = stable_strings(var.values)
+                writes.append(partial(_put, group[name], stable_strings(var.values)))
         status = group["status"]
         # members in grown edge chunks must read as pending (chunks beyond were never written)
         for region in grown_regions(old_shape, new_shape, status.chunks):
-            status[region] = 0
-        self._forget()
-        self.consolidate()
-        self._set_attrs(attrs)
+            writes.append(partial(status.__setitem__, region, 0))
+        concurrently(writes)
+        self._set_attrs(attrs)  # last: a grow interrupted before this is done again
 
     def write_member_coords(self, template: xr.Dataset, mask: np.ndarray) -> None:
         """Write the per-member coordinates (``member_seed``) of the chunks holding the
@@ -450,6 +455,11 @@ class EnsembleStore:
             if var.dtype.kind in "iub":  # no NaN to mark missing members: mask by status
                 ds[name] = var.where(ok)
         return ds
+
+
+def _put(arr: Any, values: np.ndarray) -> None:
+    """Write ``values`` into the whole of the zarr Array ``arr``."""
+    arr[...] = values
 
 
 def open_ensemble(
