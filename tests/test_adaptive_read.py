@@ -68,3 +68,25 @@ def test_a_block_taken_is_not_read_again_and_others_are(tmp_path):
 
 def _bookkeeping():
     return np.zeros((1, 4), np.float32), np.ones((1, 4), np.uint8)
+
+
+def test_growing_rounds_write_the_seeds_of_the_chunks_they_run_only(tmp_path):
+    path = tmp_path / "g.zarr"
+    rule = ens.Adaptive(initial=8, max=64, growth=2.0)  # rounds of at most twice the members
+    target = ens.Precision("y", stat="std", halfwidth=0.2)
+    e = ens.Ensemble(sims.spread, DESIGN, seeds=rule, root_seed=5, batch_size=4)
+    ds = e.to_zarr(path, until=target, progress=False)
+    record = read_record(EnsembleStore(str(path)))
+    assert len(record["rounds"]) >= 3  # the store grew at least twice
+    n = np.asarray(record["final"]["n"])
+    assert n.min() < n.max()  # some chunks never ran a member
+    status, seeds = ds["status"].values, ds["member_seed"].values
+    expected = ens.Ensemble(sims.spread, DESIGN, seeds=status.shape[1], root_seed=5)
+    full = expected.members().seeds
+    chunks = EnsembleStore(str(path)).group()["member_seed"].chunks
+    for i in range(0, status.shape[0], chunks[0]):
+        for j in range(0, status.shape[1], chunks[1]):
+            ran = np.isin(status[i : i + chunks[0], j : j + chunks[1]], [OK, 2]).any()
+            got = seeds[i : i + chunks[0], j : j + chunks[1]]
+            want = full[i : i + chunks[0], j : j + chunks[1]] if ran else np.zeros_like(got)
+            np.testing.assert_array_equal(got, want)

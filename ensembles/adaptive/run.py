@@ -172,13 +172,18 @@ class _StoreRounds:
         )
         return runner, grows
 
-    def prepare(self, extent: int) -> BlockRunner:
-        """The runner of a store whose grown dim has ``extent``; creates or grows it."""
+    def prepare(self, extent: int, todo: np.ndarray | None = None) -> BlockRunner:
+        """The runner of a store whose grown dim has ``extent``; creates or grows it.
+
+        With ``todo`` (the members the round runs), their ``member_seed`` is written too:
+        a new store has every member's already.
+        """
         design, seeds = self.job.growth.sized(extent)
         spec = run_spec(self.job, self.targets, design)
         identity = json.dumps(spec, sort_keys=True, default=repr)
         first = self.schema is None
-        if first and not self.resuming:  # a new store (mode="w" replaces an old one)
+        new = first and not self.resuming
+        if new:  # a new store (mode="w" replaces an old one)
             runner = self._new_runner(design, seeds, identity)
             action, grows = self.action, False
         else:
@@ -193,11 +198,13 @@ class _StoreRounds:
             action=action,
             grows=grows,
             started=first,
-            member_coords=False,  # the members of each round get theirs (member_seeds)
+            member_coords=False if todo is None else todo,  # only members that run get theirs
         )
         self.schema, self.block = runner.schema, tuple(runner.members.block)
         self.template = template
         self.shape = tuple(runner.members.shape)
+        if todo is not None and not new and not grows:
+            self.member_seeds(todo)  # written by the growth otherwise
         if self.reader is None:
             self.reader = JudgedReader(self.store, self.targets, self.job.growth)
         self.reader.expect(self.shape)  # the blocks the driver writes are judged as they go
@@ -366,11 +373,8 @@ def _round(
     store, growth, n, add = rounds.store, rounds.job.growth, decision.n, decision.add
     began = time.perf_counter()
     extent = max(rounds.extent(), int((n + add).max()))
-    created = rounds.schema is None and not rounds.resuming  # a new store has every seed
-    runner = rounds.prepare(extent)
     todo = growth.member_mask(todo_mask(n, add, extent))  # never run yet: pending or skipped
-    if not created:
-        rounds.member_seeds(todo)
+    runner = rounds.prepare(extent, todo)
     entry = _round_entry(number, decision, seconds, growth.rule)
     record["rounds"].append(entry)
     write_record(store, record)

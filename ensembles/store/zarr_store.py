@@ -36,7 +36,7 @@ import zarr
 from ..errors import LeaseLostError, StoreError
 from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult
 from .arrays import array_specs, concurrently, output_chunks, stable_strings
-from .chunks import grown_regions
+from .chunks import chunk_writes, grown_regions
 from .codecs import check_codecs, compressors_for
 from .keys import Keys, is_url
 from .lease import LEASE_GROUP, Fence
@@ -287,14 +287,18 @@ class EnsembleStore:
 
     # -- growth (extend) ---------------------------------------------------------------
     def grow(
-        self, template: xr.Dataset, attrs: Mapping[str, Any], member_coords: bool = True
+        self,
+        template: xr.Dataset,
+        attrs: Mapping[str, Any],
+        member_coords: bool | np.ndarray = True,
     ) -> None:
         """Grow the member dims to the template's sizes, keeping every written member.
 
         Arrays over member dims are resized; coordinates are rewritten with the template's
         values (old values are a prefix of the new ones, checked by the caller; those over
         every member dim, such as ``member_seed``, are not written with
-        ``member_coords=False``: an adaptive run writes them for the members it runs,
+        ``member_coords=False``, and only in the chunks of the members of a mask given as
+        ``member_coords``: an adaptive run writes them for the members it runs, see
         :meth:`write_member_coords`); the new members read as pending. The arrays are
         resized at once, then the coordinates, the pending edge and the consolidated
         metadata are written at once. Repeating it after an interruption is harmless: the
@@ -321,8 +325,11 @@ class EnsembleStore:
             dims = tuple(var.dims)
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
-            if dims != mdims or member_coords:  # whole: a repeated grow writes them too
-                writes.append(partial(_put, group[name], stable_strings(var.values)))
+            values = stable_strings(var.values)
+            if dims == mdims and isinstance(member_coords, np.ndarray):
+                writes += chunk_writes(group[name], values, member_coords)
+            elif dims != mdims or member_coords:  # whole: a repeated grow writes them too
+                writes.append(partial(_put, group[name], values))
         status = group["status"]
         # members in grown edge chunks must read as pending (chunks beyond were never written)
         for region in grown_regions(old_shape, new_shape, status.chunks):
@@ -333,8 +340,6 @@ class EnsembleStore:
     def write_member_coords(self, template: xr.Dataset, mask: np.ndarray) -> None:
         """Write the per-member coordinates (``member_seed``) of the chunks holding the
         members in ``mask``, whole, from the template (the store's current member grid)."""
-        from .chunks import chunk_writes
-
         mdims = tuple(template[STATUS].dims)
         names = [n for n, v in template.coords.items() if tuple(v.dims) == mdims and n != STATUS]
         if not np.any(mask) or not names:
