@@ -351,7 +351,7 @@ def _load_statistics() -> None:
     import threading
 
     def load() -> None:
-        with contextlib.suppress(ImportError):
+        with contextlib.suppress(Exception):  # the decision imports it again and raises
             importlib.import_module("scipy.special")
 
     threading.Thread(target=load, name="ensembles-load-statistics", daemon=True).start()
