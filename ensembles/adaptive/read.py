@@ -64,17 +64,20 @@ class JudgedReader:
         for members that are not ok), as :func:`~ensembles.adaptive.decide` takes them
         with ``prejudged=True``. Members not judged yet are read from the store."""
         n = np.asarray(n, dtype=np.int64)
-        group = self.store.group()
-        self.expect(tuple(group[STATUS].shape))
-        for plan in self.plans or []:  # arrays opened now: the store may have grown since
-            plan["array"] = group[plan["target"].var]
         axis = self.growth.member_dims.index(self.growth.grown)
         top = int(n.max(initial=0))
+        if self.cache is None or top > self.known.shape[axis]:
+            self.expect(tuple(self.store.group()[STATUS].shape))
         index = np.arange(self.known.shape[axis])
         wanted = self.growth.member_mask(index < n[..., None])
-        regions = self._regions(group, wanted & ~self.known)
-        for start in range(0, len(regions), _BATCH):
-            self._read(group, regions[start : start + _BATCH])
+        need = wanted & ~self.known
+        if need.any():  # else every member was taken as written: nothing to read
+            group = self.store.group()
+            for plan in self.plans or []:  # opened now: the store may have grown since
+                plan["array"] = group[plan["target"].var]
+            regions = self._regions(group, need)
+            for start in range(0, len(regions), _BATCH):
+                self._read(group, regions[start : start + _BATCH])
         self.known |= wanted  # every member below n has finished: its values are final
         out = []
         for cache in self.cache or []:

@@ -358,9 +358,12 @@ class EnsembleStore:
         self._set_attrs(attrs)
 
     def _set_attrs(self, attrs: Mapping[str, Any], remove: Sequence[str] = ()) -> None:
+        """Set and remove root attributes; nothing is written when nothing changes."""
         group = zarr.open_group(self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=None)
-        new = {k: v for k, v in group.attrs.asdict().items() if k not in remove}
-        group.attrs.put({**new, **attrs})
+        old = group.attrs.asdict()
+        new = {**{k: v for k, v in old.items() if k not in remove}, **attrs}
+        if new != old:
+            group.attrs.put(new)
         self._root = None
 
     def consolidate(self) -> None:
