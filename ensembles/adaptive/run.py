@@ -103,9 +103,11 @@ class _StoreRounds:
     schema: Schema | None = None
     block: tuple[int, ...] = ()
     reports: list[RunReport] = field(default_factory=list)
-    reader: JudgedReader | None = None
     shape: tuple[int, ...] = ()  # the store's member grid, once known
     template: Any = None  # the Dataset layout of the store's current member grid
+
+    def __post_init__(self) -> None:
+        self.reader = JudgedReader(self.store, self.targets, self.job.growth)
 
     @property
     def resuming(self) -> bool:
@@ -116,8 +118,6 @@ class _StoreRounds:
         """The next round's decision from the members in the store (the pilot before any)."""
         growth = self.job.growth
         if n.any():
-            if self.reader is None:
-                self.reader = JudgedReader(self.store, self.targets, growth)
             values = self.reader.values(n)
         else:
             values = [np.zeros((*n.shape, 0, 1)) for _ in self.targets]
@@ -205,14 +205,12 @@ class _StoreRounds:
         self.shape = tuple(runner.members.shape)
         if todo is not None and not new and not grows:
             self.member_seeds(todo)  # written by the growth otherwise
-        if self.reader is None:
-            self.reader = JudgedReader(self.store, self.targets, self.job.growth)
         self.reader.expect(self.shape)  # the blocks the driver writes are judged as they go
         return runner
 
     def judging(self) -> float:
         """Seconds spent judging the blocks written since the last call (decision work)."""
-        return self.reader.judging() if self.reader is not None else 0.0
+        return self.reader.judging()
 
     def member_seeds(self, todo: np.ndarray) -> None:
         """Write ``member_seed`` where the members of ``todo`` are: only members that run
@@ -231,7 +229,7 @@ class _StoreRounds:
                 timeout=self.options.timeout,
                 label=label,
                 note=note,
-                written=self.reader.take if self.reader is not None else None,
+                written=self.reader.take,
             )
         )
 
