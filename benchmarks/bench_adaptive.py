@@ -18,9 +18,10 @@ run's spread predicts, then run at exactly N and timed. ``--quick`` runs every o
 temperature and estimates N from the adaptive run's spread instead (not run).
 
 Time between rounds: what the adaptive run spends outside its members, from the
-store's record (``seconds`` of every round): reading the judged values and deciding,
-then growing the store and recording the round (round 1's layout and probe are left
-out: a uniform run pays them too), and marking the skipped members at the end.
+store's record (``seconds`` of every round): judging the members' values (as the driver
+writes their blocks, or read from the store) and deciding, then growing the store and
+recording the round (round 1's layout and probe are left out: a uniform run pays them
+too), and marking the skipped members at the end.
 
 Part 2, coverage through the engine. ``_members.normal``: 10 points whose outputs are
 Normal(mu, sigma) with sigma from 1 to 10 (variance 100x) and mu from -3 to 3; targets:
@@ -400,7 +401,7 @@ def _between_table(run: dict) -> str:
     ]
     wall = run["wall_seconds"]
     for label, key in (
-        ("reading the judged values and deciding (every round)", "decide"),
+        ("judging the members' values and deciding (every round)", "decide"),
         ("growing the store and recording (rounds 2 on)", "grow_and_record"),
         ("marking skipped members (at the end)", "mark_skipped"),
         ("total", "total"),

@@ -9,6 +9,7 @@ not need the status ``SKIPPED``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -52,18 +53,14 @@ def write_record(store: EnsembleStore, record: Mapping[str, Any]) -> None:
     """Replace the adaptive record of ``store`` (one small JSON document).
 
     Like every write of a run, checked against the store's fence first (a writer that
-    lost the lease stops here, see ``store.lease``).
+    lost the lease stops here, see ``store.lease``). The group's metadata document is
+    written whole, in one atomic replace (a reader sees the old record or the new one),
+    as zarr writes it: the group is created by the first record.
     """
-    import zarr
-
     if store.fence is not None:
         store.fence.check()
-    root = zarr.open_group(store.zarr_store(), mode="r+", zarr_format=3, use_consolidated=False)
-    try:
-        group = root[RECORD_GROUP]
-    except KeyError:
-        group = root.create_group(RECORD_GROUP)
-    group.attrs["record"] = dict(record)
+    document = {"attributes": {"record": dict(record)}, "zarr_format": 3, "node_type": "group"}
+    store.keys().replace(f"{RECORD_GROUP}/zarr.json", json.dumps(document).encode())
 
 
 def mark_skipped(store: EnsembleStore, growth: Growth, n: np.ndarray) -> None:

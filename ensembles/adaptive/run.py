@@ -10,6 +10,7 @@ then decides again, and ends with the same members and results as an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -102,9 +103,11 @@ class _StoreRounds:
     schema: Schema | None = None
     block: tuple[int, ...] = ()
     reports: list[RunReport] = field(default_factory=list)
-    reader: JudgedReader | None = None
     shape: tuple[int, ...] = ()  # the store's member grid, once known
     template: Any = None  # the Dataset layout of the store's current member grid
+
+    def __post_init__(self) -> None:
+        self.reader = JudgedReader(self.store, self.targets, self.job.growth)
 
     @property
     def resuming(self) -> bool:
@@ -115,8 +118,6 @@ class _StoreRounds:
         """The next round's decision from the members in the store (the pilot before any)."""
         growth = self.job.growth
         if n.any():
-            if self.reader is None:
-                self.reader = JudgedReader(self.store, self.targets, growth)
             values = self.reader.values(n)
         else:
             values = [np.zeros((*n.shape, 0, 1)) for _ in self.targets]
@@ -171,13 +172,18 @@ class _StoreRounds:
         )
         return runner, grows
 
-    def prepare(self, extent: int) -> BlockRunner:
-        """The runner of a store whose grown dim has ``extent``; creates or grows it."""
+    def prepare(self, extent: int, todo: np.ndarray | None = None) -> BlockRunner:
+        """The runner of a store whose grown dim has ``extent``; creates or grows it.
+
+        With ``todo`` (the members the round runs), their ``member_seed`` is written too:
+        a new store has every member's already.
+        """
         design, seeds = self.job.growth.sized(extent)
         spec = run_spec(self.job, self.targets, design)
         identity = json.dumps(spec, sort_keys=True, default=repr)
         first = self.schema is None
-        if first and not self.resuming:  # a new store (mode="w" replaces an old one)
+        new = first and not self.resuming
+        if new:  # a new store (mode="w" replaces an old one)
             runner = self._new_runner(design, seeds, identity)
             action, grows = self.action, False
         else:
@@ -192,12 +198,19 @@ class _StoreRounds:
             action=action,
             grows=grows,
             started=first,
-            member_coords=False,  # the members of each round get theirs (member_seeds)
+            member_coords=False if todo is None else todo,  # only members that run get theirs
         )
         self.schema, self.block = runner.schema, tuple(runner.members.block)
         self.template = template
         self.shape = tuple(runner.members.shape)
+        if todo is not None and not new and not grows:
+            self.member_seeds(todo)  # written by the growth otherwise
+        self.reader.expect(self.shape)  # the blocks the driver writes are judged as they go
         return runner
+
+    def judging(self) -> float:
+        """Seconds spent judging the blocks written since the last call (decision work)."""
+        return self.reader.judging()
 
     def member_seeds(self, todo: np.ndarray) -> None:
         """Write ``member_seed`` where the members of ``todo`` are: only members that run
@@ -216,6 +229,7 @@ class _StoreRounds:
                 timeout=self.options.timeout,
                 label=label,
                 note=note,
+                written=self.reader.take,
             )
         )
 
@@ -293,6 +307,7 @@ def run_adaptive(
         and ``at_max``; the store's record holds every round's.
     """
     growth, rule, targets = job.growth, job.growth.rule, tuple(targets)
+    _load_statistics()
     rounds = _StoreRounds(store, job, targets, backend, options, action)
     record = read_record(store) if rounds.resuming else None
     backend.prepare(job.simulation)  # once: the workers stay loaded for every round
@@ -310,7 +325,8 @@ def run_adaptive(
     while True:
         start = time.perf_counter()
         decision = rounds.decide(n)
-        seconds = time.perf_counter() - start
+        # the decision's reading includes judging the round's blocks as they were written
+        seconds = time.perf_counter() - start + rounds.judging()
         if decision.done:
             break
         number += 1
@@ -319,6 +335,24 @@ def run_adaptive(
     _finish(store, record, decision, seconds, growth, n, rule)
     _report(rounds, decision, record, options.progress, store.path)
     return decision
+
+
+def _load_statistics() -> None:
+    """Import what the intervals need (scipy.special) in the background, now.
+
+    Its import (a tenth of a second or more) otherwise falls on the first decision that
+    judges members, between the pilot and round 2; here it runs while the store is laid
+    out and the pilot's members run (the pilot's decision needs no interval). A failed
+    import is left to the decision, which raises it.
+    """
+    import importlib
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the decision imports it again and raises
+            importlib.import_module("scipy.special")
+
+    threading.Thread(target=load, name="ensembles-load-statistics", daemon=True).start()
 
 
 def _round(
@@ -337,11 +371,8 @@ def _round(
     store, growth, n, add = rounds.store, rounds.job.growth, decision.n, decision.add
     began = time.perf_counter()
     extent = max(rounds.extent(), int((n + add).max()))
-    created = rounds.schema is None and not rounds.resuming  # a new store has every seed
-    runner = rounds.prepare(extent)
     todo = growth.member_mask(todo_mask(n, add, extent))  # never run yet: pending or skipped
-    if not created:
-        rounds.member_seeds(todo)
+    runner = rounds.prepare(extent, todo)
     entry = _round_entry(number, decision, seconds, growth.rule)
     record["rounds"].append(entry)
     write_record(store, record)

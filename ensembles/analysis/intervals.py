@@ -134,6 +134,19 @@ def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
+def _t_quantile(df: np.ndarray, p: float, enough: np.ndarray) -> np.ndarray:
+    """Student t's ``p`` quantile with ``df`` degrees of freedom where ``enough``, 1 elsewhere.
+
+    scipy is imported only when some position has enough members (an adaptive run's
+    pilot decision, with no members yet, does without it).
+    """
+    if not enough.any():
+        return np.ones(df.shape)
+    from scipy.special import stdtrit
+
+    return stdtrit(np.where(enough, df, 1).astype(np.float64), p)
+
+
 def _take(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``rows[i, index[i]]`` (index clipped into range; NaN for rows without members)."""
     if rows.shape[1] == 0:
@@ -200,12 +213,11 @@ def mean_interval(values: Any, axis: int = 0, level: float = 0.95) -> Interval:
     4.9683
     """
     level = _check_level(level)
-    from scipy.special import stdtrit
 
     def kernel(rows: np.ndarray) -> tuple[np.ndarray, ...]:
         n, mean, ss, _ = _moments(rows)
         enough = n >= 2
-        t = stdtrit(np.where(enough, n - 1, 1).astype(np.float64), (1 + level) / 2)
+        t = _t_quantile(n - 1, (1 + level) / 2, enough)
         half = t * np.sqrt(_divide(ss, (n - 1) * n))
         lower = np.where(enough, mean - half, -np.inf)
         upper = np.where(enough, mean + half, np.inf)
@@ -252,13 +264,12 @@ def stein_interval(values: Any, pilot: int, axis: int = 0, level: float = 0.95) 
     if not isinstance(pilot, (int, np.integer)) or isinstance(pilot, bool) or pilot < 2:
         msg = f"pilot={pilot!r} is not a pilot size; give the number of pilot members, >= 2"
         raise AnalysisError(msg)
-    from scipy.special import stdtrit
 
     def kernel(rows: np.ndarray) -> tuple[np.ndarray, ...]:
         n, mean, _, _ = _moments(rows)
         k, _, ss0, _ = _moments(rows[:, :pilot])
         enough = k >= 2
-        t = stdtrit(np.where(enough, k - 1, 1).astype(np.float64), (1 + level) / 2)
+        t = _t_quantile(k - 1, (1 + level) / 2, enough)
         half = t * np.sqrt(_divide(ss0, (k - 1) * n))
         lower = np.where(enough, mean - half, -np.inf)
         upper = np.where(enough, mean + half, np.inf)

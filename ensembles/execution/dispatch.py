@@ -9,7 +9,7 @@ use. It turns a member that killed its worker into a recorded failure, and retur
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,15 +105,16 @@ def run_blocks(
     timeout: float | None = None,
     label: str = "members",
     note: str | None = None,
+    written: Callable[[BlockResult, tuple[slice, ...]], None] = lambda result, region: None,
 ) -> RunReport:
     """Run the members of ``runner`` (those in ``todo``, default all) on ``backend``.
 
     With a ``store``, results go into it as blocks finish (written by the driver for the
-    local pool, by each task on dask); without one, they are gathered into the report's
-    arrays. A member that kills its worker, or runs longer than ``timeout`` seconds, is
-    recorded as failed and the rest of its block runs again. The progress line starts
-    with ``label``; ``note`` is a line shown above it when the run starts (default: how
-    many members a resumed run still has to run).
+    local pool, then handed to ``written(result, region)``; by each task on dask); without
+    one, they are gathered into the report's arrays. A member that kills its worker, or
+    runs longer than ``timeout`` seconds, is recorded as failed and the rest of its block
+    runs again. The progress line starts with ``label``; ``note`` is a line shown above it
+    when the run starts (default: how many members a resumed run still has to run).
     """
     members = runner.members
     total = len(members) if todo is None else int(np.count_nonzero(todo))
@@ -148,6 +149,7 @@ def run_blocks(
                 _gather(report, result, region)
             elif not tasks_write or outcome.error is not None:
                 store.write_block(result, region)
+                written(result, region)
             report.errors.extend(result.errors)
             bar.update(result.n_run, result.n_failed)
     bar.close()

@@ -156,7 +156,7 @@ def lay_out(
     action: str,
     grows: bool = False,
     started: bool = True,
-    member_coords: bool = True,
+    member_coords: bool | np.ndarray = True,
 ) -> None:
     """Create the store's layout for a new run, or grow a resumed one to the template.
 
@@ -166,7 +166,8 @@ def lay_out(
     user's (see :mod:`ensembles.store.trust`). A resumed store records a new start time
     unless ``started=False`` (the later rounds of an adaptive run, which belong to the
     run that started them). ``member_coords=False`` leaves the new members'
-    ``member_seed`` to the caller (an adaptive run writes it for the members it runs only).
+    ``member_seed`` to the caller (an adaptive run writes it for the members it runs only);
+    a mask over the member grid has a growing store write it for those members only.
     """
     if action not in ACTIONS:
         msg = f"action must be one of {ACTIONS!r}, got {action!r}"

@@ -26,6 +26,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ import zarr
 from ..errors import LeaseLostError, StoreError
 from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult
 from .arrays import array_specs, concurrently, output_chunks, stable_strings
-from .chunks import grown_regions
+from .chunks import chunk_writes, grown_regions
 from .codecs import check_codecs, compressors_for
 from .keys import Keys, is_url
 from .lease import LEASE_GROUP, Fence
@@ -273,29 +274,35 @@ class EnsembleStore:
         """Set the status of the members in ``mask`` to ``code`` (see :func:`.chunks.code_writes`).
 
         For the driver between runs: an adaptive run marks the members it did not need as
-        skipped. Only the chunks ``mask`` touches are written, concurrently.
+        skipped. Only the chunks ``mask`` touches are written, concurrently; those covered
+        whole are encoded once and copied.
         """
         from .chunks import code_writes
 
         self._check_fence()
-        concurrently(code_writes(self._array(STATUS), mask, code))
+        concurrently(code_writes(self._array(STATUS), mask, code, keys=self.keys()))
 
     def _member_shape(self) -> tuple[int, ...]:
         return tuple(self._array("status").shape)
 
     # -- growth (extend) ---------------------------------------------------------------
     def grow(
-        self, template: xr.Dataset, attrs: Mapping[str, Any], member_coords: bool = True
+        self,
+        template: xr.Dataset,
+        attrs: Mapping[str, Any],
+        member_coords: bool | np.ndarray = True,
     ) -> None:
         """Grow the member dims to the template's sizes, keeping every written member.
 
         Arrays over member dims are resized; coordinates are rewritten with the template's
         values (old values are a prefix of the new ones, checked by the caller; those over
         every member dim, such as ``member_seed``, are not written with
-        ``member_coords=False``: an adaptive run writes them for the members it runs,
-        :meth:`write_member_coords`); the new members read as pending. Repeating it after
-        an interruption is harmless: the metadata is consolidated, and only then are the
-        spec attrs written, last.
+        ``member_coords=False``, and only in the chunks of the members of a mask given as
+        ``member_coords``: an adaptive run writes them for the members it runs, see
+        :meth:`write_member_coords`); the new members read as pending. The arrays are
+        resized at once, then the coordinates, the pending edge and the consolidated
+        metadata are written at once. Repeating it after an interruption is harmless: the
+        spec attrs are written last, once everything else is.
         """
         self._check_fence()
         group = zarr.open_group(
@@ -304,31 +311,35 @@ class EnsembleStore:
         mdims = tuple(template["status"].dims)
         new_shape = tuple(template["status"].shape)
         old_shape = tuple(group["status"].shape)
+        resizes: list[Callable[[], None]] = []
         for name, arr in group.arrays():
             dims = tuple(arr.metadata.dimension_names or ())
             if dims[: len(mdims)] == mdims:
-                arr.resize(new_shape + tuple(arr.shape[len(mdims) :]))
+                resizes.append(partial(arr.resize, new_shape + tuple(arr.shape[len(mdims) :])))
             elif dims and all(d in mdims for d in dims) and name in template.coords:
-                arr.resize(template[name].shape)
+                resizes.append(partial(arr.resize, template[name].shape))
+        concurrently(resizes)  # each rewrites one array's metadata document
+        self._forget()
+        writes: list[Callable[[], None]] = [self.consolidate]  # metadata only: beside the data
         for name, var in template.coords.items():
             dims = tuple(var.dims)
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
-            if dims != mdims or member_coords:  # whole: a repeated grow writes them too
-                group[name][...] = stable_strings(var.values)
+            values = stable_strings(var.values)
+            if dims == mdims and isinstance(member_coords, np.ndarray):
+                writes += chunk_writes(group[name], values, member_coords)
+            elif dims != mdims or member_coords:  # whole: a repeated grow writes them too
+                writes.append(partial(_put, group[name], values))
         status = group["status"]
         # members in grown edge chunks must read as pending (chunks beyond were never written)
         for region in grown_regions(old_shape, new_shape, status.chunks):
-            status[region] = 0
-        self._forget()
-        self.consolidate()
-        self._set_attrs(attrs)
+            writes.append(partial(status.__setitem__, region, 0))
+        concurrently(writes)
+        self._set_attrs(attrs)  # last: a grow interrupted before this is done again
 
     def write_member_coords(self, template: xr.Dataset, mask: np.ndarray) -> None:
         """Write the per-member coordinates (``member_seed``) of the chunks holding the
         members in ``mask``, whole, from the template (the store's current member grid)."""
-        from .chunks import chunk_writes
-
         mdims = tuple(template[STATUS].dims)
         names = [n for n, v in template.coords.items() if tuple(v.dims) == mdims and n != STATUS]
         if not np.any(mask) or not names:
@@ -347,9 +358,12 @@ class EnsembleStore:
         self._set_attrs(attrs)
 
     def _set_attrs(self, attrs: Mapping[str, Any], remove: Sequence[str] = ()) -> None:
+        """Set and remove root attributes; nothing is written when nothing changes."""
         group = zarr.open_group(self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=None)
-        new = {k: v for k, v in group.attrs.asdict().items() if k not in remove}
-        group.attrs.put({**new, **attrs})
+        old = group.attrs.asdict()
+        new = {**{k: v for k, v in old.items() if k not in remove}, **attrs}
+        if new != old:
+            group.attrs.put(new)
         self._root = None
 
     def consolidate(self) -> None:
@@ -449,6 +463,11 @@ class EnsembleStore:
             if var.dtype.kind in "iub":  # no NaN to mark missing members: mask by status
                 ds[name] = var.where(ok)
         return ds
+
+
+def _put(arr: Any, values: np.ndarray) -> None:
+    """Write ``values`` into the whole of the zarr Array ``arr``."""
+    arr[...] = values
 
 
 def open_ensemble(
