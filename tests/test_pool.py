@@ -351,12 +351,13 @@ def test_function_defined_in_main_runs_with_its_globals(tmp_path, start):
     result = run_script(
         tmp_path,
         """
+        import sys
         from ensembles.execution.pool import default_pool
 
         OFFSET = 100
 
         def shifted(x):
-            print("in worker", x, flush=True)
+            sys.stdout.write(f"in worker {x}\\n")  # one write: two workers' lines never mix
             return x + OFFSET
 
         futures = [default_pool(2).submit(shifted, i) for i in range(3)]
