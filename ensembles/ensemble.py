@@ -117,6 +117,7 @@ class Ensemble:
         self.setup = setup
         self.setup_name = setup_name
         self._setup_value: tuple[str, Any] | None = None
+        self._members: Members | None = None
         names = [*self.design.params, *self.fixed]
         if setup is not None:
             names.append(setup_name)
@@ -152,7 +153,14 @@ class Ensemble:
             design, seeds = self.growth.sized(self.growth.rule.initial)
         shape = (*design.shape, seeds)
         block = block_shape_for(shape, batch_size or self.batch_size or 1000)
-        return Members(design, seeds, self.root_seed, block, seed_bits=self.simulation.seed_bits)
+        key = (seeds, self.root_seed, self.simulation.seed_bits)
+        cached = self._members
+        # designs are frozen (the same object: the same points), so every member's values
+        # and seeds are worked out once for all of this ensemble's runs
+        if cached is not None and cached.design is design and _members_key(cached) == key:
+            return cached.with_block(block)
+        self._members = Members(design, seeds, self.root_seed, block, seed_bits=key[2])
+        return self._members
 
     def _job(self) -> Job:
         """The run as plain values for the planner (the shared setup built once)."""
@@ -500,6 +508,11 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+def _members_key(members: Members) -> tuple[int, int, int]:
+    """What, besides the design, decides members' values and seeds."""
+    return members.n_seeds, members.root_seed, members.seed_bits
 
 
 def _check_design(design: Any) -> Design:

@@ -78,6 +78,24 @@ class BlockArrays:
             return np.arange(self.flat.size)
         return np.flatnonzero(self.mask)
 
+    def take(self, members: Sequence[int]) -> list[int]:
+        """Positions of those of ``members`` this block is to run; they are run no more.
+
+        Examples
+        --------
+        >>> from ensembles import Grid
+        >>> block = BlockArrays(Members(Grid(T=[1.0, 2.0]), 2, 7), {}, (0, 0), None)
+        >>> block.take([1, 9]), block.positions().tolist()
+        ([1], [0, 2, 3])
+        """
+        found = np.isin(self.flat, np.asarray(members, dtype=np.int64))
+        if self.mask is not None:
+            found &= self.mask
+        if not found.any():
+            return []
+        self.mask = ~found if self.mask is None else self.mask & ~found
+        return np.flatnonzero(found).tolist()
+
     def todo(self, fixed: Mapping[str, Any]) -> tuple[list[int], list[int], list[Any], list[int]]:
         """Positions, member indices, parameters (dicts) and seeds of the members to run.
 

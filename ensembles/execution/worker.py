@@ -194,9 +194,10 @@ class BlockRunner:
             (used by resume). Default: all.
         """
         block = BlockArrays(self.members, self.schema.outputs, block_id, todo)
-        plain = self._plain_call(block)
+        plain = self._plain_call()
         try:
             if plain is not None:
+                self._reuse_probed(block)
                 run_plain(
                     block,
                     plain,
@@ -212,20 +213,34 @@ class BlockRunner:
             end_member()
         return block.result()
 
-    def _plain_call(self, block: BlockArrays) -> Any:
-        """The simulation's direct call when the block can take the plain loop, else None.
+    def _plain_call(self) -> Any:
+        """The simulation's direct call when blocks can take the plain loop, else None.
 
         The plain loop (:func:`~ensembles.execution.block_loop.run_plain`) runs each member
         once through the simulation's :meth:`~Simulation.direct_call`: not with retries,
-        shared setup state, a member identity, or members the planner already ran.
+        shared setup state or a member identity.
         """
         if self.retries or self.setup is not None or self.simulation.takes_member:
             return None
-        if self.precomputed or self.precomputed_errors:
-            first, last = int(block.flat.min()), int(block.flat.max())
-            if any(first <= m <= last for m in (*self.precomputed, *self.precomputed_errors)):
-                return None
         return self.simulation.direct_call()
+
+    def _reuse_probed(self, block: BlockArrays) -> None:
+        """Record the block's members the planner already ran, and take them off its todo.
+
+        A member that failed while probing is raised (``on_error="raise"``) or recorded
+        as failed, without a rerun.
+        """
+        probed = [*self.precomputed, *self.precomputed_errors]
+        if not probed:
+            return
+        for pos in block.take(probed):
+            member = int(block.flat[pos])
+            outcome = self.precomputed.get(member)
+            if outcome is None:
+                outcome = self.precomputed_errors[member]
+                if self.on_error == "raise":
+                    raise self.member_error(member, outcome) from outcome
+            block.record(pos, member, outcome, 1, 0.0)
 
     def _on_failure(self, member: int, exc: Exception) -> BaseException | None:
         """What a failed member raises (``on_error="raise"``), or None to record it."""
