@@ -118,6 +118,7 @@ class Ensemble:
         self.setup_name = setup_name
         self._setup_value: tuple[str, Any] | None = None
         self._members: Members | None = None
+        self._design_json: tuple[Design, str] | None = None
         names = [*self.design.params, *self.fixed]
         if setup is not None:
             names.append(setup_name)
@@ -167,8 +168,18 @@ class Ensemble:
         if self.setup is not None and self._setup_value is None:
             value = self.setup() if callable(self.setup) else self.setup
             self._setup_value = (self.setup_name, value)
-        identity = json.dumps(self.spec(), sort_keys=True, default=repr)
+        identity = self._identity()
         return Job(self.simulation, self.members(), self.fixed, identity, self._setup_value)
+
+    def _identity(self) -> str:
+        """Canonical JSON of :meth:`spec`: the design's part encoded once per design object
+        (designs are frozen; a large one takes milliseconds to encode)."""
+        spec = self.spec()
+        design = spec.pop("design")
+        if self._design_json is None or self._design_json[0] is not self.design:
+            self._design_json = (self.design, json.dumps(design, sort_keys=True, default=repr))
+        rest = json.dumps(spec, sort_keys=True, default=repr)[1:-1]
+        return "{" + ", ".join(p for p in (f'"design": {self._design_json[1]}', rest) if p) + "}"
 
     def _runner(
         self,
