@@ -18,7 +18,7 @@ from .errors import DesignError, SpecError
 from .execution.assemble import assemble_dataset, placeholders
 from .execution.backends import resolve_backend
 from .execution.dispatch import run_blocks
-from .execution.planning import Job, plan_run
+from .execution.planning import Job, Learned, plan_run
 from .execution.worker import BlockRunner
 from .layout import RESERVED
 from .members.blocks import Members, block_shape_for
@@ -119,6 +119,7 @@ class Ensemble:
         self._setup_value: tuple[str, Any] | None = None
         self._members: Members | None = None
         self._design_json: tuple[Design, str] | None = None
+        self._learned: list[Learned] = []  # what compute() probed (see plan_run)
         names = [*self.design.params, *self.fixed]
         if setup is not None:
             names.append(setup_name)
@@ -191,6 +192,7 @@ class Ensemble:
         batch_size: int | None = None,
         timeout: float | None = None,
         backend: Any = None,
+        memo: list[Learned] | None = None,
     ) -> BlockRunner:
         if backend is not None:
             backend.prepare(self.simulation)
@@ -203,6 +205,7 @@ class Ensemble:
             retries=retries,
             member_timeout=timeout,
             remote=None if backend is None else backend.remote(timeout),
+            memo=memo,
         )
 
     # -- specification -----------------------------------------------------------------
@@ -288,13 +291,28 @@ class Ensemble:
             ("timed out after N s") and the run goes on (with ``on_error="raise"`` it
             stops the run). On the local pool a member stuck in compiled code has its
             worker process replaced; see ``docs/running.md``.
+
+        Notes
+        -----
+        The first run probes the first members to learn the outputs and time a member;
+        a later ``compute()`` of the same ensemble (same spec, simulation and setup)
+        reuses what it learned and runs every member in blocks at once.
         """
         self._check_fixed_size("compute()")
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
         with resolve_backend(scheduler, workers=workers) as backend:
-            runner = self._runner_for(None, backend, batch_size, on_error, retries, timeout)
+            runner = self._runner(
+                running=True,
+                batch_size=batch_size,
+                n_workers=backend.workers,
+                on_error=on_error,
+                retries=retries,
+                timeout=timeout,
+                backend=backend,
+                memo=self._learned,  # a second compute() plans from what the first learned
+            )
             report = run_blocks(backend, runner, progress=progress, timeout=timeout)
         report.print_failures(progress)
         return self._dataset(runner, report.outputs, report.status)

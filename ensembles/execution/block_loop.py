@@ -1,10 +1,10 @@
 """A block's members, run one after another: the arrays they fill, and the per-member loop.
 
 :class:`BlockArrays` holds one block's outputs and bookkeeping, preallocated and filled in
-place member by member. :func:`run_plain` is the loop for the common case (a plain
-function, no retries, no shared setup, no member the planner already ran): it costs about
-a microsecond per member beyond the simulation itself, so members of a few microseconds
-are not dominated by the engine. Its per-member work is reporting the member to the pool
+place member by member. :func:`run_plain` is the loop for the common case (a simulation
+with a direct call, no retries, no shared setup state): it costs about a microsecond per
+member beyond the simulation itself, so members of a few microseconds are not dominated
+by the engine. Its per-member work is reporting the member to the pool
 (one clock reading, two stores into shared memory), the call, and storing the result
 into the block's arrays; a result's types are checked against the schema once per type,
 and status, attempts and wall times are filled for the whole block at the end.

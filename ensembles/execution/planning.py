@@ -25,7 +25,16 @@ from .pool_task import MemberTimeout, WorkerDied
 from .pool_worker import end_member, report_member
 from .worker import BlockRunner
 
-__all__ = ["Job", "Probe", "batch_size_for", "plan_run", "probe", "probe_members", "run_token"]
+__all__ = [
+    "Job",
+    "Learned",
+    "Probe",
+    "batch_size_for",
+    "plan_run",
+    "probe",
+    "probe_members",
+    "run_token",
+]
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,36 @@ def probe(
     return state
 
 
+@dataclass(frozen=True)
+class Learned:
+    """What probing a job told, kept for later runs of the same job (see :func:`plan_run`).
+
+    Attributes
+    ----------
+    identity : str
+        The job's :attr:`Job.identity`.
+    simulation, setup : object
+        The job's simulation and shared state: the very objects (compared by identity).
+    schema : Schema
+    cost : float
+        Seconds per member, as measured.
+    """
+
+    identity: str
+    simulation: Simulation
+    setup: Any
+    schema: Schema
+    cost: float
+
+    def fits(self, job: Job) -> bool:
+        """True when ``job`` is the job this was learned from."""
+        return (
+            self.identity == job.identity
+            and self.simulation is job.simulation
+            and self.setup is job.setup
+        )
+
+
 def plan_run(
     job: Job,
     *,
@@ -183,6 +222,7 @@ def plan_run(
     retries: int = 0,
     member_timeout: float | None = None,
     remote: Callable[..., Probe] | None = None,
+    memo: list[Learned] | None = None,
 ) -> BlockRunner:
     """The runner of a new run: its schema (declared or probed) and its blocks.
 
@@ -199,22 +239,29 @@ def plan_run(
         As in :meth:`ensembles.Ensemble.compute` (``timeout``).
     remote : callable, optional
         Runs the probe on a worker process (see :func:`probe`).
+    memo : list, optional
+        What an earlier run of the same job learned (:class:`Learned`; the list holds one
+        at most): a timed run reuses its schema and member cost instead of probing, and
+        runs every member in blocks. A timed run that probes leaves what it learned here.
     """
     members = job.members
     declared = job.simulation.declared_schema({**members.params(0), **job.fixed})
-    precomputed: dict[int, dict[str, np.ndarray]] = {}
-    failures: dict[int, BaseException] = {}
-    cost = None
-    if declared is None or (running and batch_size is None):
-        found = probe(job, on_error, running and batch_size is None, member_timeout, remote=remote)
-        schema, precomputed, failures = found.schema, found.precomputed, found.failures
-        cost = found.cost if running else None
-    else:
-        schema = declared
+    timing = running and batch_size is None
+    known = next((k for k in memo or () if timing and k.fits(job)), None)
+    found = Probe(schema=declared)
+    if known is not None:
+        found.schema, found.times = known.schema, [known.cost]
+    elif declared is None or timing:
+        found = probe(job, on_error, timing, member_timeout, remote=remote)
+        if memo is not None and timing and found.schema is not None:
+            memo[:] = [Learned(job.identity, job.simulation, job.setup, found.schema, found.cost)]
+    schema = found.schema
+    assert schema is not None  # declared, or probing raised
     _check_output_names(schema, members)
     if batch_size is None:
         member_bytes = sum(math.prod(o.shape) * o.dtype.itemsize for o in schema.outputs.values())
         # a lazy graph of a declared simulation has no timing: assume a millisecond
+        cost = found.cost if running and found.times else None
         size = batch_size_for(cost or 1e-3, len(members), n_workers, member_bytes)
         members = members.with_batch_size(size)
     return job.runner(
@@ -222,8 +269,8 @@ def plan_run(
         schema,
         on_error=on_error,
         retries=retries,
-        precomputed=precomputed,
-        precomputed_errors=failures,
+        precomputed=found.precomputed,
+        precomputed_errors=found.failures,
         member_timeout=member_timeout,
     )
 
