@@ -7,7 +7,6 @@ each live in their stage; this module validates the arguments and calls them in 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from .errors import DesignError, SpecError
 from .execution.assemble import assemble_dataset, placeholders
 from .execution.backends import resolve_backend
 from .execution.dispatch import run_blocks
-from .execution.planning import Job, Learned, plan_run
+from .execution.planning import Job, Learned, RunMemory, plan_run
 from .execution.worker import BlockRunner
 from .layout import RESERVED
 from .members.blocks import Members, block_shape_for
@@ -117,9 +116,7 @@ class Ensemble:
         self.setup = setup
         self.setup_name = setup_name
         self._setup_value: tuple[str, Any] | None = None
-        self._members: Members | None = None
-        self._design_json: tuple[Design, str] | None = None
-        self._learned: list[Learned] = []  # what compute() probed (see plan_run)
+        self._memory = RunMemory()  # what this ensemble's runs work out once
         names = [*self.design.params, *self.fixed]
         if setup is not None:
             names.append(setup_name)
@@ -155,32 +152,16 @@ class Ensemble:
             design, seeds = self.growth.sized(self.growth.rule.initial)
         shape = (*design.shape, seeds)
         block = block_shape_for(shape, batch_size or self.batch_size or 1000)
-        key = (seeds, self.root_seed, self.simulation.seed_bits)
-        cached = self._members
-        # designs are frozen (the same object: the same points), so every member's values
-        # and seeds are worked out once for all of this ensemble's runs
-        if cached is not None and cached.design is design and _members_key(cached) == key:
-            return cached.with_block(block)
-        self._members = Members(design, seeds, self.root_seed, block, seed_bits=key[2])
-        return self._members
+        bits = self.simulation.seed_bits
+        return self._memory.members(design, seeds, self.root_seed, block, bits)
 
     def _job(self) -> Job:
         """The run as plain values for the planner (the shared setup built once)."""
         if self.setup is not None and self._setup_value is None:
             value = self.setup() if callable(self.setup) else self.setup
             self._setup_value = (self.setup_name, value)
-        identity = self._identity()
+        identity = self._memory.identity(self.spec(), self.design)
         return Job(self.simulation, self.members(), self.fixed, identity, self._setup_value)
-
-    def _identity(self) -> str:
-        """Canonical JSON of :meth:`spec`: the design's part encoded once per design object
-        (designs are frozen; a large one takes milliseconds to encode)."""
-        spec = self.spec()
-        design = spec.pop("design")
-        if self._design_json is None or self._design_json[0] is not self.design:
-            self._design_json = (self.design, json.dumps(design, sort_keys=True, default=repr))
-        rest = json.dumps(spec, sort_keys=True, default=repr)[1:-1]
-        return "{" + ", ".join(p for p in (f'"design": {self._design_json[1]}', rest) if p) + "}"
 
     def _runner(
         self,
@@ -303,16 +284,9 @@ class Ensemble:
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
         with resolve_backend(scheduler, workers=workers) as backend:
-            runner = self._runner(
-                running=True,
-                batch_size=batch_size,
-                n_workers=backend.workers,
-                on_error=on_error,
-                retries=retries,
-                timeout=timeout,
-                backend=backend,
-                memo=self._learned,  # a second compute() plans from what the first learned
-            )
+            # a second compute() plans from what the first learned (the memo)
+            options = (batch_size, on_error, retries, timeout, self._memory.learned)
+            runner = self._runner_for(None, backend, *options)
             report = run_blocks(backend, runner, progress=progress, timeout=timeout)
         report.print_failures(progress)
         return self._dataset(runner, report.outputs, report.status)
@@ -447,6 +421,7 @@ class Ensemble:
         on_error: str,
         retries: int,
         timeout: float | None,
+        memo: list[Learned] | None = None,
     ) -> BlockRunner:
         """The runner of a new run (``plan`` None), or of the members a resumed store lacks."""
         if plan is not None:
@@ -465,6 +440,7 @@ class Ensemble:
             retries=retries,
             timeout=timeout,
             backend=backend,
+            memo=memo,
         )
 
     def _check_store(self, store: EnsembleStore, mode: str) -> tuple[str, ResumePlan | None]:
@@ -537,11 +513,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
-
-
-def _members_key(members: Members) -> tuple[int, int, int]:
-    """What, besides the design, decides members' values and seeds."""
-    return members.n_seeds, members.root_seed, members.seed_bits
 
 
 def _check_design(design: Any) -> Design:

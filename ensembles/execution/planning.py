@@ -8,6 +8,7 @@ cost of a member without the first call's warm-up. Every probed result is reused
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -212,6 +213,53 @@ class Learned:
         )
 
 
+class RunMemory:
+    """What the runs of one ensemble work out once and share.
+
+    Every member's values and seeds (a design is frozen: the same design object has the
+    same points), the design's part of the run identity (a large design takes
+    milliseconds to encode), and what a probe learned (:class:`Learned`, for
+    :func:`plan_run`'s ``memo``).
+    """
+
+    def __init__(self) -> None:
+        self._members: Members | None = None
+        self._design_json: tuple[Any, str] | None = None
+        self.learned: list[Learned] = []
+
+    def members(
+        self, design: Any, n_seeds: int, root_seed: int, block: tuple[int, ...], seed_bits: int
+    ) -> Members:
+        """The members of ``design`` x ``n_seeds`` in blocks of ``block``; seeds known once."""
+        known = self._members
+        if (
+            known is not None
+            and known.design is design
+            and (known.n_seeds, known.root_seed, known.seed_bits)
+            == (n_seeds, root_seed, seed_bits)
+        ):
+            return known.with_block(block)
+        self._members = Members(design, n_seeds, root_seed, block, seed_bits=seed_bits)
+        return self._members
+
+    def identity(self, spec: Mapping[str, Any], design: Any) -> str:
+        """Canonical JSON of ``spec`` (sorted keys), whose ``"design"`` entry is ``design``'s.
+
+        Examples
+        --------
+        >>> from ensembles import Grid
+        >>> design = Grid(T=[1.0])
+        >>> RunMemory().identity({"run": {"seeds": 2}, "design": design.to_dict()}, design)
+        '{"design": {"grid": {"T": [1.0]}}, "run": {"seeds": 2}}'
+        """
+        spec = dict(spec)
+        entry = spec.pop("design")
+        if self._design_json is None or self._design_json[0] is not design:
+            self._design_json = (design, json.dumps(entry, sort_keys=True, default=repr))
+        rest = json.dumps(spec, sort_keys=True, default=repr)[1:-1]
+        return "{" + ", ".join(p for p in (f'"design": {self._design_json[1]}', rest) if p) + "}"
+
+
 def plan_run(
     job: Job,
     *,
@@ -240,9 +288,8 @@ def plan_run(
     remote : callable, optional
         Runs the probe on a worker process (see :func:`probe`).
     memo : list, optional
-        What an earlier run of the same job learned (:class:`Learned`; the list holds one
-        at most): a timed run reuses its schema and member cost instead of probing, and
-        runs every member in blocks. A timed run that probes leaves what it learned here.
+        What an earlier run of the same job learned (one :class:`Learned` at most): a timed
+        run reuses it instead of probing; one that probes leaves what it learned here.
     """
     members = job.members
     declared = job.simulation.declared_schema({**members.params(0), **job.fixed})
