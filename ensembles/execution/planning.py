@@ -105,12 +105,12 @@ def probe_members(
     limit = min(len(members), 20)
     for member in range(probe.next, len(members)):
         probe.next = member + 1
-        params = runner.member_params(member)
+        params, seed = runner.member_params(member), members.seed(member)  # not timed
         report_member(member)
         start = time.perf_counter()
         try:
             with deadline(member_timeout):
-                raw = runner.call(member, params, members.seed(member))
+                raw = runner.call(member, params, seed)
             elapsed = time.perf_counter() - start
             schema = probe.schema or sim.declared_schema(params)
             schema = schema or sim.schema_from_result(raw, params)
