@@ -7,7 +7,6 @@ each live in their stage; this module validates the arguments and calls them in 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from .errors import DesignError, SpecError
 from .execution.assemble import assemble_dataset, placeholders
 from .execution.backends import resolve_backend, start_local_pool
 from .execution.dispatch import run_blocks
-from .execution.planning import Job, plan_run
+from .execution.planning import Job, Learned, RunMemory, plan_run
 from .execution.worker import BlockRunner
 from .layout import RESERVED
 from .members.blocks import Members, block_shape_for
@@ -117,6 +116,7 @@ class Ensemble:
         self.setup = setup
         self.setup_name = setup_name
         self._setup_value: tuple[str, Any] | None = None
+        self._memory = RunMemory()  # what this ensemble's runs work out once
         names = [*self.design.params, *self.fixed]
         if setup is not None:
             names.append(setup_name)
@@ -152,14 +152,15 @@ class Ensemble:
             design, seeds = self.growth.sized(self.growth.rule.initial)
         shape = (*design.shape, seeds)
         block = block_shape_for(shape, batch_size or self.batch_size or 1000)
-        return Members(design, seeds, self.root_seed, block, seed_bits=self.simulation.seed_bits)
+        bits = self.simulation.seed_bits
+        return self._memory.members(design, seeds, self.root_seed, block, bits)
 
     def _job(self) -> Job:
         """The run as plain values for the planner (the shared setup built once)."""
         if self.setup is not None and self._setup_value is None:
             value = self.setup() if callable(self.setup) else self.setup
             self._setup_value = (self.setup_name, value)
-        identity = json.dumps(self.spec(), sort_keys=True, default=repr)
+        identity = self._memory.identity(self.spec(), self.design)
         return Job(self.simulation, self.members(), self.fixed, identity, self._setup_value)
 
     def _runner(
@@ -172,6 +173,7 @@ class Ensemble:
         batch_size: int | None = None,
         timeout: float | None = None,
         backend: Any = None,
+        memo: list[Learned] | None = None,
     ) -> BlockRunner:
         if backend is not None:
             backend.prepare(self.simulation)
@@ -184,6 +186,7 @@ class Ensemble:
             retries=retries,
             member_timeout=timeout,
             remote=None if backend is None else backend.remote(timeout),
+            memo=memo,
         )
 
     # -- specification -----------------------------------------------------------------
@@ -269,13 +272,21 @@ class Ensemble:
             ("timed out after N s") and the run goes on (with ``on_error="raise"`` it
             stops the run). On the local pool a member stuck in compiled code has its
             worker process replaced; see ``docs/running.md``.
+
+        Notes
+        -----
+        The first run probes the first members to learn the outputs and time a member;
+        a later ``compute()`` of the same ensemble (same spec, simulation and setup)
+        reuses what it learned and runs every member in blocks at once.
         """
         self._check_fixed_size("compute()")
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
         with resolve_backend(scheduler, workers=workers) as backend:
-            runner = self._runner_for(None, backend, batch_size, on_error, retries, timeout)
+            # a second compute() plans from what the first learned (the memo)
+            options = (batch_size, on_error, retries, timeout, self._memory.learned)
+            runner = self._runner_for(None, backend, *options)
             report = run_blocks(backend, runner, progress=progress, timeout=timeout)
         report.print_failures(progress)
         return self._dataset(runner, report.outputs, report.status)
@@ -411,6 +422,7 @@ class Ensemble:
         on_error: str,
         retries: int,
         timeout: float | None,
+        memo: list[Learned] | None = None,
     ) -> BlockRunner:
         """The runner of a new run (``plan`` None), or of the members a resumed store lacks."""
         if plan is not None:
@@ -429,6 +441,7 @@ class Ensemble:
             retries=retries,
             timeout=timeout,
             backend=backend,
+            memo=memo,
         )
 
     def _check_store(self, store: EnsembleStore, mode: str) -> tuple[str, ResumePlan | None]:

@@ -361,3 +361,18 @@ def spread(*, seed, a, n=4, log=None, delay=0.0, fail_flag=None, gate=None, gate
             f.write(f"{a} {seed}\n")
     rng = np.random.default_rng(seed)
     return {"y": rng.normal(0.0, a), "z": a + rng.normal(0.0, a, size=n)}
+
+
+# -- the plain per-member loop: results of changing kinds -------------------------------------
+
+
+def mixed_kinds(*, seed, a):
+    """``y`` of a different scalar type by ``a`` (float, float32, int64, bool, float64), and
+    the seed (a Python int); raises for ``a == 3``, an array where a scalar was promised
+    for ``a == 7``."""
+    if a == 3.0:
+        raise ValueError(f"three is bad (seed {seed})")
+    if a == 7.0:
+        return {"y": np.zeros(2), "s": seed}
+    kinds = [float, np.float32, lambda v: np.int64(int(v)), lambda v: v > 2.0, np.float64]
+    return {"y": kinds[int(a) % 5](a), "s": seed}

@@ -80,26 +80,40 @@ class PoolBackend:
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
+        self._loading: list[Any] = []  # simulations to load on every worker, not sent yet
 
     @property
     def workers(self) -> int:
         return int(self.pool.n_workers)
 
     def prepare(self, simulation: Any) -> None:
-        """Start every worker loading the simulation (its module, numba, ...) now.
+        """Start every worker loading the simulation (its module, numba, ...).
 
-        Runs on each worker while the planner probes the first members on one of them,
-        so no worker pays its imports when the first blocks arrive.
+        Sent with the planner's probe, just after it (so the probe waits for no other
+        task), or with the run's first blocks when nothing is probed: each worker loads
+        it while the probe runs on one of them, and no worker pays its imports when the
+        first blocks arrive.
         """
-        for _ in range(self.workers):
-            self.pool.submit(_load, simulation)
+        self._loading.append(simulation)
+
+    def _send_loads(self) -> None:
+        loading, self._loading = self._loading, []
+        for simulation in loading:
+            for _ in range(self.workers):
+                self.pool.submit(_load, simulation)
 
     def remote(self, member_timeout: float | None) -> Callable[..., Any]:
         """``call(fn, *args)``: run ``fn`` on a worker and wait (the planner's probe)."""
         from .deadline import hard_limit
 
         limit = hard_limit(member_timeout)
-        return lambda fn, *args: self.pool.submit(fn, *args, member_timeout=limit).result()
+
+        def call(fn: Callable[..., Any], *args: Any) -> Any:
+            future = self.pool.submit(fn, *args, member_timeout=limit)
+            self._send_loads()
+            return future.result()
+
+        return call
 
     def run(
         self,
@@ -114,6 +128,7 @@ class PoolBackend:
     ) -> Iterator[TaskOutcome]:
         from .pool_tasks import run_pool_tasks
 
+        self._send_loads()
         return run_pool_tasks(
             self.pool,
             func,

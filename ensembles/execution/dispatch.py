@@ -173,6 +173,12 @@ def _gather(report: RunReport, result: BlockResult, region: tuple[slice, ...]) -
     """Copy the members a task ran into the report's arrays."""
     outputs, status = report.outputs or {}, report.status
     ran = result.status != PENDING  # a split part holds only some of its block's members
+    if ran.all():  # the whole block: copied as it is
+        for name, values in result.outputs.items():
+            outputs[name][region] = values
+        if status is not None:
+            status[region] = result.status
+        return
     for name, values in result.outputs.items():
         outputs[name][region][ran] = values[ran]
     if status is not None:

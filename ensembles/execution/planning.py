@@ -8,6 +8,7 @@ cost of a member without the first call's warm-up. Every probed result is reused
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +26,16 @@ from .pool_task import MemberTimeout, WorkerDied
 from .pool_worker import end_member, report_member
 from .worker import BlockRunner
 
-__all__ = ["Job", "Probe", "batch_size_for", "plan_run", "probe", "probe_members", "run_token"]
+__all__ = [
+    "Job",
+    "Learned",
+    "Probe",
+    "batch_size_for",
+    "plan_run",
+    "probe",
+    "probe_members",
+    "run_token",
+]
 
 
 @dataclass(frozen=True)
@@ -95,12 +105,12 @@ def probe_members(
     limit = min(len(members), 20)
     for member in range(probe.next, len(members)):
         probe.next = member + 1
-        params = runner.member_params(member)
+        params, seed = runner.member_params(member), members.seed(member)  # not timed
         report_member(member)
         start = time.perf_counter()
         try:
             with deadline(member_timeout):
-                raw = runner.call(member, params, members.seed(member))
+                raw = runner.call(member, params, seed)
             elapsed = time.perf_counter() - start
             schema = probe.schema or sim.declared_schema(params)
             schema = schema or sim.schema_from_result(raw, params)
@@ -173,6 +183,83 @@ def probe(
     return state
 
 
+@dataclass(frozen=True)
+class Learned:
+    """What probing a job told, kept for later runs of the same job (see :func:`plan_run`).
+
+    Attributes
+    ----------
+    identity : str
+        The job's :attr:`Job.identity`.
+    simulation, setup : object
+        The job's simulation and shared state: the very objects (compared by identity).
+    schema : Schema
+    cost : float
+        Seconds per member, as measured.
+    """
+
+    identity: str
+    simulation: Simulation
+    setup: Any
+    schema: Schema
+    cost: float
+
+    def fits(self, job: Job) -> bool:
+        """True when ``job`` is the job this was learned from."""
+        return (
+            self.identity == job.identity
+            and self.simulation is job.simulation
+            and self.setup is job.setup
+        )
+
+
+class RunMemory:
+    """What the runs of one ensemble work out once and share.
+
+    Every member's values and seeds (a design is frozen: the same design object has the
+    same points), the design's part of the run identity (a large design takes
+    milliseconds to encode), and what a probe learned (:class:`Learned`, for
+    :func:`plan_run`'s ``memo``).
+    """
+
+    def __init__(self) -> None:
+        self._members: Members | None = None
+        self._design_json: tuple[Any, str] | None = None
+        self.learned: list[Learned] = []
+
+    def members(
+        self, design: Any, n_seeds: int, root_seed: int, block: tuple[int, ...], seed_bits: int
+    ) -> Members:
+        """The members of ``design`` x ``n_seeds`` in blocks of ``block``; seeds known once."""
+        known = self._members
+        if (
+            known is not None
+            and known.design is design
+            and (known.n_seeds, known.root_seed, known.seed_bits)
+            == (n_seeds, root_seed, seed_bits)
+        ):
+            return known.with_block(block)
+        self._members = Members(design, n_seeds, root_seed, block, seed_bits=seed_bits)
+        return self._members
+
+    def identity(self, spec: Mapping[str, Any], design: Any) -> str:
+        """Canonical JSON of ``spec`` (sorted keys), whose ``"design"`` entry is ``design``'s.
+
+        Examples
+        --------
+        >>> from ensembles import Grid
+        >>> design = Grid(T=[1.0])
+        >>> RunMemory().identity({"run": {"seeds": 2}, "design": design.to_dict()}, design)
+        '{"design": {"grid": {"T": [1.0]}}, "run": {"seeds": 2}}'
+        """
+        spec = dict(spec)
+        entry = spec.pop("design")
+        if self._design_json is None or self._design_json[0] is not design:
+            self._design_json = (design, json.dumps(entry, sort_keys=True, default=repr))
+        rest = json.dumps(spec, sort_keys=True, default=repr)[1:-1]
+        return "{" + ", ".join(p for p in (f'"design": {self._design_json[1]}', rest) if p) + "}"
+
+
 def plan_run(
     job: Job,
     *,
@@ -183,6 +270,7 @@ def plan_run(
     retries: int = 0,
     member_timeout: float | None = None,
     remote: Callable[..., Probe] | None = None,
+    memo: list[Learned] | None = None,
 ) -> BlockRunner:
     """The runner of a new run: its schema (declared or probed) and its blocks.
 
@@ -199,22 +287,28 @@ def plan_run(
         As in :meth:`ensembles.Ensemble.compute` (``timeout``).
     remote : callable, optional
         Runs the probe on a worker process (see :func:`probe`).
+    memo : list, optional
+        What an earlier run of the same job learned (one :class:`Learned` at most): a timed
+        run reuses it instead of probing; one that probes leaves what it learned here.
     """
     members = job.members
     declared = job.simulation.declared_schema({**members.params(0), **job.fixed})
-    precomputed: dict[int, dict[str, np.ndarray]] = {}
-    failures: dict[int, BaseException] = {}
-    cost = None
-    if declared is None or (running and batch_size is None):
-        found = probe(job, on_error, running and batch_size is None, member_timeout, remote=remote)
-        schema, precomputed, failures = found.schema, found.precomputed, found.failures
-        cost = found.cost if running else None
-    else:
-        schema = declared
+    timing = running and batch_size is None
+    known = next((k for k in memo or () if timing and k.fits(job)), None)
+    found = Probe(schema=declared)
+    if known is not None:
+        found.schema, found.times = known.schema, [known.cost]
+    elif declared is None or timing:
+        found = probe(job, on_error, timing, member_timeout, remote=remote)
+        if memo is not None and timing and found.schema is not None:
+            memo[:] = [Learned(job.identity, job.simulation, job.setup, found.schema, found.cost)]
+    schema = found.schema
+    assert schema is not None  # declared, or probing raised
     _check_output_names(schema, members)
     if batch_size is None:
         member_bytes = sum(math.prod(o.shape) * o.dtype.itemsize for o in schema.outputs.values())
         # a lazy graph of a declared simulation has no timing: assume a millisecond
+        cost = found.cost if running and found.times else None
         size = batch_size_for(cost or 1e-3, len(members), n_workers, member_bytes)
         members = members.with_batch_size(size)
     return job.runner(
@@ -222,8 +316,8 @@ def plan_run(
         schema,
         on_error=on_error,
         retries=retries,
-        precomputed=precomputed,
-        precomputed_errors=failures,
+        precomputed=found.precomputed,
+        precomputed_errors=found.failures,
         member_timeout=member_timeout,
     )
 

@@ -28,6 +28,7 @@ __all__ = [
     "encode_message",
     "end_member",
     "main",
+    "member_slot",
     "read_message",
     "report_member",
     "write_message",
@@ -92,6 +93,23 @@ def end_member() -> None:
     if _clock_view is not None:
         _clock_view[1] = _NAN
         _member_view[0] = NO_MEMBER
+
+
+def member_slot() -> tuple[Any, Any] | None:
+    """This worker's status slot as ``(member, clock)`` views, or None outside a pool worker.
+
+    For a per-member loop that reports members itself, as :func:`report_member` does but
+    without a call per member: store the start (``time.monotonic()``) in ``clock[1]``
+    first, then the member index in ``member[0]``.
+
+    Examples
+    --------
+    >>> member_slot() is None  # this process is not a pool worker
+    True
+    """
+    if _clock_view is None:
+        return None
+    return _member_view, _clock_view
 
 
 def _start_task_clock() -> None:

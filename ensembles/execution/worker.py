@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import MemberError, OutputMismatchError
-from ..layout import FAILED, OK, PENDING, BlockResult, fill_value
+from ..layout import BlockResult
 from ..members.blocks import Members
 from ..simulations.contract import Simulation
 from ..simulations.schema import Schema, normalize_result
+from .block_loop import BlockArrays, error_message, result_signature, run_plain
 from .deadline import deadline
 from .pool_worker import end_member, report_member
 
@@ -169,7 +170,7 @@ class BlockRunner:
             if member in self.precomputed_errors:  # failed while probing: not run again
                 raise self.precomputed_errors[member]
             result = call(member, params, seed)
-            key = _signature(result, n_outputs)
+            key = result_signature(result, n_outputs)
             if key is None or key not in seen:
                 result = self._finish(member, result)
                 if key is not None:
@@ -192,16 +193,69 @@ class BlockRunner:
             Block-shaped mask of members to run; the others are left ``PENDING``
             (used by resume). Default: all.
         """
-        block = _Block(self, block_id, todo)
+        block = BlockArrays(self.members, self.schema.outputs, block_id, todo)
+        plain = self._plain_call()
+        try:
+            if plain is not None:
+                self._reuse_probed(block)
+                run_plain(
+                    block,
+                    plain,
+                    fixed=self.fixed,
+                    finish=self._finish,
+                    bare=self._bare,
+                    on_failure=self._on_failure,
+                    timeout=self.member_timeout,
+                )
+            else:
+                self._run_each(block)
+        finally:
+            end_member()
+        return block.result()
+
+    def _plain_call(self) -> Any:
+        """The simulation's direct call when blocks can take the plain loop, else None.
+
+        The plain loop (:func:`~ensembles.execution.block_loop.run_plain`) runs each member
+        once through the simulation's :meth:`~Simulation.direct_call`: not with retries,
+        shared setup state or a member identity.
+        """
+        if self.retries or self.setup is not None or self.simulation.takes_member:
+            return None
+        return self.simulation.direct_call()
+
+    def _reuse_probed(self, block: BlockArrays) -> None:
+        """Record the block's members the planner already ran, and take them off its todo.
+
+        A member that failed while probing is raised (``on_error="raise"``) or recorded
+        as failed, without a rerun.
+        """
+        probed = [*self.precomputed, *self.precomputed_errors]
+        if not probed:
+            return
+        for pos in block.take(probed):
+            member = int(block.flat[pos])
+            outcome = self.precomputed.get(member)
+            if outcome is None:
+                outcome = self.precomputed_errors[member]
+                if self.on_error == "raise":
+                    raise self.member_error(member, outcome) from outcome
+            block.record(pos, member, outcome, 1, 0.0)
+
+    def _on_failure(self, member: int, exc: Exception) -> BaseException | None:
+        """What a failed member raises (``on_error="raise"``), or None to record it."""
+        return self.member_error(member, exc) if self.on_error == "raise" else None
+
+    def _run_each(self, block: BlockArrays) -> None:
+        """The general per-member loop: retries, setup state, probed members."""
         run = self._member_function()
         clock = time.perf_counter
-        for pos, member, params, seed in block.todo(self.fixed):
+        positions, flat, params, seeds = block.todo(self.fixed)
+        for pos, member, p, seed in zip(positions, flat, params, seeds, strict=True):
             report_member(member)
             start = clock()
-            outcome, attempts = self._attempts(run, member, params, seed)
+            outcome, attempts = self._attempts(run, member, p, seed)
             block.record(pos, member, outcome, attempts, clock() - start)
-        end_member()
-        return block.result()
 
     def _attempts(self, run: Any, member: int, params: dict[str, Any], seed: int) -> Any:
         """``(outputs or the exception, calls made)`` for one member, retrying failures."""
@@ -225,111 +279,13 @@ class BlockRunner:
         if isinstance(exc, OutputMismatchError):
             msg = str(exc)
         else:
-            msg = f"{desc} raised {type(exc).__name__}: {_message(exc)}"
+            msg = f"{desc} raised {type(exc).__name__}: {error_message(exc)}"
         return MemberError(msg, params=self.member_params(member), seed=self.members.seed(member))
-
-
-class _Block:
-    """The arrays one block's members fill in, one row per member of the block."""
-
-    def __init__(self, runner: BlockRunner, block_id: tuple[int, ...], todo: Any) -> None:
-        members = runner.members
-        self.runner, self.block_id = runner, tuple(block_id)
-        index = members.block_members(block_id)
-        self.shape = index.shape
-        self.flat = index.reshape(-1)
-        n = self.flat.size
-        # uninitialized: rows of members that do not end ok are filled once, at the end
-        self.outputs = {
-            name: np.empty(self.shape + out.shape, dtype=out.dtype)
-            for name, out in runner.schema.outputs.items()
-        }
-        self.rows = {
-            k: v.reshape((n, *v.shape[len(self.shape) :])) for k, v in self.outputs.items()
-        }
-        self.status = np.full(n, PENDING, dtype=np.int8)
-        self.wall = np.full(n, np.nan, dtype=np.float32)
-        self.attempts = np.zeros(n, dtype=np.uint8)
-        self.errors: list[tuple[int, str, str]] = []
-        self.mask = None if todo is None else np.asarray(todo, bool).reshape(-1)
-
-    def todo(self, fixed: Mapping[str, Any]) -> Any:
-        """``(position, member, parameters, seed)`` of every member to run, in order."""
-        members = self.runner.members
-        points = self.flat // members.n_seeds
-        seeds = members.seeds.reshape(-1)[self.flat].tolist()
-        names = list(members.table)
-        columns = [np.asarray(members.table[k])[points].tolist() for k in names]
-        for pos, member in enumerate(self.flat.tolist()):
-            if self.mask is not None and not self.mask[pos]:
-                continue
-            params = dict(zip(names, [c[pos] for c in columns], strict=True))
-            if fixed:
-                params.update(fixed)
-            yield pos, member, params, seeds[pos]
-
-    def record(self, pos: int, member: int, outcome: Any, attempts: int, seconds: float) -> None:
-        """Keep one member's outputs (or its error), attempts and time."""
-        self.attempts[pos] = attempts
-        self.wall[pos] = seconds
-        if isinstance(outcome, BaseException):
-            self.status[pos] = FAILED
-            self.errors.append((member, type(outcome).__name__, _message(outcome)))
-            return
-        for name, value in outcome.items():
-            self.rows[name][pos] = value
-        self.status[pos] = OK
-
-    def result(self) -> BlockResult:
-        """The block's result; members not ok hold the fill value."""
-        not_ok = self.status != OK
-        if not_ok.any():
-            for name, out in self.runner.schema.outputs.items():
-                self.rows[name][not_ok] = fill_value(out.dtype)
-        return BlockResult(
-            self.block_id,
-            self.outputs,
-            self.status.reshape(self.shape),
-            self.wall.reshape(self.shape),
-            self.attempts.reshape(self.shape),
-            self.errors,
-        )
-
-
-# result types a signature can stand for (a Python int only when it fits in int64)
-_SCALARS = (float, int, bool, np.float64, np.float32, np.int64, np.int32, np.bool_)
-
-
-def _signature(result: Any, n_outputs: int) -> tuple[Any, ...] | None:
-    """What a result looks like (names, types, shapes, dtypes), or None if not simple.
-
-    Two results with the same signature pass or fail the schema check alike, so a
-    signature checked once needs no second check.
-    """
-    if type(result) is not dict or len(result) != n_outputs:
-        return None
-    parts: list[Any] = []
-    for name, value in result.items():
-        kind = type(value)
-        if kind is np.ndarray:
-            parts.append((name, value.shape, value.dtype))
-        elif kind in _SCALARS and (kind is not int or -(2**63) <= value < 2**63):
-            parts.append((name, kind))
-        else:
-            return None
-    return tuple(parts)
 
 
 def _short(values: Any) -> str:
     text = np.array2string(np.asarray(values), threshold=6, separator=", ")
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _message(exc: BaseException) -> str:
-    text = str(exc) or repr(exc)
-    if len(text) > 2000:
-        text = text[:1000] + " ... " + text[-900:]
-    return text
 
 
 # -- task functions: what workers are sent -----------------------------------------------

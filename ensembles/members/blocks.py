@@ -34,6 +34,8 @@ BYTES_PER_MEMBER = 16
 BYTES_PER_POINT = 24
 #: The bookkeeping of a run may take at most this share of the memory available.
 MEMORY_SHARE = 0.5
+#: Bookkeeping this small fits anywhere Python runs: the memory is not even looked up.
+SMALL_PLAN = 16 * 2**20
 
 
 def block_shape_for(shape: tuple[int, ...], batch_size: int) -> tuple[int, ...]:
@@ -95,6 +97,8 @@ def check_size(n_points: int, n_seeds: int, n_params: int = 1) -> None:
     """
     n_members = n_points * n_seeds
     need = n_members * BYTES_PER_MEMBER + n_points * (BYTES_PER_POINT + 8 * n_params)
+    if need <= SMALL_PLAN:
+        return
     available = available_memory()
     if need <= MEMORY_SHARE * available:
         return
@@ -258,7 +262,19 @@ class Members:
         >>> m2.block, bool((m2.seeds == m.seeds).all())
         ((1, 2), True)
         """
-        other = replace(self, block=block_shape_for(self.shape, batch_size))
+        return self.with_block(block_shape_for(self.shape, batch_size))
+
+    def with_block(self, block: tuple[int, ...]) -> Members:
+        """The same members cut into blocks of shape ``block``; seeds computed once.
+
+        Examples
+        --------
+        >>> from ensembles import Grid
+        >>> m = Members(Grid(T=[1.0, 2.0, 3.0]), 2, 7)
+        >>> m.with_block((1, 2)).nblocks
+        (3, 1)
+        """
+        other = replace(self, block=tuple(block))
         for name in ("table", "keys", "seeds"):  # cached values do not depend on the blocks
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]

@@ -139,6 +139,11 @@ def finite_float(value: Any, what: str) -> float:
     return number
 
 
+#: Types whose values are always finite, and those plus float.
+_FINITE_TYPES = frozenset({int, bool, str, type(None)})
+_PLAIN_TYPES = _FINITE_TYPES | {float}
+
+
 def first_nonfinite(value: Any, where: str = "") -> tuple[str, Any] | None:
     """The first NaN or infinite number in ``value`` and where it is, or None.
 
@@ -152,6 +157,17 @@ def first_nonfinite(value: Any, where: str = "") -> tuple[str, Any] | None:
     >>> first_nonfinite([1, "inf", 2.5]) is None
     True
     """
+    kind = type(value)
+    if kind is float:  # the common cases first, without abstract type checks
+        return None if math.isfinite(value) else (where, value)
+    if kind in _FINITE_TYPES:
+        return None
+    if kind is list:  # a flat list of plain values: one pass; else each item below
+        types = set(map(type, value))
+        if types <= _PLAIN_TYPES:
+            floats = value if types == {float} else [v for v in value if type(v) is float]
+            if all(map(math.isfinite, floats)):
+                return None
     if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Integral):
         number = complex(value)
         finite = math.isfinite(number.real) and math.isfinite(number.imag)
