@@ -27,8 +27,11 @@ def run_members(
     busy_at: int | None = None,
     pid_file: str | None = None,
     pause: float = 0.0,
+    loading: float = 0.0,
 ) -> int:
-    """Run members 0..n-1 like a block loop: report each, then misbehave where asked."""
+    """Run members 0..n-1 like a block loop: report each, then misbehave where asked
+    (``loading``: seconds before the first member, as a task that loads a simulation)."""
+    time.sleep(loading)
     for member in range(n):
         report_member(member)
         if member == exit_at:

@@ -210,6 +210,20 @@ def test_member_over_its_timeout_is_stopped_and_named(pool, tmp_path, how):
     assert pool.submit(operator.add, 1, 1).result(timeout=WAIT) == 2
 
 
+def test_a_member_that_hangs_after_a_slow_load_is_stopped(tmp_path):
+    """The pool looks at a timed task before its first member starts (the task is still
+    loading) and again later: the hanging member is stopped though no event comes."""
+    pid_file = tmp_path / "pid"
+    with LocalPool(1) as p:
+        slow = p.submit(
+            tasks.run_members, 3, hang_at=0, loading=1.0, pid_file=str(pid_file), member_timeout=1
+        )
+        with pytest.raises(MemberTimeout) as info:
+            slow.result(timeout=WAIT)
+    assert info.value.member == 0
+    assert gone(int(pid_file.read_text()))
+
+
 def test_member_timeout_applies_per_member_not_per_task(pool):
     # six members of 0.5 s: 3 s in all, each well under the 2.5 s limit
     future = pool.submit(tasks.run_members, 6, pause=0.5, member_timeout=2.5)

@@ -52,6 +52,7 @@ __all__ = [
 _STOP_GRACE = 10.0  # seconds a worker told to stop may take before it is killed
 _START_FAILURES = 3  # workers dying before they are ready, in a row, before giving up
 _POLL = 0.5  # seconds between exit checks where pidfd_open is missing
+_RECHECK = 0.1  # seconds between looks at a timed task that has no member started yet
 
 
 class LocalPool:
@@ -484,7 +485,8 @@ class LocalPool:
             task = worker.task
             if worker.state == "busy" and task.member_timeout is not None:
                 member, started = self._slots.read(worker.slot)
-                if started != started:  # NaN: loading the task, or between members
+                if started != started:  # NaN: loading the task, or between members:
+                    wakeup = min(wakeup, now + _RECHECK)  # look again (no event may come)
                     continue
                 due = started + task.member_timeout
                 if now < due:
