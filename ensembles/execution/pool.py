@@ -14,7 +14,6 @@ import math
 import os
 import secrets
 import selectors
-import sys
 import threading
 import time
 import weakref
@@ -35,6 +34,7 @@ from .pool_task import (
     decode_outcome,
     pickle_for_workers,
     settle,
+    start_failure,
 )
 from .pool_worker import SharedRef
 
@@ -84,7 +84,7 @@ class LocalPool:
         self._pid = os.getpid()
         self._token = secrets.token_hex(4)
         self._ids = itertools.count()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._queue: deque[PoolTask] = deque()
         self._active: dict[int, PoolTask] = {}  # taken from the queue, not finished
         self._shared: dict[str, bytes] = {}
@@ -274,9 +274,7 @@ class LocalPool:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         if start_method() == "fork":  # before the pool's thread: see pool_fork
-            for slot in range(self._n):
-                env = thread_limits(self._n)
-                self._adopt(WorkerProcess(slot, self._slots, self._lifeline_r, env, fork=True))
+            self._spawn_missing(fork=True)
         self._thread = threading.Thread(target=self._serve, name="ensembles-pool", daemon=True)
         self._thread.start()
 
@@ -366,13 +364,7 @@ class LocalPool:
         if task is not None:
             with self._lock:
                 self._active.pop(task.id, None)
-            error = worker.kill_reason or WorkerDied(
-                task=task,
-                member=member,
-                exitcode=code if code >= 0 else None,
-                signal=-code if code < 0 else None,
-                pid=worker.pid,
-            )
+            error = worker.kill_reason or WorkerDied.from_status(task, member, code, worker.pid)
             settle(task.future, error=error)
         elif worker.state == "starting":
             self._start_failures += 1
@@ -385,13 +377,8 @@ class LocalPool:
             self._queue.clear()
             self._spawn_blocked = True
         self._start_failures = 0
-        msg = (
-            f"the pool's worker processes exit as they start (status {code!r}): check that "
-            f"{sys.executable!r} starts in this environment (PYTHONHOME, PYTHONPATH) and "
-            "look above for the workers' error output"
-        )
         for task in queued:
-            settle(task.future, error=RunnerError(msg))
+            settle(task.future, error=start_failure(code))
 
     def _handle_control(self) -> None:
         while True:
@@ -436,20 +423,18 @@ class LocalPool:
             self._spawn_missing()
         return True
 
-    def _spawn_missing(self) -> None:
+    def _spawn_missing(self, fork: bool = False) -> None:
         live = [w for w in self._workers.values() if w.state in ("starting", "idle", "busy")]
         free = [s for s in range(2 * self._n) if s not in self._workers]
         for slot in free[: max(0, self._n - len(live))]:
-            worker = WorkerProcess(slot, self._slots, self._lifeline_r, thread_limits(self._n))
-            with self._lock:
-                self._adopt(worker)
-
-    def _adopt(self, worker: WorkerProcess) -> None:  # with the lock held
-        self._workers[worker.slot] = worker
-        self._selector.register(worker.result_fd, selectors.EVENT_READ, ("result", worker))
-        if worker.pidfd is not None:
-            self._selector.register(worker.pidfd, selectors.EVENT_READ, ("exit", worker))
-        self._watch_writes(worker)
+            env = thread_limits(self._n)
+            worker = WorkerProcess(slot, self._slots, self._lifeline_r, env, fork)
+            with self._lock:  # reentrant: _ensure_thread holds it
+                self._workers[slot] = worker
+            self._selector.register(worker.result_fd, selectors.EVENT_READ, ("result", worker))
+            if worker.pidfd is not None:
+                self._selector.register(worker.pidfd, selectors.EVENT_READ, ("exit", worker))
+            self._watch_writes(worker)
 
     def _send(self, worker: WorkerProcess, task: PoolTask) -> None:
         for key in task.refs:

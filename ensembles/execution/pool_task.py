@@ -9,6 +9,7 @@ import contextlib
 import math
 import pickle
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
@@ -17,7 +18,6 @@ from typing import Any
 from ..errors import EnsembleError, RunnerError
 
 __all__ = [
-    "settle",
     "MemberTimeout",
     "PoolTask",
     "RemoteTraceback",
@@ -25,6 +25,8 @@ __all__ = [
     "check_timeout",
     "decode_outcome",
     "pickle_for_workers",
+    "settle",
+    "start_failure",
 ]
 
 
@@ -82,6 +84,14 @@ class WorkerDied(RunnerError):
         self.task_name = task_name or (task.name if task is not None else "?")
         self.member, self.exitcode, self.signal, self.pid = member, exitcode, signal, pid
         super().__init__(message or self._message())
+
+    @classmethod
+    def from_status(cls, task: PoolTask, member: int | None, status: int, pid: int) -> WorkerDied:
+        """The error for a worker that ended with ``status`` as ``subprocess`` reports it
+        (negative: killed by that signal)."""
+        if status < 0:
+            return cls(task=task, member=member, signal=-status, pid=pid)
+        return cls(task=task, member=member, exitcode=status, pid=pid)
 
     def _message(self) -> str:
         where = f"task {self.task_name}"
@@ -173,6 +183,21 @@ def _signal_name(number: int) -> str:
         "SIGABRT": "SIGABRT: native code aborted",
     }
     return notes.get(name, name)
+
+
+def start_failure(status: int) -> RunnerError:
+    """The error of tasks left when the pool's workers keep exiting as they start.
+
+    Examples
+    --------
+    >>> "status 1" in str(start_failure(1))
+    True
+    """
+    return RunnerError(
+        f"the pool's worker processes exit as they start (status {status!r}): check that "
+        f"{sys.executable!r} starts in this environment (PYTHONHOME, PYTHONPATH) and "
+        "look above for the workers' error output"
+    )
 
 
 def check_timeout(seconds: float | None) -> float | None:
