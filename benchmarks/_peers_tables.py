@@ -16,18 +16,19 @@ REASON_TASKS = (
     "copied into the block's arrays); joblib batches tiny calls more coarsely"
 )
 REASON_CPU = (
-    "the members are the same 20 ms of work on both sides, so the gap is per-block overhead "
-    "of the pool and its driver competing for the 2 cores; its exact cause is not isolated "
-    "(compare the range over rounds)"
+    "the members are the same 20 ms of work on both sides, and forked or fresh workers "
+    "make no difference (measured both ways); the gap is per-block overhead of the pool "
+    "and its driver on 2 shared cores; its exact cause is not isolated"
 )
 REASON_START = (
     "the driver imports xarray, which imports dask.array (pandas, scipy) when dask is "
-    "installed, and zarr for a store, about 2 s of the total on this machine; the pool's "
-    "workers start in about 0.5 s"
+    "installed, and zarr for a store, about 1.5 s of the total on this machine; the pool's "
+    "workers are forked from the driver in milliseconds"
 )
 REASON_MEMORY = (
     "the driver holds xarray, dask.array, pandas, scipy and zarr (about 130 MiB of PSS) to "
-    "assemble the Dataset and write the store; each worker holds numpy and the simulation"
+    "assemble the Dataset and write the store; forked workers share the driver's pages, "
+    "fresh ones hold numpy and the simulation"
 )
 
 
