@@ -72,9 +72,15 @@ print(json.dumps(list(seen.values())))
 """
 
 
-def probe_workers(tmp_path, start="auto", before=""):
-    result = run_script(tmp_path, PROBE.replace("BEFORE", before), start=start)
+def run_ok(tmp_path, code, start):
+    """Run ``code`` as a script whose workers start as ``start``; it must succeed."""
+    result = run_script(tmp_path, code, start=start)
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def probe_workers(tmp_path, start="auto", before=""):
+    result = run_ok(tmp_path, PROBE.replace("BEFORE", before), start)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -129,8 +135,7 @@ def test_results_are_the_same_bit_for_bit_forked_or_fresh(tmp_path):
     kills its forked worker is isolated as with fresh workers."""
     out = {}
     for start in ("auto", "spawn"):
-        result = run_script(tmp_path, RUN, start=start)
-        assert result.returncode == 0, result.stderr
+        result = run_ok(tmp_path, RUN, start)
         out[start] = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["auto"] == out["spawn"]
     assert out["auto"]["failed"] == 1
@@ -147,9 +152,7 @@ def test_a_driver_without_stdin_has_working_workers(tmp_path, start):
         "with LocalPool(2) as pool:\n"
         "    print(sum(pool.submit(abs, -i).result(timeout=120) for i in range(8)))\n"
     )
-    result = run_script(tmp_path, code, start=start)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["28"]
+    assert run_ok(tmp_path, code, start).stdout.split() == ["28"]
 
 
 @pytest.mark.parametrize("start", ["auto", "spawn"])
@@ -169,8 +172,7 @@ def test_worker_output_goes_to_the_process_streams(tmp_path, start):
         "        done = sorted(f.result(timeout=120) for f in futures)\n"
         "print('done', done)\n"
     )
-    result = run_script(tmp_path, code, start=start)
-    assert result.returncode == 0, result.stderr
+    result = run_ok(tmp_path, code, start)
     assert sorted(line for line in result.stdout.splitlines() if line.startswith("out")) == [
         f"out {i}" for i in range(4)
     ]
