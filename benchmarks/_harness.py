@@ -34,7 +34,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
-SAMPLE_S = 0.02
+SAMPLE_S = 0.1
 PEERS = (
     "ensembles",
     "numpy",

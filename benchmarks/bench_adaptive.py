@@ -21,7 +21,8 @@ Time between rounds: what the adaptive run spends outside its members, from the
 store's record (``seconds`` of every round): judging the members' values (as the driver
 writes their blocks, or read from the store) and deciding, then growing the store and
 recording the round (round 1's layout and probe are left out: a uniform run pays them
-too), and marking the skipped members at the end.
+too), and marking at the end the skipped members the rounds could not mark while their
+members ran.
 
 Part 2, coverage through the engine. ``_members.normal``: 10 points whose outputs are
 Normal(mu, sigma) with sigma from 1 to 10 (variance 100x) and mu from -3 to 3; targets:
@@ -403,7 +404,7 @@ def _between_table(run: dict) -> str:
     for label, key in (
         ("judging the members' values and deciding (every round)", "decide"),
         ("growing the store and recording (rounds 2 on)", "grow_and_record"),
-        ("marking skipped members (at the end)", "mark_skipped"),
+        ("marking the skipped members left at the end", "mark_skipped"),
         ("total", "total"),
     ):
         seconds = run["between"][key]
@@ -433,8 +434,8 @@ def _coverage_table(run: dict) -> str:
 
 def _targets() -> list[dict]:
     cheap = (
-        "members of a few milliseconds: the store's bookkeeping (growing it, marking the "
-        "members not run as skipped) grows with its chunks, not with what members cost"
+        "members of a few milliseconds: growing the store (its arrays resized, the new "
+        "seeds written) costs the same whatever members cost"
     )
     found = [
         {

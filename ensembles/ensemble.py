@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import DesignError, SpecError
-from .execution.assemble import assemble_dataset, placeholders
+from .execution.assemble import assemble_dataset, placeholders, warm_up
 from .execution.backends import resolve_backend, start_local_pool
 from .execution.dispatch import run_blocks
 from .execution.planning import Job, Learned, RunMemory, plan_run
@@ -207,7 +207,7 @@ class Ensemble:
         return cls(**ensemble_arguments(spec, **kwargs))
 
     def _dataset(self, runner: BlockRunner, outputs: Any, status: Any) -> xr.Dataset:
-        from .store.lifecycle import run_attrs
+        from .store.provenance import run_attrs  # not the store's stack: no zarr here
 
         attrs = run_attrs(self.spec(), runner, self.root_seed)
         return assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
@@ -283,6 +283,8 @@ class Ensemble:
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
+        start_local_pool(scheduler, workers)  # workers forked from a single-threaded driver
+        warm_up()  # xarray loads its duck-array libraries while the members run
         with resolve_backend(scheduler, workers=workers) as backend:
             # a second compute() plans from what the first learned (the memo)
             options = (batch_size, on_error, retries, timeout, self._memory.learned)
@@ -397,6 +399,7 @@ class Ensemble:
         self._check_store(store, mode)  # refuses before anything is written
         self.members()  # a run too large for this machine is refused before workers start
         start_local_pool(scheduler, workers)  # before the lease's thread: forked workers
+        warm_up()  # xarray loads its duck-array libraries while the first members run
         with (
             lifecycle.writing(store, force=force) as store,  # the lease, before any write
             resolve_backend(scheduler, workers=workers) as backend,
@@ -480,6 +483,7 @@ class Ensemble:
         job = self._adaptive_job(where["batch_size"])
         check_run(store, mode, until, job, declared)  # refuses before anything is written
         start_local_pool(where["scheduler"], where["workers"])  # before the lease's thread
+        warm_up()
         with (
             lifecycle.writing(store, force=options.force) as store,  # held for every round
             resolve_backend(where["scheduler"], workers=where["workers"]) as backend,

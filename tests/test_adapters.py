@@ -437,7 +437,7 @@ def test_cloudpickle_roundtrip(kind):
     copy = cloudpickle.loads(cloudpickle.dumps(sim))
     assert type(copy) is type(sim)
     params = {"rate": 0.5} if kind == "mesa-own" else {}
-    a, b = sim.call(params, 5), copy.call(params, 5)
+    a, b = sim(seed=5, **params), copy(seed=5, **params)
     if isinstance(a, xr.Dataset):
         xr.testing.assert_identical(a, b)
     else:

@@ -16,6 +16,7 @@ import pytest
 
 import ensembles as ens
 from ensembles.adaptive import decide
+from ensembles.adaptive.masks import todo_mask as round_mask
 from ensembles.adaptive.record import read_record
 from ensembles.cli import main
 from ensembles.describe import describe
@@ -314,6 +315,73 @@ GATED_SCRIPT = textwrap.dedent(
 
 def _lease_generations(path: Path) -> list[str]:
     return sorted(n for n in os.listdir(path / "_ensembles_lease") if n.startswith("g"))
+
+
+def _consolidated_status_shape(path: Path) -> list[int] | None:
+    """The status array's shape in the store's consolidated copy (None: no copy)."""
+    root = json.loads((path / "zarr.json").read_text())
+    copy = (root.get("consolidated_metadata") or {}).get("metadata")
+    return None if copy is None else copy["status"]["shape"]
+
+
+def _wait_for(check, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_live_store_is_consistent_while_a_round_runs_and_its_bookkeeping_is_done(tmp_path):
+    """A round's store is grown before its members run; its consolidated metadata, the
+    round's member seeds and the skipped members of stopped points are written while the
+    members run. A reader meanwhile sees the grown layout (never a stale copy), and the
+    bookkeeping is all there before the round's members are."""
+    log, gate, path = tmp_path / "calls.txt", tmp_path / "gate", tmp_path / "live.zarr"
+    gate.write_text("")  # members after the pilot's 24 wait while it exists
+    script = tmp_path / "run.py"
+    script.write_text(
+        GATED_SCRIPT.format(root=str(ROOT), log=str(log), gate=str(gate), path=str(path))
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    try:
+        assert _wait_for(lambda: len(_calls(log)) >= 24 and len(_record(path)["rounds"]) == 2)
+        second = _record(path)["rounds"][1]
+        n, add = np.asarray(second["n"]), np.asarray(second["add"])
+        extent = int((n + add).max())
+        assert (add == 0).any()  # some points stopped ...
+        assert (add > 0).any()  # ... and some go on
+        todo = round_mask(n, add, extent)
+        beyond = (np.arange(extent) >= n[:, None]) & (add == 0)[:, None]
+        seeds = (
+            ens.Ensemble(sims.spread, ens.Grid(a=[0.1, 1.0, 3.0]), seeds=extent, root_seed=11)
+            .members()
+            .seeds
+        )
+
+        def bookkept() -> bool:
+            ds = ens.open_ensemble(path)
+            return bool(
+                (ds["member_seed"].values[todo] == seeds[todo]).all()
+                and (ds["status"].values[beyond] == SKIPPED).all()
+            )
+
+        assert _wait_for(bookkept), "the round's bookkeeping was not written while it ran"
+        ds = ens.open_ensemble(path)
+        assert ds.sizes["seed"] == extent
+        assert (ds["status"].values[todo] == PENDING).all()  # gated: none ran yet
+        assert _consolidated_status_shape(path) in (None, [3, extent])  # never a stale copy
+        assert len(_calls(log)) == 24
+    finally:
+        gate.unlink()
+        try:
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0
+    assert _consolidated_status_shape(path) == list(ens.open_ensemble(path)["status"].shape)
 
 
 def test_one_writer_lease_for_every_round_and_bad_input_refused_before_it(tmp_path):

@@ -301,3 +301,49 @@ def test_different_populations_across_members_need_agents():
     ds = e.to_dataset().compute(scheduler="synchronous")
     assert np.isnan(ds["Wealth"].sel(n=5).values[..., 5:]).all()
     assert (ds["Wealth"].sel(n=8).notnull()).all()
+
+
+MODULES_MODEL = """
+import os, sys
+import mesa
+import ensembles as ens
+
+
+class Counter(mesa.Model):
+    def __init__(self, x=0, seed=None):
+        super().__init__(seed=seed)
+        self.n = 0
+        self.datacollector = mesa.DataCollector(model_reporters={
+            "n": "n",
+            "in_driver": lambda m: float(os.getpid() == DRIVER),
+            "heavy": lambda m: float(any(k in sys.modules for k in ("xarray", "dask", "pint"))),
+        })
+        self.datacollector.collect(self)
+
+    def step(self):
+        self.n += 1
+        self.datacollector.collect(self)
+
+
+DRIVER = int(os.environ["DRIVER"]) if "DRIVER" in os.environ else os.getpid()
+os.environ["DRIVER"] = str(DRIVER)
+e = ens.Ensemble(ens.MesaModel(Counter, steps=3), ens.Grid(x=[0, 1, 2, 3]), seeds=8)
+ds = e.compute(progress=False)
+in_workers = ds["in_driver"].values == 0
+print("members in workers", int(in_workers.all(axis=-1).sum()))
+print("heavy in workers", float(ds["heavy"].values[in_workers].max()))
+print("n", ds["n"].isel(step=-1).values.min())
+"""
+
+
+def test_a_mesa_members_worker_never_loads_xarray(tmp_path):
+    """A Mesa member hands its arrays to the engine without building a Dataset: a fresh
+    worker never imports xarray, dask or pint (a second and more of imports per worker)."""
+    from tests.test_pool import run_script
+
+    done = run_script(tmp_path, MODULES_MODEL, name="counter.py", start="spawn")
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.rsplit(" ", 1) for line in done.stdout.splitlines())
+    assert int(lines["members in workers"]) > 0  # the members ran in fresh workers
+    assert float(lines["heavy in workers"]) == 0.0
+    assert float(lines["n"]) == 3.0

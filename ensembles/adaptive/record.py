@@ -63,15 +63,29 @@ def write_record(store: EnsembleStore, record: Mapping[str, Any]) -> None:
     store.keys().replace(f"{RECORD_GROUP}/zarr.json", json.dumps(document).encode())
 
 
-def mark_skipped(store: EnsembleStore, growth: Growth, n: np.ndarray) -> None:
+def mark_skipped(
+    store: EnsembleStore,
+    growth: Growth,
+    n: np.ndarray,
+    done: np.ndarray | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> None:
     """Mark every point's members at or beyond its count ``n`` as skipped.
 
     An adaptive run never runs a point's members beyond its count, so they are pending
-    (or already skipped): their status is written without reading it first.
+    (or already skipped): their status is written without reading it first. ``done``
+    (a mask over the member grid, or a prefix of it along the grown dim) holds members
+    already marked: they are not written again. ``shape`` is the store's member grid
+    when the caller knows it (else it is read).
     """
-    extent = store.group()[STATUS].shape[growth.member_dims.index(growth.grown)]
-    beyond = np.arange(extent) >= np.asarray(n)[..., None]
-    store.set_status(growth.member_mask(beyond), SKIPPED)
+    shape = tuple(shape) if shape else store.group()[STATUS].shape
+    extent = shape[growth.member_dims.index(growth.grown)]
+    beyond = growth.member_mask(np.arange(extent) >= np.asarray(n)[..., None])
+    if done is not None:
+        pad = [(0, max(s - d, 0)) for d, s in zip(done.shape, shape, strict=True)]
+        beyond &= ~np.pad(done, pad)[tuple(slice(0, s) for s in shape)]
+    if beyond.any():
+        store.set_status(beyond, SKIPPED)
 
 
 def _width(value: float | None, relative: bool) -> str:

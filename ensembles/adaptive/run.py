@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,11 +25,12 @@ import numpy as np
 from ..execution.assemble import assemble_dataset, placeholders
 from ..execution.dispatch import RunReport, run_blocks
 from ..execution.planning import Job, plan_run
-from ..layout import FAILED, PENDING, STATUS
+from ..layout import FAILED, PENDING, SKIPPED, STATUS
 from ..members.blocks import Members, block_shape_for
 from ..simulations.contract import Schema, Simulation
 from ..store import lifecycle
-from ..store.provenance import now
+from ..store.chunks import chunk_regions
+from ..store.provenance import now, run_attrs
 from .checks import check_grown, check_schema, resume_plan, run_spec
 from .decide import Decision, decide
 from .growth import Growth
@@ -105,6 +108,9 @@ class _StoreRounds:
     reports: list[RunReport] = field(default_factory=list)
     shape: tuple[int, ...] = ()  # the store's member grid, once known
     template: Any = None  # the Dataset layout of the store's current member grid
+    marked: np.ndarray | None = None  # members this driver marked skipped (member grid)
+    unconsolidated: bool = False  # grown without its consolidated metadata (written later)
+    seeds_due: np.ndarray | None = None  # members whose member_seed is written later
 
     def __post_init__(self) -> None:
         self.reader = JudgedReader(self.store, self.targets, self.job.growth)
@@ -172,11 +178,15 @@ class _StoreRounds:
         )
         return runner, grows
 
-    def prepare(self, extent: int, todo: np.ndarray | None = None) -> BlockRunner:
+    def prepare(
+        self, extent: int, todo: np.ndarray | None = None, later: bool = False
+    ) -> BlockRunner:
         """The runner of a store whose grown dim has ``extent``; creates or grows it.
 
-        With ``todo`` (the members the round runs), their ``member_seed`` is written too:
-        a new store has every member's already.
+        With ``todo`` (the members the round runs), their ``member_seed`` is written too
+        (a new store has every member's already); with ``later``, that write and a grown
+        store's consolidated metadata are left to :meth:`background`, which does them
+        while the round's members run.
         """
         design, seeds = self.job.growth.sized(extent)
         spec = run_spec(self.job, self.targets, design)
@@ -189,7 +199,7 @@ class _StoreRounds:
         else:
             runner, grows = self._next_runner(extent, design, seeds, identity)
             action = "resume"
-        attrs = lifecycle.run_attrs(spec, runner, self.job.root_seed)
+        attrs = run_attrs(spec, runner, self.job.root_seed)
         template = assemble_dataset(runner, design.coords(), *placeholders(runner), attrs)
         lifecycle.lay_out(
             self.store,
@@ -198,13 +208,21 @@ class _StoreRounds:
             action=action,
             grows=grows,
             started=first,
-            member_coords=False if todo is None else todo,  # only members that run get theirs
+            # only members that run get their member_seed
+            member_coords=False if todo is None or later else todo,
+            consolidate=not later,
+            grown=(self.job.growth.grown,),
         )
+        self.unconsolidated = grows and later
         self.schema, self.block = runner.schema, tuple(runner.members.block)
         self.template = template
         self.shape = tuple(runner.members.shape)
-        if todo is not None and not new and not grows:
-            self.member_seeds(todo)  # written by the growth otherwise
+        self.seeds_due = None
+        if todo is not None and not new and (later or not grows):
+            if later:
+                self.seeds_due = todo
+            else:
+                self.member_seeds(todo)
         self.reader.expect(self.shape)  # the blocks the driver writes are judged as they go
         return runner
 
@@ -216,6 +234,69 @@ class _StoreRounds:
         """Write ``member_seed`` where the members of ``todo`` are: only members that run
         get theirs written (a new store has them all; members never run read 0)."""
         self.store.write_member_coords(self.template, todo)
+
+    def marked_mask(self) -> np.ndarray:
+        """Members marked skipped so far, over the store's current member grid."""
+        if self.marked is None:
+            return np.zeros(self.shape, dtype=bool)
+        pad = [(0, s - m) for m, s in zip(self.marked.shape, self.shape, strict=True)]
+        return np.pad(self.marked, pad)
+
+    def skippable(self, decision: Decision, todo: np.ndarray) -> np.ndarray:
+        """Members known to be skipped for good that the round's writes do not touch.
+
+        A point the decision gives no members (``add == 0``) never gets more: its members
+        do not change, so every later decision is the same for it. Its members beyond
+        ``n`` are skipped; those in chunks the round does not write (no member of
+        ``todo``) and not marked before are returned (a mask over the member grid).
+        """
+        growth = self.job.growth
+        extent = self.shape[growth.member_dims.index(growth.grown)]
+        stopped = np.asarray(decision.add) == 0
+        beyond = np.arange(extent) >= np.asarray(decision.n)[..., None]
+        mask = growth.member_mask(beyond & stopped[..., None]) & ~self.marked_mask()
+        for region in chunk_regions(todo, self.block, self.shape).values():
+            mask[region] = False  # the round writes these chunks: marked at the end
+        return mask
+
+    @contextlib.contextmanager
+    def background(self, decision: Decision, todo: np.ndarray) -> Iterator[None]:
+        """Bookkeeping in a thread while the round's members run: off the critical path.
+
+        The consolidated metadata of a store grown without it and the ``member_seed`` of
+        the round's members (both left by :meth:`prepare`), then the members
+        :meth:`skippable` finds are marked skipped, so that little is left to mark when
+        the run ends. None of it touches what the round writes (outputs and bookkeeping
+        of its members). The thread is joined (and its error raised) when the round is
+        over; a driver killed before writes every recorded member's seed on resume.
+        """
+        mask = self.skippable(decision, todo)
+        calls = [self.store.consolidate] if self.unconsolidated else []
+        if self.seeds_due is not None:
+            calls.append(partial(self.member_seeds, self.seeds_due))
+        if mask.any():
+            calls.append(lambda: self.store.set_status(mask, SKIPPED))
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for call in calls:
+                    call()
+            except BaseException as exc:  # raised in the driver once the round is over
+                errors.append(exc)
+
+        thread = threading.Thread(target=work, name="ensembles-round-bookkeeping", daemon=True)
+        if calls:
+            thread.start()
+        try:
+            yield
+        finally:
+            if thread.is_alive():
+                thread.join()
+        if errors:
+            raise errors[0]
+        self.unconsolidated, self.seeds_due = False, None
+        self.marked = self.marked_mask() | mask
 
     def run(self, runner: BlockRunner, todo: np.ndarray, label: str, note: str) -> None:
         """Run the members of ``todo`` (a mask over the store's member grid)."""
@@ -277,7 +358,7 @@ def _start(
     redo = (PENDING, FAILED) if rounds.options.only == "failed" else (PENDING,)
     todo = wanted & np.isin(status, redo)
     number = len(record["rounds"])
-    rounds.member_seeds(todo)
+    rounds.member_seeds(wanted)  # every recorded member's: a killed round may have left some
     if todo.any():
         note = f"resuming round {number}: {int(todo.sum()):,} of its members to run"
         rounds.run(runner, todo, f"round {number}", note)
@@ -332,7 +413,7 @@ def run_adaptive(
         number += 1
         _round(rounds, record, number, decision, seconds)
         n = n + decision.add
-    _finish(store, record, decision, seconds, growth, n, rule)
+    _finish(rounds, record, decision, seconds, growth, n, rule)
     _report(rounds, decision, record, options.progress, store.path)
     return decision
 
@@ -365,25 +446,28 @@ def _round(
     """Lay out the round, record it, run the round's members.
 
     The record is written before any member of the round runs: a driver killed from
-    then on resumes this round (:func:`_start`). Members of points that stopped stay
-    pending until the run ends (the record says they will not run), then become skipped.
+    then on resumes this round (:func:`_start`). Members of points that stopped become
+    skipped while the round runs (:meth:`_StoreRounds.background`), those sharing a chunk
+    with the round's members when the run ends; until then they read as pending (the
+    record says they will not run).
     """
     store, growth, n, add = rounds.store, rounds.job.growth, decision.n, decision.add
     began = time.perf_counter()
     extent = max(rounds.extent(), int((n + add).max()))
     todo = growth.member_mask(todo_mask(n, add, extent))  # never run yet: pending or skipped
-    runner = rounds.prepare(extent, todo)
+    runner = rounds.prepare(extent, todo, later=True)  # some bookkeeping while members run
     entry = _round_entry(number, decision, seconds, growth.rule)
     record["rounds"].append(entry)
     write_record(store, record)
     ran = time.perf_counter()
     entry["seconds"]["prepare"] = round(ran - began, 6)
-    rounds.run(runner, todo, f"round {number}", _note(number, decision, record))
+    with rounds.background(decision, todo):  # bookkeeping while the members run
+        rounds.run(runner, todo, f"round {number}", _note(number, decision, record))
     entry["seconds"]["run"] = round(time.perf_counter() - ran, 6)
 
 
 def _finish(
-    store: EnsembleStore,
+    rounds: _StoreRounds,
     record: dict[str, Any],
     decision: Decision,
     seconds: float,
@@ -391,9 +475,12 @@ def _finish(
     n: np.ndarray,
     rule: Any,
 ) -> None:
-    """Mark the members not run as skipped, record the final decision, finish the store."""
-    began = time.perf_counter()
-    mark_skipped(store, growth, n)
+    """Mark the members not run as skipped, record the final decision, finish the store.
+
+    Members the rounds marked already (:meth:`_StoreRounds.marking`) are not written again.
+    """
+    store, began = rounds.store, time.perf_counter()
+    mark_skipped(store, growth, n, done=rounds.marked, shape=rounds.shape or None)
     record["final"] = _round_entry(len(record["rounds"]), decision, seconds, rule)
     record["state"] = "done"
     record["report"] = decision.report()

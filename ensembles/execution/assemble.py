@@ -2,10 +2,13 @@
 
 The arrays may be numpy (a computed run), dask (the lazy graph) or zero-size broadcast
 placeholders (the layout of a store before anything ran); no dask is imported here.
+:func:`warm_up` has xarray build its first Dataset in the background while members run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +18,36 @@ import xarray as xr
 from ..layout import MEMBER_SEED, SAMPLE_DIM, SEED_DIM, STATUS, STATUS_ATTRS
 from .worker import BlockRunner
 
-__all__ = ["assemble_dataset", "placeholders"]
+__all__ = ["assemble_dataset", "placeholders", "warm_up"]
+
+_WARMING: list[threading.Thread] = []  # the one warm-up thread of this process, once started
+
+
+def warm_up() -> None:
+    """Have xarray build a first, one-element Dataset now, in a background thread.
+
+    xarray loads the duck-array libraries it finds installed (dask, pint, ...) on the
+    first Dataset it builds: half a second and more, which a run would otherwise spend
+    after its last member (``compute()``) or before its first (``to_zarr()``'s layout).
+    A run calls this once its pool's workers are started (a thread in the driver keeps
+    later workers from being forked), so the loading overlaps with the members. Later
+    calls do nothing; errors are left to the run's own Dataset, which raises them.
+
+    Examples
+    --------
+    >>> warm_up()
+    >>> _WARMING[0].join(timeout=60)
+    """
+    if _WARMING:
+        return
+
+    def build() -> None:
+        with contextlib.suppress(Exception):  # the run's own Dataset raises it, where it matters
+            xr.Dataset({"v": (("d",), np.zeros(1))}, coords={"d": np.zeros(1)})
+
+    thread = threading.Thread(target=build, name="ensembles-warm-up", daemon=True)
+    _WARMING.append(thread)
+    thread.start()
 
 
 def placeholders(runner: BlockRunner) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import OutputMismatchError, SimulationError
 from ..members.seeds import DEFAULT_SEED_BITS, check_seed_bits
-from .schema import Output, Schema, normalize_result, storage_dtype
+from .schema import Output, Recorded, Schema, normalize_result, storage_dtype
 
 __all__ = [
     "Arguments",
@@ -130,7 +130,8 @@ class Simulation(abc.ABC):
 
     @abc.abstractmethod
     def call(self, params: Mapping[str, Any], seed: int) -> Any:
-        """Run one member: its raw result (a mapping, a Dataset, or a bare number or array).
+        """Run one member: its raw result (a mapping, a Dataset, :class:`~.schema.Recorded`,
+        or a bare number or array).
 
         A subclass with :attr:`takes_member` also accepts ``member=``, the member's identity.
         """
@@ -141,8 +142,13 @@ class Simulation(abc.ABC):
 
     # -- shared ------------------------------------------------------------------------
     def __call__(self, *, seed: int, **params: Any) -> Any:
-        """Run one member by hand: ``sim(seed=7, T=2.0)``."""
-        return self.call(params, seed)
+        """Run one member by hand: ``sim(seed=7, T=2.0)``.
+
+        What :meth:`call` returns, with an adapter's :class:`~.schema.Recorded` outputs as
+        the :class:`xarray.Dataset` they stand for.
+        """
+        result = self.call(params, seed)
+        return result.to_dataset() if isinstance(result, Recorded) else result
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

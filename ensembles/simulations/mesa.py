@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from ..errors import OutputMismatchError, SimulationError
 from ..members.seeds import DEFAULT_SEED_BITS
@@ -31,6 +30,7 @@ from .model_class import (
     stack_records,
 )
 from .model_class import ModelClass as ModelClass  # with MesaModel: the old ensembles.adapters
+from .schema import Recorded
 
 __all__ = [
     "AGENT_DIM",
@@ -384,7 +384,7 @@ class MesaModel(ModelSimulation):
         kwargs[self.seed_argument or "seed"] = int(seed)
         return self.cls(**kwargs)
 
-    def call(self, params: Mapping[str, Any], seed: int) -> xr.Dataset:
+    def call(self, params: Mapping[str, Any], seed: int) -> Recorded:
         """Build the model, step it, and return its reporters over ``step`` (and ``agent``)."""
         model = self.build(params, seed)
         model_rows, agent_rows = self._recorders(model)
@@ -402,12 +402,14 @@ class MesaModel(ModelSimulation):
         for r in recorders:
             r.finish()
         labels = self._labels(recorders)
-        data: dict[str, Any] = {}
-        if model_rows is not None:
-            data.update(self._model_outputs(model_rows, labels, params))
+        parts = [] if model_rows is None else [self._model_outputs(model_rows, labels, params)]
         if agent_rows is not None:
-            data.update(self._agent_outputs(agent_rows, labels))
-        return xr.Dataset(data, coords={STEP_DIM: labels})
+            parts.append(self._agent_outputs(agent_rows, labels))
+        return Recorded(
+            {k: v for p in parts for k, v in p.arrays.items()},
+            {k: v for p in parts for k, v in p.dims.items()},
+            {STEP_DIM: labels, **{k: v for p in parts for k, v in p.coords.items()}},
+        )
 
     # -- recording -----------------------------------------------------------------------
     def _recorders(self, model: Any) -> tuple[Any, _AgentRows | None]:
@@ -470,21 +472,27 @@ class MesaModel(ModelSimulation):
                 raise OutputMismatchError(msg)
         return np.asarray(labels)
 
-    def _model_outputs(
-        self, rows: Any, labels: np.ndarray, params: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _model_outputs(self, rows: Any, labels: np.ndarray, params: Mapping[str, Any]) -> Recorded:
         """Model reporters over ``step``; with ``stop_early``, float64 and NaN past the stop."""
         present = [k for k in labels.tolist() if k in rows.steps]
         if not present:
             msg = f"{self.name}: the model stopped (model.running is False) before collecting"
             raise OutputMismatchError(msg)
         records = [rows.record(k) for k in present]
-        ds = stack_records(records, np.asarray(present), self.dims_hint(params))
-        if self.stop_early:
-            ds = ds.astype(np.float64).reindex({STEP_DIM: labels})
-        return {k: (v.dims, v.values) for k, v in ds.data_vars.items()}
+        rec = stack_records(records, np.asarray(present), self.dims_hint(params))
+        if not self.stop_early:
+            return rec
+        at = np.searchsorted(labels, np.asarray(present))  # the collected steps among labels
+        arrays = {}
+        for name, values in rec.items():
+            axis = rec.dims[name].index(STEP_DIM)
+            moved = np.moveaxis(values.astype(np.float64), axis, 0)
+            padded = np.full((labels.size, *moved.shape[1:]), np.nan)
+            padded[at] = moved
+            arrays[name] = np.moveaxis(padded, 0, axis)
+        return Recorded(arrays, rec.dims, {STEP_DIM: labels})
 
-    def _agent_outputs(self, rows: _AgentRows, labels: np.ndarray) -> dict[str, Any]:
+    def _agent_outputs(self, rows: _AgentRows, labels: np.ndarray) -> Recorded:
         """Agent reporters over ``(step, agent)``, agents keyed by their ``unique_id``."""
         step_of = np.asarray(rows.step_of, dtype=np.int64)
         ids = np.asarray(rows.ids, dtype=np.int64)
@@ -500,9 +508,9 @@ class MesaModel(ModelSimulation):
             shape = (labels.size, agent_ids.size)
             array = np.full(shape, np.nan) if padded else np.empty(shape, values.dtype)
             array[row, col] = values
-            data[name] = ((STEP_DIM, AGENT_DIM), array)
-        data[AGENT_DIM] = (AGENT_DIM, agent_ids)
-        return data
+            data[name] = array
+        dims = dict.fromkeys(data, (STEP_DIM, AGENT_DIM))
+        return Recorded(data, dims, {STEP_DIM: labels, AGENT_DIM: agent_ids})
 
     def _agent_ids(self, row: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The ``agent`` coordinate; raises if an agent falls outside it.

@@ -4,8 +4,8 @@
 calls its ``run()`` or steps it ``n`` times, recording outputs on a ``step`` dimension.
 :class:`ModelSimulation` is what it shares with :class:`~.mesa.MesaModel` (building the
 member's model). The helpers validate ``collect=`` and apply it to a model, stack per-step
-records into a Dataset over ``step``, and write classes and functions to and from the
-``"module:qualname"`` form of a run specification.
+records into arrays over ``step`` (:class:`~.schema.Recorded`), and write classes and
+functions to and from the ``"module:qualname"`` form of a run specification.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from ..errors import OutputMismatchError, SimulationError, SpecError
 from ..members.seeds import DEFAULT_SEED_BITS
 from .contract import Arguments, Coords, Outputs, Simulation, import_object, object_path
+from .schema import Recorded
 
 __all__ = [
     "STEP_DIM",
@@ -225,8 +225,8 @@ def stack_records(
     records: Sequence[Mapping[str, Any]],
     steps: np.ndarray,
     dims_hint: Mapping[str, tuple[str, ...]],
-) -> xr.Dataset:
-    """Stack per-step records into a Dataset with a leading ``step`` dimension.
+) -> Recorded:
+    """Stack per-step records into arrays with a leading ``step`` dimension.
 
     Parameters
     ----------
@@ -239,7 +239,8 @@ def stack_records(
 
     Returns
     -------
-    xarray.Dataset
+    Recorded
+        The stacked outputs, their dims and the ``step`` coordinate.
 
     Raises
     ------
@@ -249,12 +250,12 @@ def stack_records(
 
     Examples
     --------
-    >>> ds = stack_records([{"x": 1.0}, {"x": 2.5}], np.array([1, 2]), {})
-    >>> ds["x"].dims, ds["x"].values.tolist()
-    (('step',), [1.0, 2.5])
+    >>> rec = stack_records([{"x": 1.0}, {"x": 2.5}], np.array([1, 2]), {})
+    >>> rec.dims["x"], rec["x"].tolist(), rec.coords["step"].tolist()
+    (('step',), [1.0, 2.5], [1, 2])
     """
     names = list(records[0])
-    data = {}
+    data, dims_of = {}, {}
     for name in names:
         values = []
         for i, rec in enumerate(records):
@@ -287,8 +288,8 @@ def stack_records(
         if len(dims) != stacked.ndim:
             msg = f"output {name!r} has shape {stacked.shape} but is declared with dims {dims!r}"
             raise OutputMismatchError(msg)
-        data[name] = (tuple(dims), stacked)
-    return xr.Dataset(data, coords={STEP_DIM: steps})
+        data[name], dims_of[name] = stacked, tuple(dims)
+    return Recorded(data, dims_of, {STEP_DIM: steps})
 
 
 # -- specification form --------------------------------------------------------------------

@@ -2,14 +2,15 @@
 
 :class:`Output` declares one output (dims, shape, dtype); :class:`Schema` is the complete
 set every member's result is checked against; :func:`normalize_result` turns a returned
-mapping, :class:`xarray.Dataset` or bare number or array into arrays, dims and coordinates.
+mapping, :class:`xarray.Dataset`, :class:`Recorded` or bare number or array into arrays,
+dims and coordinates.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import OutputMismatchError, SimulationError
 
-__all__ = ["BARE", "Output", "Schema", "normalize_result", "storage_dtype"]
+__all__ = ["BARE", "Output", "Recorded", "Schema", "normalize_result", "storage_dtype"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,72 @@ def _is_dataset(obj: Any) -> bool:
 BARE = (int, float, complex, np.generic, np.ndarray, list)
 
 
+class Recorded(Mapping[str, np.ndarray]):
+    """What an adapter recorded for one member: named arrays, their dims, and coordinates.
+
+    The form in which :class:`~.model_class.ModelClass` and :class:`~.mesa.MesaModel`
+    hand a member's outputs to the engine: what an :class:`xarray.Dataset` of them would
+    hold, without building one. A worker process that runs these members then never
+    loads xarray, and with it dask and pint (a second and more of imports per process),
+    and no member pays for a Dataset it is unpacked from at once. Calling the simulation
+    by hand (``sim(seed=1)``) gives the Dataset (:meth:`to_dataset`).
+
+    Parameters
+    ----------
+    arrays : mapping
+        Output name to its values (one member's).
+    dims : mapping
+        Output name to the names of its dims, one per axis.
+    coords : mapping, optional
+        Dim name to its coordinate values.
+
+    Examples
+    --------
+    >>> rec = Recorded({"x": np.array([0.5, 1.5])}, {"x": ("step",)}, {"step": [1, 2]})
+    >>> rec["x"].tolist(), rec.dims["x"], list(rec)
+    ([0.5, 1.5], ('step',), ['x'])
+    >>> rec.to_dataset()["x"].dims
+    ('step',)
+    """
+
+    def __init__(
+        self,
+        arrays: Mapping[str, Any],
+        dims: Mapping[str, tuple[str, ...]],
+        coords: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.arrays = {str(k): np.asarray(v) for k, v in arrays.items()}
+        self.dims = {str(k): tuple(str(d) for d in v) for k, v in dims.items()}
+        self.coords = {str(k): np.asarray(v) for k, v in (coords or {}).items()}
+        for name, values in self.arrays.items():
+            if len(self.dims.get(name, ())) != values.ndim:
+                msg = (
+                    f"output {name!r} has shape {values.shape} but dims "
+                    f"{self.dims.get(name)!r}; give one dim name per axis"
+                )
+                raise OutputMismatchError(msg)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __repr__(self) -> str:
+        outputs = ", ".join(f"{k}{self.dims[k]!r}" for k in self.arrays)
+        return f"<Recorded {outputs}>"
+
+    def to_dataset(self) -> Any:
+        """The same outputs as an :class:`xarray.Dataset` (coordinates on their dims)."""
+        import xarray as xr
+
+        data = {k: (self.dims[k], v) for k, v in self.arrays.items()}
+        return xr.Dataset(data, coords={k: (k, v) for k, v in self.coords.items()})
+
+
 def normalize_result(
     result: Any, dims_hint: Mapping[str, tuple[str, ...]], bare: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]], dict[str, np.ndarray]]:
@@ -201,7 +268,7 @@ def normalize_result(
 
     Parameters
     ----------
-    result : mapping, xarray.Dataset, number, array or list
+    result : mapping, xarray.Dataset, Recorded, number, array or list
         What the simulation returned for one member.
     dims_hint : mapping
         Declared dims of some outputs; an entry named like one of their dims (and not an
@@ -221,6 +288,9 @@ def normalize_result(
     >>> arrays["energy"].tolist(), dims
     ([1.0, 2.0], {'energy': ('energy_dim_0',)})
     """
+    if isinstance(result, Recorded):  # (a Mapping too: test it first)
+        coords = {k: v for k, v in result.coords.items() if k not in result.arrays}
+        return dict(result.arrays), dict(result.dims), coords
     if _is_dataset(result):  # (a Dataset is also a Mapping: test it first)
         arrays = {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
         dims = {str(k): tuple(str(d) for d in v.dims) for k, v in result.data_vars.items()}

@@ -1,8 +1,8 @@
-"""Chunk-wise writes to a store's member arrays: the chunks a mask or a growth touches.
+"""Chunk-wise writes to a store's member arrays: the chunks a mask touches.
 
 Between runs the driver writes parts of the member arrays (an adaptive run's skipped
-statuses and its new members' seeds, the pending edge of a grown store): only the chunks
-concerned, concurrently, whole when it can and without reading them first.
+statuses and its new members' seeds): only the chunks concerned, concurrently, whole
+when it can and without reading them first.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .keys import Keys
 
-__all__ = ["chunk_regions", "chunk_writes", "code_writes", "copied_chunks", "grown_regions"]
+__all__ = ["chunk_regions", "chunk_writes", "code_writes", "copied_chunks"]
 
 _COPY_BATCH = 64  # chunk copies per call: a few calls run at once, each copies many
 
@@ -40,29 +40,6 @@ def chunk_regions(
         )
         for corner, stop in zip(corners, stops, strict=True)
     }
-
-
-def grown_regions(
-    old: tuple[int, ...], new: tuple[int, ...], chunks: tuple[int, ...] | None = None
-) -> list[tuple[slice, ...]]:
-    """Regions of the member grid that growing ``old`` to ``new`` adds (up to the end of
-    the old edge chunk along the grown dim when ``chunks`` is given).
-
-    Examples
-    --------
-    >>> grown_regions((2, 3), (2, 10))
-    [(slice(0, 2, None), slice(3, 10, None))]
-    >>> grown_regions((2, 3), (2, 10), chunks=(1, 4))
-    [(slice(0, 2, None), slice(3, 4, None))]
-    """
-    regions = []
-    for i, (before, after) in enumerate(zip(old, new, strict=True)):
-        stop = after if chunks is None else min(after, -(-before // chunks[i]) * chunks[i])
-        if stop > before:
-            regions.append(
-                tuple(slice(before, stop) if j == i else slice(0, new[j]) for j in range(len(new)))
-            )
-    return regions
 
 
 def code_writes(

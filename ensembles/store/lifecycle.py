@@ -8,19 +8,17 @@ touches the store's layout itself.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import SpecError, StoreError, StoreExistsError
+from ..errors import StoreError, StoreExistsError
 from ..layout import FAILED, OK, PENDING, SKIPPED
-from ..sweep.values import first_nonfinite
 from . import trust
 from .lease import LEASE_GROUP, Lease
-from .provenance import now, provenance
+from .provenance import PROVENANCE, now
 from .zarr_store import SPEC_ATTR, EnsembleStore
 
 if TYPE_CHECKING:
@@ -28,12 +26,9 @@ if TYPE_CHECKING:
 
     from ..execution.worker import BlockRunner
 
-__all__ = ["check_target", "finish", "lay_out", "run_attrs", "status_counts", "writing"]
+__all__ = ["check_target", "finish", "lay_out", "status_counts", "writing"]
 
-#: Attribute keys of a store's root group.
-SPEC_SHA256 = "ensembles_spec_sha256"
-PROVENANCE = "ensembles_provenance"
-ROOT_SEED = "ensembles_root_seed"
+#: Attribute keys of a store's root group (and those of provenance.py).
 STARTED = "ensembles_started"
 FINISHED = "ensembles_finished"
 COUNTS = "ensembles_counts"
@@ -124,30 +119,6 @@ def writing(store: EnsembleStore, *, force: bool = False) -> Iterator[EnsembleSt
             lease.discard(remove_root=not was_there)
 
 
-def run_attrs(spec: Mapping[str, Any], runner: BlockRunner, root_seed: int) -> dict[str, Any]:
-    """The root attributes that describe a run: its spec (with blocks and schema)."""
-    full = dict(spec)
-    full["block"] = list(runner.members.block)
-    full["schema"] = runner.schema.to_dict()
-    full["format"] = 1
-    found = first_nonfinite(full)
-    if found is not None:  # strict JSON has no NaN or infinity, and NaN != NaN on resume
-        where, value = found
-        msg = (
-            f"the run's spec has the value {value!r} at spec{where}, which a store cannot "
-            "record (strict JSON has no NaN or infinity); use finite numbers (or None) in "
-            "the simulation's settings, the design and the fixed values"
-        )
-        raise SpecError(msg)
-    text = json.dumps(full, sort_keys=True, default=repr, allow_nan=False)
-    return {
-        SPEC_ATTR: text,
-        SPEC_SHA256: hashlib.sha256(text.encode()).hexdigest(),
-        PROVENANCE: json.dumps(provenance()),
-        ROOT_SEED: str(root_seed),
-    }
-
-
 def lay_out(
     store: EnsembleStore,
     template: xr.Dataset,
@@ -157,6 +128,8 @@ def lay_out(
     grows: bool = False,
     started: bool = True,
     member_coords: bool | np.ndarray = True,
+    consolidate: bool = True,
+    grown: Sequence[str] | None = None,
 ) -> None:
     """Create the store's layout for a new run, or grow a resumed one to the template.
 
@@ -168,6 +141,8 @@ def lay_out(
     run that started them). ``member_coords=False`` leaves the new members'
     ``member_seed`` to the caller (an adaptive run writes it for the members it runs only);
     a mask over the member grid has a growing store write it for those members only.
+    ``consolidate=False`` leaves a grown store without consolidated metadata, for the
+    caller to write later; ``grown`` names the dims that grow (see ``EnsembleStore.grow``).
     """
     if action not in ACTIONS:
         msg = f"action must be one of {ACTIONS!r}, got {action!r}"
@@ -184,7 +159,9 @@ def lay_out(
     if grows:
         attrs = {k: v for k, v in template.attrs.items() if k != PROVENANCE}
         trust.remember(attrs[SPEC_ATTR])
-        store.grow(template, attrs, member_coords=member_coords)
+        store.grow(
+            template, attrs, member_coords=member_coords, consolidate=consolidate, grown=grown
+        )
     if started:
         store.update_attrs(**{STARTED: now()})
 

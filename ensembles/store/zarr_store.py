@@ -36,7 +36,7 @@ import zarr
 from ..errors import LeaseLostError, StoreError
 from ..layout import MEMBER_ARRAYS, OK, PENDING, STATUS, BlockResult
 from .arrays import array_specs, concurrently, output_chunks, stable_strings
-from .chunks import chunk_writes, grown_regions
+from .chunks import chunk_writes
 from .codecs import check_codecs, compressors_for
 from .keys import Keys, is_url
 from .lease import LEASE_GROUP, Fence
@@ -291,6 +291,8 @@ class EnsembleStore:
         template: xr.Dataset,
         attrs: Mapping[str, Any],
         member_coords: bool | np.ndarray = True,
+        consolidate: bool = True,
+        grown: Sequence[str] | None = None,
     ) -> None:
         """Grow the member dims to the template's sizes, keeping every written member.
 
@@ -300,9 +302,17 @@ class EnsembleStore:
         ``member_coords=False``, and only in the chunks of the members of a mask given as
         ``member_coords``: an adaptive run writes them for the members it runs, see
         :meth:`write_member_coords`); the new members read as pending. The arrays are
-        resized at once, then the coordinates, the pending edge and the consolidated
-        metadata are written at once. Repeating it after an interruption is harmless: the
+        resized at once, then the coordinates and the consolidated metadata are written
+        at once. Repeating it after an interruption is harmless: the
         spec attrs are written last, once everything else is.
+
+        ``grown`` names the dims that grow when the caller knows (an adaptive run grows
+        one): coordinates over none of them are left as they are.
+
+        With ``consolidate=False`` the consolidated copy is dropped with that last write
+        (readers list the store meanwhile, and see its current layout): the caller
+        consolidates later, off its critical path (an adaptive run does it while the
+        round's members run).
         """
         self._check_fence()
         group = zarr.open_group(
@@ -310,7 +320,7 @@ class EnsembleStore:
         )
         mdims = tuple(template["status"].dims)
         new_shape = tuple(template["status"].shape)
-        old_shape = tuple(group["status"].shape)
+        old_shape = tuple(group["status"].shape)  # the new one if a grow is repeated
         resizes: list[Callable[[], None]] = []
         for name, arr in group.arrays():
             dims = tuple(arr.metadata.dimension_names or ())
@@ -320,22 +330,28 @@ class EnsembleStore:
                 resizes.append(partial(arr.resize, template[name].shape))
         concurrently(resizes)  # each rewrites one array's metadata document
         self._forget()
-        writes: list[Callable[[], None]] = [self.consolidate]  # metadata only: beside the data
+        writes: list[Callable[[], None]] = [self.consolidate] if consolidate else []
         for name, var in template.coords.items():
             dims = tuple(var.dims)
             if name in ("status", "wall_time") or not dims or not set(dims) <= set(mdims):
                 continue
+            if grown is not None and not set(dims) & set(grown):
+                continue  # over dims that keep their size: already written
             values = stable_strings(var.values)
             if dims == mdims and isinstance(member_coords, np.ndarray):
                 writes += chunk_writes(group[name], values, member_coords)
+            elif dims != mdims and grown is not None and old_shape != new_shape:
+                sizes = [old_shape[mdims.index(d)] for d in dims]  # the chunks of new values
+                writes += chunk_writes(group[name], values, _beyond(var.shape, sizes))
             elif dims != mdims or member_coords:  # whole: a repeated grow writes them too
                 writes.append(partial(_put, group[name], values))
-        status = group["status"]
-        # members in grown edge chunks must read as pending (chunks beyond were never written)
-        for region in grown_regions(old_shape, new_shape, status.chunks):
-            writes.append(partial(status.__setitem__, region, 0))
-        concurrently(writes)
-        self._set_attrs(attrs)  # last: a grow interrupted before this is done again
+        # The new members read as pending (status 0, the fill value) without a write, also
+        # those in the old edge chunks: zarr writes every chunk whole, its part beyond the
+        # array's edge with the fill value, and member dims only grow, so that part was
+        # never inside the array (tests/test_store.py, extending by seeds and grid values).
+        concurrently(writes)  # (the consolidated copy is metadata only: beside the data)
+        # last: a grow interrupted before this is done again
+        self._set_attrs(attrs, drop_consolidated=not consolidate)
 
     def write_member_coords(self, template: xr.Dataset, mask: np.ndarray) -> None:
         """Write the per-member coordinates (``member_seed``) of the chunks holding the
@@ -357,12 +373,23 @@ class EnsembleStore:
         self._check_fence()
         self._set_attrs(attrs)
 
-    def _set_attrs(self, attrs: Mapping[str, Any], remove: Sequence[str] = ()) -> None:
-        """Set and remove root attributes; nothing is written when nothing changes."""
-        group = zarr.open_group(self.zarr_store(), mode="r+", zarr_format=3, use_consolidated=None)
+    def _set_attrs(
+        self, attrs: Mapping[str, Any], remove: Sequence[str] = (), drop_consolidated: bool = False
+    ) -> None:
+        """Set and remove root attributes; nothing is written when nothing changes.
+
+        The consolidated copy is kept, or with ``drop_consolidated`` written without it
+        (always written then).
+        """
+        group = zarr.open_group(
+            self.zarr_store(),
+            mode="r+",
+            zarr_format=3,
+            use_consolidated=False if drop_consolidated else None,
+        )
         old = group.attrs.asdict()
         new = {**{k: v for k, v in old.items() if k not in remove}, **attrs}
-        if new != old:
+        if new != old or drop_consolidated:
             group.attrs.put(new)
         self._root = None
 
@@ -463,6 +490,22 @@ class EnsembleStore:
             if var.dtype.kind in "iub":  # no NaN to mark missing members: mask by status
                 ds[name] = var.where(ok)
         return ds
+
+
+def _beyond(shape: tuple[int, ...], sizes: Sequence[int]) -> np.ndarray:
+    """A mask over ``shape``: the positions at or beyond ``sizes`` along some axis.
+
+    Examples
+    --------
+    >>> _beyond((2, 3), [2, 2]).astype(int).tolist()
+    [[0, 0, 1], [0, 0, 1]]
+    """
+    mask = np.zeros(shape, dtype=bool)
+    for axis, size in enumerate(sizes):
+        index = [slice(None)] * len(shape)
+        index[axis] = slice(size, None)
+        mask[tuple(index)] = True
+    return mask
 
 
 def _put(arr: Any, values: np.ndarray) -> None:
