@@ -303,3 +303,44 @@ def test_unreadable_netcdf(tmp_path):
     path.write_text("not netcdf at all")
     with pytest.raises(OutputFileError, match="cannot read netcdf output"):
         read_output(path)
+
+
+# -- what a worker loads -------------------------------------------------------------------
+
+NO_XARRAY = """
+import json, sys
+from pathlib import Path
+from ensembles.simulations.output_files import read_member_output
+folder = Path(sys.argv[1])
+(folder / "r.csv").write_text("sweep,M\\n10,0.5\\n20,0.25\\n")
+(folder / "r.tsv").write_text("x\\ty\\n1\\t2\\n")
+(folder / "r.json").write_text(json.dumps({"t": [1, 2], "M": [0.5, 0.25]}))
+got = {
+    "csv": read_member_output(folder / "r.csv", index="sweep").coords["sweep"].tolist(),
+    "tsv": read_member_output(folder / "r.tsv")["y"].tolist(),
+    "json": read_member_output(folder / "r.json", index="t").dims["M"],
+}
+loaded = [m for m in ("xarray", "pandas", "dask") if m in sys.modules]
+print(json.dumps({"got": got, "loaded": loaded}))
+"""
+
+
+def test_a_member_reads_text_outputs_without_loading_xarray_or_pandas(tmp_path):
+    """A worker that runs Command members reads their CSV, TSV and JSON into arrays with
+    numpy only: a fresh worker process never loads xarray or pandas for them."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "read.py"
+    script.write_text(NO_XARRAY)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["got"] == {"csv": [10, 20], "tsv": 2.0, "json": ["t"]}
+    assert result["loaded"] == []

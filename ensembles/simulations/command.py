@@ -37,7 +37,7 @@ from .command_templates import (
     spec_arguments,
 )
 from .contract import Coords, Output, Outputs, Simulation, object_path
-from .output_files import OutputFileError, infer_format, read_output
+from .output_files import OutputFileError, infer_format, read_member_output
 from .programs import TAIL_LINES as TAIL_LINES  # re-exported: documented here
 from .programs import (
     ProgramFailure,
@@ -477,7 +477,7 @@ class Command(Simulation):
         variables = self.variables
         if variables is None and declared is not None:
             variables = list(declared)  # only the declared outputs are read
-        return read_output(
+        return read_member_output(
             output_path,
             self.format,
             index=self.index or None,

@@ -1,7 +1,9 @@
-"""Read the output file of an external program into an :class:`xarray.Dataset`.
+"""Read the output file of an external program into arrays with dims and coordinates.
 
 :class:`~.command.Command` runs a program that writes its results to a file; this
-module turns that file into arrays with dimensions and coordinates. Supported formats:
+module turns that file into arrays with dimensions and coordinates
+(:func:`read_member_output`: CSV, TSV and JSON without loading xarray, in the worker that
+ran the member) or an :class:`xarray.Dataset` (:func:`read_output`). Supported formats:
 
 ``csv`` / ``tsv``
     A table in long form: zero or more *index* columns (``sweep``, or ``ParamValue`` and
@@ -28,14 +30,17 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from ..errors import EnsembleError
+from .schema import Recorded
 
-__all__ = ["FORMATS", "OutputFileError", "infer_format", "read_output"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["FORMATS", "OutputFileError", "infer_format", "read_member_output", "read_output"]
 
 #: The output formats :func:`read_output` understands.
 FORMATS: tuple[str, ...] = ("csv", "tsv", "json", "netcdf", "zarr")
@@ -169,6 +174,35 @@ def read_output(
     ('int64', 'float64')
     """
     fmt = infer_format(path, format)
+    if fmt in ("netcdf", "zarr"):  # read by xarray itself, every coordinate and attribute
+        return read_member_output(path, fmt, index=index, variables=variables)
+    rec = read_member_output(path, fmt, index=index, variables=variables, dims=dims, dtypes=dtypes)
+    return rec.to_dataset()
+
+
+def read_member_output(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    index: str | Sequence[str] | None = None,
+    variables: Sequence[str] | None = None,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    dtypes: Mapping[str, Any] | None = None,
+) -> Recorded | xr.Dataset:
+    """:func:`read_output` as a member hands it to the engine: CSV, TSV and JSON as
+    :class:`~.schema.Recorded` arrays (xarray is not loaded), NetCDF and Zarr as the
+    Dataset xarray reads.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.csv"
+    >>> _ = path.write_text("sweep,M\\n10,0.9\\n20,0.8\\n")
+    >>> rec = read_member_output(path, index="sweep")
+    >>> rec.dims["M"], rec["M"].tolist(), rec.coords["sweep"].tolist()
+    (('sweep',), [0.9, 0.8], [10, 20])
+    """
+    fmt = infer_format(path, format)
     path = os.fspath(path)
     index_names = _index_names(index)
     if fmt in ("netcdf", "zarr") and index_names:
@@ -181,12 +215,12 @@ def read_output(
         msg = f"output {path!r} does not exist"
         raise OutputFileError(msg)
     if fmt in ("csv", "tsv"):
-        ds = _read_table(path, "," if fmt == "csv" else "\t", index_names, variables)
+        rec = _read_table(path, "," if fmt == "csv" else "\t", index_names, variables)
     elif fmt == "json":
-        ds = _read_json(path, index_names, variables, dims or {})
+        rec = _read_json(path, index_names, variables, dims or {})
     else:
-        return _select(_read_xarray(path, fmt), variables, path)
-    return _text_types(_select(ds, variables, path), dtypes or {}, path)
+        return _select_dataset(_read_xarray(path, fmt), variables, path)
+    return _text_types(_select(rec, variables, path), dtypes or {}, path)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -203,24 +237,23 @@ def _index_names(index: str | Sequence[str] | None) -> tuple[str, ...]:
     return names
 
 
-def _text_types(ds: xr.Dataset, dtypes: Mapping[str, Any], path: str) -> xr.Dataset:
+def _text_types(rec: Recorded, dtypes: Mapping[str, Any], path: str) -> Recorded:
     """Give the outputs read from text their storage types: declared, else float64 or bool."""
-    for name, var in ds.data_vars.items():
-        values = var.values
+    typed = {}
+    for name, values in rec.items():
         declared = dtypes.get(str(name))
         if declared is None:
-            if values.dtype.kind in "iu":
-                ds[name] = var.astype(np.float64)
+            typed[name] = values.astype(np.float64) if values.dtype.kind in "iu" else values
             continue
         declared = np.dtype(declared)
         if np.can_cast(values.dtype, declared, "same_kind"):
-            ds[name] = var.astype(declared)
+            typed[name] = values.astype(declared)
             continue
         example = ""
         if declared.kind in "iu" and values.dtype.kind == "f":
             fractional = ~(np.isfinite(values) & (values % 1 == 0))
             if not fractional.any():  # whole numbers written as 3.0
-                ds[name] = var.astype(declared)
+                typed[name] = values.astype(declared)
                 continue
             example = f" such as {values[fractional].flat[0].item()!r}"
         msg = (
@@ -228,25 +261,44 @@ def _text_types(ds: xr.Dataset, dtypes: Mapping[str, Any], path: str) -> xr.Data
             f"{values.dtype} values{example}; fix the program's output or the declared dtype"
         )
         raise OutputFileError(msg)
-    return ds
+    return Recorded(typed, rec.dims, rec.coords)
 
 
-def _select(ds: xr.Dataset, variables: Sequence[str] | None, path: str) -> xr.Dataset:
+def _missing(names: Sequence[str], variables: Sequence[str] | None, path: str) -> None:
+    missing = [v for v in variables or () if v not in names]
+    if missing:
+        msg = f"output {path!r} has no variable(s) {missing!r}; it has {sorted(names)!r}"
+        raise OutputFileError(msg)
+
+
+def _select(rec: Recorded, variables: Sequence[str] | None, path: str) -> Recorded:
+    if variables is None:
+        return rec
+    _missing(list(rec), variables, path)
+    kept = {v: rec[v] for v in variables}
+    used = {d for v in kept for d in rec.dims[v]}
+    coords = {k: v for k, v in rec.coords.items() if k in used}
+    return Recorded(kept, {v: rec.dims[v] for v in kept}, coords)
+
+
+def _select_dataset(ds: xr.Dataset, variables: Sequence[str] | None, path: str) -> xr.Dataset:
     if variables is None:
         return ds
-    missing = [v for v in variables if v not in ds.data_vars]
-    if missing:
-        msg = (
-            f"output {path!r} has no variable(s) {missing!r}; it has "
-            f"{sorted(map(str, ds.data_vars))!r}"
-        )
-        raise OutputFileError(msg)
+    _missing([str(v) for v in ds.data_vars], variables, path)
     return ds[list(variables)]
+
+
+def _of_dataset(ds: xr.Dataset) -> Recorded:
+    """A Dataset's variables with their dims, and its dimension coordinates."""
+    arrays = {str(k): np.asarray(v.values) for k, v in ds.data_vars.items()}
+    dims = {str(k): tuple(str(d) for d in v.dims) for k, v in ds.data_vars.items()}
+    coords = {str(k): np.asarray(v.values) for k, v in ds.coords.items() if k in ds.dims}
+    return Recorded(arrays, dims, coords)
 
 
 def _read_table(
     path: str, delimiter: str, index: tuple[str, ...], variables: Sequence[str] | None
-) -> xr.Dataset:
+) -> Recorded:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f, delimiter=delimiter, skipinitialspace=True))
@@ -287,9 +339,9 @@ def _read_table(
             values[name] = _parse_column(columns[j], name, path, is_index=name in index)
     if not index:
         n = len(body)
-        data = {k: (("row",), v) if n > 1 else ((), v[0]) for k, v in values.items()}
-        coords = {"row": np.arange(n)} if n > 1 else {}
-        return xr.Dataset(data, coords=coords)
+        if n == 1:
+            return Recorded({k: v[0] for k, v in values.items()}, dict.fromkeys(values, ()))
+        return Recorded(values, dict.fromkeys(values, ("row",)), {"row": np.arange(n)})
     return _pivot(values, index, path)
 
 
@@ -329,15 +381,29 @@ def _parse_column(cells: Sequence[str], name: str, path: str, *, is_index: bool)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _pivot(values: dict[str, np.ndarray], index: tuple[str, ...], path: str) -> xr.Dataset:
-    """Turn long-form columns into arrays over the index dimensions."""
-    import pandas as pd
+def _factorize(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and unique values of ``column``, the uniques in order of first appearance.
 
+    Examples
+    --------
+    >>> codes, uniques = _factorize(np.array([20, 10, 20, 30]))
+    >>> codes.tolist(), uniques.tolist()
+    ([0, 1, 0, 2], [20, 10, 30])
+    """
+    values, first, inverse = np.unique(column, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[np.ravel(inverse)], values[order]
+
+
+def _pivot(values: dict[str, np.ndarray], index: tuple[str, ...], path: str) -> Recorded:
+    """Turn long-form columns into arrays over the index dimensions."""
     codes, uniques = [], []
     for name in index:
-        c, u = pd.factorize(values[name], sort=False)
+        c, u = _factorize(values[name])
         codes.append(c)
-        uniques.append(np.asarray(u))
+        uniques.append(u)
     shape = tuple(len(u) for u in uniques)
     flat = np.ravel_multi_index(tuple(codes), shape)
     nrows = len(flat)
@@ -370,9 +436,9 @@ def _pivot(values: dict[str, np.ndarray], index: tuple[str, ...], path: str) -> 
             continue
         arr = np.empty(expected, dtype=column.dtype)
         arr[flat] = column
-        data[name] = (index, arr.reshape(shape))
+        data[name] = arr.reshape(shape)
     coords = {name: uniques[i] for i, name in enumerate(index)}
-    return xr.Dataset(data, coords=coords)
+    return Recorded(data, dict.fromkeys(data, index), coords)
 
 
 def _read_json(
@@ -380,7 +446,7 @@ def _read_json(
     index: tuple[str, ...],
     variables: Sequence[str] | None,
     dims: Mapping[str, Sequence[str]],
-) -> xr.Dataset:
+) -> Recorded:
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
@@ -394,8 +460,10 @@ def _read_json(
         )
         raise OutputFileError(msg)
     if "data_vars" in obj and ("coords" in obj or "dims" in obj):
+        import xarray as xr
+
         try:
-            return xr.Dataset.from_dict(obj)
+            return _of_dataset(xr.Dataset.from_dict(obj))
         except (ValueError, TypeError, KeyError) as exc:
             msg = f"output {path!r} looks like xarray's to_dict() layout but cannot be read: {exc}"
             raise OutputFileError(msg) from None
@@ -428,11 +496,18 @@ def _read_json(
             )
             raise OutputFileError(msg)
         data[name] = (var_dims, value)
-    try:
-        return xr.Dataset(data, coords=coords)
-    except ValueError as exc:
-        msg = f"output {path!r} has variables whose sizes disagree: {exc}"
-        raise OutputFileError(msg) from None
+    sizes: dict[str, int] = {k: len(v) for k, v in coords.items()}
+    for name, (var_dims, value) in data.items():
+        for dim, size in zip(var_dims, value.shape, strict=True):
+            if sizes.setdefault(dim, size) != size:
+                msg = (
+                    f"output {path!r} has variables whose sizes disagree: {name!r} has "
+                    f"{size} along {dim!r}, another variable or index {sizes[dim]}"
+                )
+                raise OutputFileError(msg)
+    return Recorded(
+        {k: v for k, (_, v) in data.items()}, {k: d for k, (d, _) in data.items()}, coords
+    )
 
 
 def _json_array(raw: Any, name: str, path: str) -> np.ndarray:
@@ -458,6 +533,8 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def _read_xarray(path: str, fmt: str) -> xr.Dataset:
+    import xarray as xr
+
     try:
         ds = xr.open_zarr(path, consolidated=False) if fmt == "zarr" else xr.open_dataset(path)
         with ds:
