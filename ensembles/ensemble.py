@@ -213,7 +213,6 @@ class Ensemble:
         return assemble_dataset(runner, self.design.coords(), outputs, status, attrs)
 
     # -- running ---------------------------------------------------------------------
-
     def to_dataset(self, *, batch_size: int | None = None) -> xr.Dataset:
         """The ensemble as a lazy Dataset: nothing runs until it is computed.
 
@@ -283,8 +282,8 @@ class Ensemble:
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
-        start_local_pool(scheduler, workers)  # workers forked from a single-threaded driver
-        warm_up()  # xarray loads its duck-array libraries while the members run
+        start_local_pool(scheduler, workers)  # forked workers; then xarray loads meanwhile
+        warm_up()
         with resolve_backend(scheduler, workers=workers) as backend:
             # a second compute() plans from what the first learned (the memo)
             options = (batch_size, on_error, retries, timeout, self._memory.learned)

@@ -460,13 +460,7 @@ def _read_json(
         )
         raise OutputFileError(msg)
     if "data_vars" in obj and ("coords" in obj or "dims" in obj):
-        import xarray as xr
-
-        try:
-            return _of_dataset(xr.Dataset.from_dict(obj))
-        except (ValueError, TypeError, KeyError) as exc:
-            msg = f"output {path!r} looks like xarray's to_dict() layout but cannot be read: {exc}"
-            raise OutputFileError(msg) from None
+        return _from_xarray_dict(obj, path)
     missing = [k for k in index if k not in obj]
     if missing:
         msg = f"output {path!r} has no index key(s) {missing!r}; its keys are {sorted(obj)!r}"
@@ -496,6 +490,11 @@ def _read_json(
             )
             raise OutputFileError(msg)
         data[name] = (var_dims, value)
+    return _sized(data, coords, path)
+
+
+def _sized(data: Mapping[str, Any], coords: Mapping[str, np.ndarray], path: str) -> Recorded:
+    """``{name: (dims, values)}`` as Recorded, once every dim has one size throughout."""
     sizes: dict[str, int] = {k: len(v) for k, v in coords.items()}
     for name, (var_dims, value) in data.items():
         for dim, size in zip(var_dims, value.shape, strict=True):
@@ -505,9 +504,19 @@ def _read_json(
                     f"{size} along {dim!r}, another variable or index {sizes[dim]}"
                 )
                 raise OutputFileError(msg)
-    return Recorded(
-        {k: v for k, (_, v) in data.items()}, {k: d for k, (d, _) in data.items()}, coords
-    )
+    arrays = {k: v for k, (_, v) in data.items()}
+    return Recorded(arrays, {k: d for k, (d, _) in data.items()}, coords)
+
+
+def _from_xarray_dict(obj: Mapping[str, Any], path: str) -> Recorded:
+    """A JSON object in :meth:`xarray.Dataset.to_dict`'s layout (read by xarray)."""
+    import xarray as xr
+
+    try:
+        return _of_dataset(xr.Dataset.from_dict(obj))
+    except (ValueError, TypeError, KeyError) as exc:
+        msg = f"output {path!r} looks like xarray's to_dict() layout but cannot be read: {exc}"
+        raise OutputFileError(msg) from None
 
 
 def _json_array(raw: Any, name: str, path: str) -> np.ndarray:
