@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from .errors import DesignError, SpecError
 from .execution.assemble import assemble_dataset, placeholders, warm_up
@@ -27,6 +26,8 @@ from .sweep import Design, design_from_dict
 from .sweep.values import check_finite
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from .adaptive.growth import Growth
     from .adaptive.rules import Adaptive
     from .adaptive.run import AdaptiveJob, RunOptions

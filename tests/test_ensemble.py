@@ -304,3 +304,40 @@ def test_decorated_simulations_pickle_by_reference():
     plain = ens.Simulation(sims.walk)
     again = pickle.loads(pickle.dumps(plain))
     assert again.func is sims.walk
+
+
+LIGHT_DRIVER = """
+import json, sys
+import ensembles as ens
+
+def member(*, seed, x):
+    return {"y": x + seed % 7, "xarray_here": float("xarray" in sys.modules)}
+
+e = ens.Ensemble(member, ens.Grid(x=[1.0, 2.0, 3.0]), seeds=4, root_seed=3)
+built = [m for m in ("xarray", "pandas", "zarr", "distributed") if m in sys.modules]
+ds = e.compute(progress=False, workers=1)
+means = ds.ens.mean("seed")["y"].values.tolist()
+print(json.dumps([built, float(ds["xarray_here"].max()), means]))
+"""
+
+
+def test_building_an_ensemble_loads_no_xarray_and_the_result_still_has_its_accessor(tmp_path):
+    """A driver loads xarray (and pandas) while its first members run, not before; the
+    members' forked workers never have it; the result is a Dataset with ``.ens``."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "light.py"
+    script.write_text(LIGHT_DRIVER)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    built, in_workers, means = json.loads(done.stdout.strip().splitlines()[-1])
+    assert built == []
+    assert in_workers == 0.0  # forked before xarray loaded, and never loading it
+    same = ens.Ensemble(lambda *, seed, x: {}, ens.Grid(x=[1.0, 2.0, 3.0]), seeds=4, root_seed=3)
+    seeds = same.members().seeds  # the member seeds depend on the design and root seed only
+    expected = [x + np.mean(row % 7) for x, row in zip([1.0, 2.0, 3.0], seeds, strict=True)]
+    np.testing.assert_allclose(means, expected)

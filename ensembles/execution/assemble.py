@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from ..layout import MEMBER_SEED, SAMPLE_DIM, SEED_DIM, STATUS, STATUS_ATTRS
 from .worker import BlockRunner
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["assemble_dataset", "placeholders", "warm_up"]
 
@@ -26,10 +28,10 @@ _WARMING: list[threading.Thread] = []  # the one warm-up thread of this process,
 def warm_up() -> None:
     """Have xarray build a first, one-element Dataset now, in a background thread.
 
-    xarray loads the duck-array libraries it finds installed (dask, pint, ...) on the
-    first Dataset it builds: half a second and more, which a run would otherwise spend
-    after its last member (``compute()``) or before its first (``to_zarr()``'s layout).
-    A run calls this once its pool's workers are started (a thread in the driver keeps
+    xarray (and pandas) load on first use, and xarray loads the duck-array libraries it
+    finds installed (dask, pint, ...) on the first Dataset it builds: half a second and
+    more, which a run would otherwise spend after its last member (``compute()``) or
+    before its first (``to_zarr()``'s layout). A run calls this once its pool's workers are started (a thread in the driver keeps
     later workers from being forked), so the loading overlaps with the members. Later
     calls do nothing; errors are left to the run's own Dataset, which raises them.
 
@@ -43,6 +45,8 @@ def warm_up() -> None:
 
     def build() -> None:
         with contextlib.suppress(Exception):  # the run's own Dataset raises it, where it matters
+            import xarray as xr
+
             xr.Dataset({"v": (("d",), np.zeros(1))}, coords={"d": np.zeros(1)})
 
     thread = threading.Thread(target=build, name="ensembles-warm-up", daemon=True)
@@ -102,4 +106,6 @@ def assemble_dataset(
     data_vars = {}
     for name, out in schema.outputs.items():
         data_vars[name] = ((*mdims, *out.dims), outputs[name], dict(out.attrs))
+    import xarray as xr  # here: a run loads it while its members run (warm_up)
+
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
