@@ -16,14 +16,13 @@ REASON_TASKS = (
     "copied into the block's arrays); joblib batches tiny calls more coarsely"
 )
 REASON_CPU = (
-    "the members are the same 20 ms of work on both sides, and forked or fresh workers "
-    "make no difference (measured both ways); the gap is per-block overhead of the pool "
-    "and its driver on 2 shared cores; its exact cause is not isolated"
+    "the members are the same 20 ms of work on both sides; what is left is the pool's "
+    "per-block overhead and its driver's loading of xarray on 2 shared cores"
 )
 REASON_START = (
-    "the driver imports xarray, which imports dask.array (pandas, scipy) when dask is "
-    "installed, and zarr for a store, about 1.5 s of the total on this machine; the pool's "
-    "workers are forked from the driver in milliseconds"
+    "the driver loads zarr for a store and xarray (with pandas, dask.array and pint) to "
+    "lay it out, before the first member runs; the pool's workers are forked from the "
+    "driver in milliseconds"
 )
 REASON_MEMORY = (
     "the driver holds xarray, dask.array, pandas, scipy and zarr (about 130 MiB of PSS) to "

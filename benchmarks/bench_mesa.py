@@ -181,9 +181,10 @@ def _tables(b: _harness.Bench, sizes: tuple[int, int], steps: int) -> None:
                     "kind": "speedup",
                     "op": ">=",
                     "threshold": 1.0,
-                    "reason": "before its first member the driver imports ensembles' stack "
-                    "(xarray, pandas, dask.array, zarr: about 1.5 s here) where batch_run "
-                    "imports Mesa only; the pool's workers are forked with Mesa loaded"
+                    "reason": "the driver loads xarray, dask.array and pint (about half a "
+                    "second of CPU) while the members run, on the same 2 cores, and times "
+                    "two members in one worker before the others start; batch_run loads Mesa "
+                    "only"
                     if kind == "cold"
                     else "per-block overhead of the pool exceeds what batch_run's "
                     "multiprocessing.Pool costs",
