@@ -6,7 +6,9 @@ calls :func:`main` with a ``plan`` function. :func:`main` re-invokes the script 
 ``--candidate NAME --params JSON`` for every run; the candidate prints one JSON object
 (its own inner measurements) as the last line of its stdout. The parent adds the wall time
 of the whole process and the peak proportional set size (PSS) of the process and all its
-descendants, sampled every ~20 ms from ``/proc/<pid>/smaps_rollup``.
+descendants, sampled every 0.1 s from ``/proc/<pid>/smaps_rollup`` (reading it walks a
+process's memory map: sampled every 20 ms, it took up to a quarter of a core of this
+2-core machine away from the candidate).
 
 Rounds interleave the cases (A B C A B C ...), every case runs the same work the same
 number of times, and the table writer (``_report.py``) turns the saved runs into medians,
