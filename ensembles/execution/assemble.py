@@ -31,9 +31,10 @@ def warm_up() -> None:
     xarray (and pandas) load on first use, and xarray loads the duck-array libraries it
     finds installed (dask, pint, ...) on the first Dataset it builds: half a second and
     more, which a run would otherwise spend after its last member (``compute()``) or
-    before its first (``to_zarr()``'s layout). A run calls this once its pool's workers are started (a thread in the driver keeps
-    later workers from being forked), so the loading overlaps with the members. Later
-    calls do nothing; errors are left to the run's own Dataset, which raises them.
+    before its first (``to_zarr()``'s layout). A run calls this once its pool's workers
+    are started (a thread in the driver keeps later workers from being forked), so the
+    loading overlaps with the members. Later calls do nothing; errors are left to the
+    run's own Dataset, which raises them.
 
     Examples
     --------

@@ -10,13 +10,15 @@ import concurrent.futures
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from ..layout import fill_value
 from .codecs import compressors_for
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["array_specs", "concurrently", "output_chunks", "stable_strings"]
 

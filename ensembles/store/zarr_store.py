@@ -27,10 +27,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 import zarr
 
 from ..errors import LeaseLostError, StoreError
@@ -41,6 +40,9 @@ from .codecs import check_codecs, compressors_for
 from .keys import Keys, is_url
 from .lease import LEASE_GROUP, Fence
 from .target import INCOMPLETE_ATTR, SPEC_ATTR, Found, inspect_path
+
+if TYPE_CHECKING:  # xarray loads where a Dataset is built or opened (not to check a path)
+    import xarray as xr
 
 __all__ = ["SPEC_ATTR", "EnsembleStore", "compressors_for", "open_ensemble", "output_chunks"]
 
@@ -201,6 +203,8 @@ class EnsembleStore:
         self, template: xr.Dataset, block: tuple[int, ...], attrs: Mapping[str, Any]
     ) -> None:
         """The coordinates (small, in memory), written by xarray with its own encoding."""
+        import xarray as xr
+
         coords = xr.Dataset(
             coords={
                 k: v.variable.copy(data=stable_strings(v.values))
@@ -477,6 +481,8 @@ class EnsembleStore:
                 f"(ensembles resume {self.path}), or replace it"
             )
             raise StoreError(msg)
+        import xarray as xr
+
         ds = xr.open_zarr(
             self.zarr_store(read_only=True),
             consolidated=bool(root.get("consolidated_metadata")),
