@@ -283,8 +283,8 @@ class Ensemble:
         _check_on_error(on_error, retries)
         timeout = _check_timeout(timeout)
         self.members()  # a run too large for this machine is refused before workers start
-        start_local_pool(scheduler, workers)  # forked workers; then xarray loads meanwhile
-        warm_up()
+        if start_local_pool(scheduler, workers):  # forked workers, then xarray loads
+            warm_up()
         with resolve_backend(scheduler, workers=workers) as backend:
             # a second compute() plans from what the first learned (the memo)
             options = (batch_size, on_error, retries, timeout, self._memory.learned)
@@ -398,8 +398,8 @@ class Ensemble:
             refuse_until(until, self.seeds)
         self._check_store(store, mode)  # refuses before anything is written
         self.members()  # a run too large for this machine is refused before workers start
-        start_local_pool(scheduler, workers)  # before the lease's thread: forked workers
-        warm_up()  # xarray loads its duck-array libraries while the first members run
+        if start_local_pool(scheduler, workers):  # before the lease's thread: forked workers
+            warm_up()  # xarray loads while the first members run
         with (
             lifecycle.writing(store, force=force) as store,  # the lease, before any write
             resolve_backend(scheduler, workers=workers) as backend,
@@ -482,8 +482,8 @@ class Ensemble:
         declared = self.simulation.declared_schema({**self.members().params(0), **self.fixed})
         job = self._adaptive_job(where["batch_size"])
         check_run(store, mode, until, job, declared)  # refuses before anything is written
-        start_local_pool(where["scheduler"], where["workers"])  # before the lease's thread
-        warm_up()
+        if start_local_pool(where["scheduler"], where["workers"]):  # before the lease's thread
+            warm_up()
         with (
             lifecycle.writing(store, force=options.force) as store,  # held for every round
             resolve_backend(where["scheduler"], workers=where["workers"]) as backend,

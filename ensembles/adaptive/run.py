@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..execution.assemble import assemble_dataset, placeholders
+from ..execution.assemble import assemble_dataset, placeholders, warmed
 from ..execution.dispatch import RunReport, run_blocks
 from ..execution.planning import Job, plan_run
 from ..layout import FAILED, PENDING, SKIPPED, STATUS
@@ -423,13 +423,15 @@ def _load_statistics() -> None:
 
     Its import (a tenth of a second or more) otherwise falls on the first decision that
     judges members, between the pilot and round 2; here it runs while the store is laid
-    out and the pilot's members run (the pilot's decision needs no interval). A failed
-    import is left to the decision, which raises it.
+    out and the pilot's members run (the pilot's decision needs no interval), after the
+    run's xarray warm-up (one background import at a time). A failed import is left to
+    the decision, which raises it.
     """
     import importlib
     import threading
 
     def load() -> None:
+        warmed()
         with contextlib.suppress(Exception):  # the decision imports it again and raises
             importlib.import_module("scipy.special")
 

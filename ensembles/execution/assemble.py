@@ -20,7 +20,7 @@ from .worker import BlockRunner
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["assemble_dataset", "placeholders", "warm_up"]
+__all__ = ["assemble_dataset", "placeholders", "warm_up", "warmed"]
 
 _WARMING: list[threading.Thread] = []  # the one warm-up thread of this process, once started
 
@@ -31,10 +31,13 @@ def warm_up() -> None:
     xarray (and pandas) load on first use, and xarray loads the duck-array libraries it
     finds installed (dask, pint, ...) on the first Dataset it builds: half a second and
     more, which a run would otherwise spend after its last member (``compute()``) or
-    before its first (``to_zarr()``'s layout). A run calls this once its pool's workers
-    are started (a thread in the driver keeps later workers from being forked), so the
-    loading overlaps with the members. Later calls do nothing; errors are left to the
-    run's own Dataset, which raises them.
+    before its first (``to_zarr()``'s layout). A run on the local pool calls this once
+    the pool's workers are started (a thread in the driver keeps later workers from being
+    forked), so the loading overlaps with the members; :func:`assemble_dataset` waits for
+    it first, so the driver's own thread never imports beside it (two threads importing
+    one package at once can meet halfway, and Python then hands one of them the module
+    half built). Not with a dask cluster: its in-process workers may import the same
+    modules. Later calls do nothing; errors are left to the run's own Dataset.
 
     Examples
     --------
@@ -53,6 +56,12 @@ def warm_up() -> None:
     thread = threading.Thread(target=build, name="ensembles-warm-up", daemon=True)
     _WARMING.append(thread)
     thread.start()
+
+
+def warmed() -> None:
+    """Wait until :func:`warm_up`'s thread (if any) is done: then xarray is loaded."""
+    for thread in _WARMING:
+        thread.join()
 
 
 def placeholders(runner: BlockRunner) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -107,6 +116,7 @@ def assemble_dataset(
     data_vars = {}
     for name, out in schema.outputs.items():
         data_vars[name] = ((*mdims, *out.dims), outputs[name], dict(out.attrs))
+    warmed()  # never import xarray beside the warm-up thread
     import xarray as xr  # here: a run loads it while its members run (warm_up)
 
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))

@@ -208,8 +208,8 @@ def _active_client() -> Any:
         return None
 
 
-def start_local_pool(scheduler: Any = None, workers: int | None = None) -> None:
-    """Start the local pool now if a run with these arguments goes there.
+def start_local_pool(scheduler: Any = None, workers: int | None = None) -> bool:
+    """Start the local pool now if a run with these arguments goes there; True if so.
 
     A run calls it before it starts threads of its own (the lease's heartbeat, zarr's
     I/O), so the pool's workers can be forked from a single-threaded driver
@@ -218,12 +218,15 @@ def start_local_pool(scheduler: Any = None, workers: int | None = None) -> None:
     Examples
     --------
     >>> start_local_pool(workers=1)  # doctest: +SKIP
+    True
     """
-    if scheduler is None and _active_client() is None:
-        from .pool import default_pool
-        from .pool_process import pool_size
+    if scheduler is not None or _active_client() is not None:
+        return False
+    from .pool import default_pool
+    from .pool_process import pool_size
 
-        default_pool(pool_size(workers, "workers")).start()
+    default_pool(pool_size(workers, "workers")).start()
+    return True
 
 
 @contextlib.contextmanager
