@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -333,12 +335,11 @@ def _wait_for(check, seconds: float = 60.0) -> bool:
     return True
 
 
-def test_a_live_store_is_consistent_while_a_round_runs_and_its_bookkeeping_is_done(tmp_path):
-    """A round's store is grown before its members run; its consolidated metadata, the
-    round's member seeds and the skipped members of stopped points are written while the
-    members run. A reader meanwhile sees the grown layout (never a stale copy), and the
-    bookkeeping is all there before the round's members are."""
-    log, gate, path = tmp_path / "calls.txt", tmp_path / "gate", tmp_path / "live.zarr"
+@contextlib.contextmanager
+def _gated_run(tmp_path: Path, path: Path) -> Iterator[Path]:
+    """Run GATED_SCRIPT into ``path`` in its own process; yields its member log while
+    round 2's members wait; then opens the gate and requires the run to end well."""
+    log, gate = tmp_path / "calls.txt", tmp_path / "gate"
     gate.write_text("")  # members after the pilot's 24 wait while it exists
     script = tmp_path / "run.py"
     script.write_text(
@@ -346,6 +347,24 @@ def test_a_live_store_is_consistent_while_a_round_runs_and_its_bookkeeping_is_do
     )
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
     try:
+        yield log
+    finally:
+        gate.unlink()
+        try:
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0
+
+
+def test_a_live_store_is_consistent_while_a_round_runs_and_its_bookkeeping_is_done(tmp_path):
+    """A round's store is grown before its members run; its consolidated metadata, the
+    round's member seeds and the skipped members of stopped points are written while the
+    members run. A reader meanwhile sees the grown layout (never a stale copy), and the
+    bookkeeping is all there before the round's members are."""
+    path = tmp_path / "live.zarr"
+    with _gated_run(tmp_path, path) as log:
         assert _wait_for(lambda: len(_calls(log)) >= 24 and len(_record(path)["rounds"]) == 2)
         second = _record(path)["rounds"][1]
         n, add = np.asarray(second["n"]), np.asarray(second["add"])
@@ -373,29 +392,13 @@ def test_a_live_store_is_consistent_while_a_round_runs_and_its_bookkeeping_is_do
         assert (ds["status"].values[todo] == PENDING).all()  # gated: none ran yet
         assert _consolidated_status_shape(path) in (None, [3, extent])  # never a stale copy
         assert len(_calls(log)) == 24
-    finally:
-        gate.unlink()
-        try:
-            proc.wait(timeout=300)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0
     assert _consolidated_status_shape(path) == list(ens.open_ensemble(path)["status"].shape)
 
 
 def test_one_writer_lease_for_every_round_and_bad_input_refused_before_it(tmp_path):
-    log, gate, path = tmp_path / "calls.txt", tmp_path / "gate", tmp_path / "held.zarr"
-    gate.write_text("")  # members after the pilot's 24 wait while it exists
-    script = tmp_path / "run.py"
-    script.write_text(
-        GATED_SCRIPT.format(root=str(ROOT), log=str(log), gate=str(gate), path=str(path))
-    )
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while len(_calls(log)) < 24 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
+    path = tmp_path / "held.zarr"
+    with _gated_run(tmp_path, path) as log:
+        assert _wait_for(lambda: len(_calls(log)) >= 24, 180)
         assert len(_calls(log)) == 24, "the pilot did not finish, or round 2 did not wait"
         held = _lease_generations(path)
         assert len(held) == 1
@@ -404,7 +407,7 @@ def test_one_writer_lease_for_every_round_and_bad_input_refused_before_it(tmp_pa
             ens.Grid(a=[0.1, 1.0, 3.0]),
             seeds=RULE,
             root_seed=11,
-            fixed={"log": str(log), "gate": str(gate), "gate_after": 24},
+            fixed={"log": str(log), "gate": str(tmp_path / "gate"), "gate_after": 24},
         )
         # bad input is refused before the lease is asked for: a SpecError, nothing written
         with pytest.raises(SpecError, match=r"'Y' is not an output"):
@@ -416,14 +419,6 @@ def test_one_writer_lease_for_every_round_and_bad_input_refused_before_it(tmp_pa
             assert not isinstance(info.value, StoreMismatchError)
         assert _lease_generations(path) == held
         assert len(_calls(log)) == 24
-    finally:
-        gate.unlink()
-        try:
-            proc.wait(timeout=300)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0
     record = _record(path)
     assert record["state"] == "done"
     assert len(record["rounds"]) == 2
