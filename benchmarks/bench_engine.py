@@ -132,7 +132,7 @@ def ising(*, how, n, fixed):
 
     design = ens.Points([{"T": 3.0}]) + ens.Sample(T=ens.Normal(3.0, 0.05), n=n // 4 - 1, seed=1)
     e = ens.Ensemble(model.simulate, design, seeds=4, root_seed=1, fixed=fixed)
-    e.compute(progress=False)  # warm: cluster started, kernel loaded
+    e.compute(progress=False)  # warm: pool started, kernel loaded
     start = time.perf_counter()
     e.compute(progress=False)
     elapsed = time.perf_counter() - start
@@ -265,7 +265,7 @@ def _write_tables(b, members, steps) -> None:
                 "op": ">=",
                 "threshold": 0.5,
                 "reason": "to_zarr also plans the run, creates, consolidates and reopens the "
-                "store and sends every block through the cluster",
+                "store, and sends every block to a worker process and back",
             }
         )
 
@@ -368,7 +368,7 @@ def _resume_tables(b, members) -> None:
             "threshold": 2.0,
             "unit": " s",
             "fmt": ".2f",
-            "reason": "starting the embedded cluster",
+            "reason": "starting the local pool and reading the store's status",
         }
     )
 
