@@ -275,9 +275,8 @@ class Ensemble:
 
         Notes
         -----
-        The first run probes the first members to learn the outputs and time a member;
-        a later ``compute()`` of the same ensemble (same spec, simulation and setup)
-        reuses what it learned and runs every member in blocks at once.
+        The first run probes its first members for the outputs and a member's cost; a
+        later ``compute()`` of the same ensemble reuses both and runs without a probe.
         """
         self._check_fixed_size("compute()")
         _check_on_error(on_error, retries)
