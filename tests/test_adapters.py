@@ -450,3 +450,10 @@ def test_plain_pickle_of_a_mesa_model_reading_its_datacollector():
     copy = pickle.loads(pickle.dumps(sim))
     assert copy.to_dict() == sim.to_dict()
     xr.testing.assert_identical(copy(n=3, seed=0), sim(n=3, seed=0))
+
+
+def test_a_declared_rank_that_does_not_match_the_records_is_named():
+    from ensembles.simulations.model_class import stack_records
+
+    with pytest.raises(OutputMismatchError, match=r"'xy' has shape \(1, 2\) but is declared"):
+        stack_records([{"xy": [1.0, 2.0]}], np.array([1]), {"xy": ("step",)})

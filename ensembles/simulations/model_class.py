@@ -284,12 +284,9 @@ def stack_records(
             )
             raise OutputMismatchError(msg)
         extra = tuple(f"{name}_dim_{i}" for i in range(stacked.ndim - 1))
-        dims = dims_hint.get(name) or (STEP_DIM, *extra)
-        if len(dims) != stacked.ndim:
-            msg = f"output {name!r} has shape {stacked.shape} but is declared with dims {dims!r}"
-            raise OutputMismatchError(msg)
-        data[name], dims_of[name] = stacked, tuple(dims)
-    return Recorded(data, dims_of, {STEP_DIM: steps})
+        data[name] = stacked
+        dims_of[name] = tuple(dims_hint.get(name) or (STEP_DIM, *extra))
+    return Recorded(data, dims_of, {STEP_DIM: steps})  # checks each output's dims
 
 
 # -- specification form --------------------------------------------------------------------

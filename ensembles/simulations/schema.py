@@ -235,7 +235,7 @@ class Recorded(Mapping[str, np.ndarray]):
         for name, values in self.arrays.items():
             if len(self.dims.get(name, ())) != values.ndim:
                 msg = (
-                    f"output {name!r} has shape {values.shape} but dims "
+                    f"output {name!r} has shape {values.shape} but is declared with dims "
                     f"{self.dims.get(name)!r}; give one dim name per axis"
                 )
                 raise OutputMismatchError(msg)
